@@ -1,0 +1,134 @@
+//! A queue that threads outside the async runtime wait on: the Ruby
+//! threads that answer channel requests, and the Ruby thread waiting for
+//! the server to stop. A wait can be interrupted (Ctrl-C, `Thread#kill`)
+//! from another thread, which is what Ruby's unblock functions need.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+pub struct BlockingQueue<T> {
+    state: Mutex<State<T>>,
+    changed: Condvar,
+}
+
+struct State<T> {
+    items: VecDeque<T>,
+    closed: bool,
+    /// Bumped by each interrupt; a waiter that sees it move returns.
+    interrupts: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Popped<T> {
+    Item(T),
+    /// Woken by `interrupt`: the caller checks why, then may wait again.
+    Interrupted,
+    /// Closed and empty: nothing more will come.
+    Closed,
+}
+
+impl<T> Default for BlockingQueue<T> {
+    fn default() -> Self {
+        BlockingQueue {
+            state: Mutex::new(State { items: VecDeque::new(), closed: false, interrupts: 0 }),
+            changed: Condvar::new(),
+        }
+    }
+}
+
+impl<T> BlockingQueue<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds an item; gives it back if the queue is closed.
+    pub fn push(&self, item: T) -> Result<(), T> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(item);
+        }
+        state.items.push_back(item);
+        drop(state);
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// Waits for an item, the queue's end, or an interrupt.
+    pub fn pop(&self) -> Popped<T> {
+        let mut state = self.lock();
+        let interrupts = state.interrupts;
+        loop {
+            if let Some(item) = state.items.pop_front() {
+                return Popped::Item(item);
+            }
+            if state.closed {
+                return Popped::Closed;
+            }
+            if state.interrupts != interrupts {
+                return Popped::Interrupted;
+            }
+            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Wakes every waiter (they cannot be told apart, and a waiter woken
+    /// for nothing just waits again).
+    pub fn interrupt(&self) {
+        self.lock().interrupts += 1;
+        self.changed.notify_all();
+    }
+
+    /// Ends the queue: items already in it are still popped, then `Closed`.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+
+    /// Takes every item left, to answer them when the queue is given up.
+    pub fn drain(&self) -> Vec<T> {
+        self.lock().items.drain(..).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn pops_in_order_then_reports_the_end() {
+        let q = BlockingQueue::default();
+        q.push(1).unwrap();
+        q.push(2).unwrap();
+        q.close();
+        assert_eq!(q.push(3), Err(3));
+        assert_eq!(q.pop(), Popped::Item(1));
+        assert_eq!(q.pop(), Popped::Item(2));
+        assert_eq!(q.pop(), Popped::Closed);
+    }
+
+    #[test]
+    fn a_waiter_is_woken_by_an_item_an_interrupt_or_the_end() {
+        let q = Arc::new(BlockingQueue::<u32>::default());
+        for wake in [0, 1, 2] {
+            let waiter = {
+                let q = q.clone();
+                std::thread::spawn(move || q.pop())
+            };
+            // The waiter may not be waiting yet: pushes and closes are
+            // seen either way, and an interrupt is repeated until it lands.
+            match wake {
+                0 => q.push(7).unwrap(),
+                1 => {
+                    while !waiter.is_finished() {
+                        q.interrupt();
+                        std::thread::yield_now();
+                    }
+                }
+                _ => q.close(),
+            }
+            let expected = [Popped::Item(7), Popped::Interrupted, Popped::Closed];
+            assert_eq!(waiter.join().unwrap(), expected.into_iter().nth(wake).unwrap());
+        }
+    }
+}

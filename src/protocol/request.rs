@@ -1,0 +1,115 @@
+//! What a stream request asks for: its channels (redirect mode), whether it
+//! long-polls, and the last event id the client has.
+
+use bytes::Bytes;
+use thiserror::Error;
+
+/// A channel name: any bytes, as Redis keys are.
+pub type Channel = Bytes;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("bad query string: {0}")]
+pub struct BadQuery(pub String);
+
+/// The query items that are not channels: `polling` and `lastEventId=N`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryOptions {
+    pub polling: bool,
+    pub last_event_id: Option<u64>,
+}
+
+/// Reads the query string: the options, and the channels of redirect mode
+/// (every `&`-separated item, form-decoded, but the options and empty items).
+pub fn parse_query(query: &[u8]) -> Result<(QueryOptions, Vec<Channel>), BadQuery> {
+    let mut options = QueryOptions::default();
+    let mut channels: Vec<Channel> = Vec::new();
+    for item in query.split(|&b| b == b'&').filter(|item| !item.is_empty()) {
+        if item == b"polling" || item.starts_with(b"polling=") {
+            options.polling = true;
+        } else if let Some(value) = item.strip_prefix(b"lastEventId=") {
+            options.last_event_id = options.last_event_id.or(parse_last_event_id(&form_decode(value)?));
+        } else if item.starts_with(b"lastEventId") {
+            // `lastEventId` alone: an option without a value, never a channel.
+        } else {
+            let channel = Bytes::from(form_decode(item)?);
+            if !channels.contains(&channel) {
+                channels.push(channel);
+            }
+        }
+    }
+    Ok((options, channels))
+}
+
+/// A last event id as the 0.4 server took it (Ruby's `to_i`): leading
+/// digits; 0, empty or no number at all means none.
+pub fn parse_last_event_id(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii_start();
+    let value = value.strip_prefix(b"+").unwrap_or(value);
+    let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&value[..digits]).ok()?.parse().ok().filter(|&id| id > 0)
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
+pub fn form_decode(input: &[u8]) -> Result<Vec<u8>, BadQuery> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = input.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| {
+                    BadQuery(format!("invalid %-escape in {:?}", String::from_utf8_lossy(input)))
+                })?;
+                out.push(byte);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channels(q: &str) -> Vec<String> {
+        parse_query(q.as_bytes()).unwrap().1.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect()
+    }
+
+    #[test]
+    fn the_spec_example() {
+        let (options, chans) = parse_query(b"global&channel_1&lastEventId=12&polling").unwrap();
+        assert_eq!(options, QueryOptions { polling: true, last_event_id: Some(12) });
+        assert_eq!(chans, vec![Bytes::from("global"), Bytes::from("channel_1")]);
+    }
+
+    #[test]
+    fn channels_are_form_decoded() {
+        assert_eq!(channels("a+b&c%2Fd&%C3%A9"), vec!["a b", "c/d", "é"]);
+        assert_eq!(parse_query(b"%FF%00").unwrap().1, vec![Bytes::from_static(b"\xff\x00")]);
+        assert_eq!(channels("&&a&&a&"), vec!["a"]);
+        assert_eq!(channels(""), Vec::<String>::new());
+        assert_eq!(channels("polling=1&lastEventId&x"), vec!["x"]);
+    }
+
+    #[test]
+    fn bad_escapes_are_refused() {
+        assert!(parse_query(b"a%zz").is_err());
+        assert!(parse_query(b"a%4").is_err());
+        assert!(parse_query(b"lastEventId=%").is_err());
+    }
+
+    #[test]
+    fn last_event_ids_read_like_to_i() {
+        assert_eq!(parse_last_event_id(b"42"), Some(42));
+        assert_eq!(parse_last_event_id(b" 42abc"), Some(42));
+        assert_eq!(parse_last_event_id(b"0"), None);
+        assert_eq!(parse_last_event_id(b""), None);
+        assert_eq!(parse_last_event_id(b"abc"), None);
+        assert_eq!(parse_last_event_id(b"-3"), None);
+        assert_eq!(parse_last_event_id(b"99999999999999999999999"), None);
+    }
+}

@@ -1,0 +1,304 @@
+//! The hub: the one task that owns the Redis pub/sub connection.
+//!
+//! Streams ask it to subscribe them to channels; it subscribes each channel
+//! in Redis once, whatever the number of listeners, and unsubscribes when
+//! the last one leaves. Every message is read into one shared buffer and
+//! handed to each listening stream's mailbox, so a broadcast costs a
+//! reference count per stream, not a copy. The hub also beats the streams'
+//! heartbeat, and when Redis goes away it ends every stream and reconnects.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use super::mailbox::{Delivery, Mailbox, StreamId};
+use crate::event;
+use crate::protocol::request::Channel;
+use crate::redis_url::RedisUrl;
+
+/// How long a Redis round trip of the hub may take before Redis counts as gone.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
+const RECONNECT_MIN: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// The pub/sub connection is not up: the request gets a 503.
+#[derive(Debug, thiserror::Error)]
+#[error("the Redis pub/sub connection is down")]
+pub struct HubDown;
+
+enum Command {
+    Subscribe { mailbox: Arc<Mailbox>, channels: Vec<Channel>, done: oneshot::Sender<Result<(), HubDown>> },
+    Unsubscribe { stream: StreamId },
+}
+
+/// A handle on the hub, shared by the connections.
+#[derive(Clone)]
+pub struct Hub {
+    commands: mpsc::UnboundedSender<Command>,
+    up: Arc<AtomicBool>,
+}
+
+impl Hub {
+    /// Starts the hub's task; it runs until `stop` turns true.
+    pub fn start(url: RedisUrl, heartbeat: Duration, stop: watch::Receiver<bool>) -> (Hub, tokio::task::JoinHandle<()>) {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let up = Arc::new(AtomicBool::new(false));
+        let task = HubTask { url, heartbeat, commands: receiver, up: up.clone(), stop, ..HubTask::default() };
+        (Hub { commands, up }, tokio::spawn(task.run()))
+    }
+
+    /// Whether the pub/sub connection is up now.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// Adds a stream to channels; returns once Redis confirmed the
+    /// subscriptions, so that reading history afterwards misses nothing.
+    pub async fn subscribe(&self, mailbox: Arc<Mailbox>, channels: Vec<Channel>) -> Result<(), HubDown> {
+        let (done, confirmed) = oneshot::channel();
+        self.commands.send(Command::Subscribe { mailbox, channels, done }).map_err(|_| HubDown)?;
+        confirmed.await.map_err(|_| HubDown)?
+    }
+
+    /// Removes a stream from all its channels (it may not have been added).
+    pub fn unsubscribe(&self, stream: StreamId) {
+        let _ = self.commands.send(Command::Unsubscribe { stream });
+    }
+}
+
+#[derive(Default)]
+struct Listeners {
+    streams: HashMap<StreamId, (Arc<Mailbox>, Vec<Channel>)>,
+    channels: HashMap<Channel, Vec<Arc<Mailbox>>>,
+}
+
+impl Listeners {
+    /// Applies a batch of commands with at most one UNSUBSCRIBE and one
+    /// SUBSCRIBE, so that a crowd of streams opening at once costs Redis a
+    /// round trip, not one per stream.
+    async fn apply(
+        &mut self,
+        sink: &mut redis::aio::PubSubSink,
+        commands: impl Iterator<Item = Command>,
+    ) -> Result<(), String> {
+        let mut new_channels: Vec<Channel> = Vec::new();
+        let mut emptied: Vec<Channel> = Vec::new();
+        let mut confirmations = Vec::new();
+        for command in commands {
+            match command {
+                Command::Subscribe { mailbox, channels, done } => {
+                    for channel in &channels {
+                        let listeners = self.channels.entry(channel.clone()).or_insert_with(|| {
+                            new_channels.push(channel.clone());
+                            Vec::new()
+                        });
+                        listeners.push(mailbox.clone());
+                    }
+                    self.streams.insert(mailbox.id(), (mailbox, channels));
+                    confirmations.push(done);
+                }
+                Command::Unsubscribe { stream } => {
+                    let Some((_, channels)) = self.streams.remove(&stream) else { continue };
+                    for channel in channels {
+                        if let Some(listeners) = self.channels.get_mut(&channel) {
+                            listeners.retain(|m| m.id() != stream);
+                            if listeners.is_empty() {
+                                emptied.push(channel);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // A channel emptied then joined again within the batch stays subscribed.
+        emptied.retain(|channel| self.channels.get(channel).is_some_and(Vec::is_empty));
+        emptied.dedup();
+        for channel in &emptied {
+            self.channels.remove(channel);
+        }
+        new_channels.retain(|channel| self.channels.contains_key(channel));
+        let result = async {
+            if !emptied.is_empty() {
+                debug!("unsubscribing from {} channel(s)", emptied.len());
+                sink.unsubscribe(names(&emptied)).await?;
+            }
+            if !new_channels.is_empty() {
+                debug!("subscribing to {} channel(s)", new_channels.len());
+                sink.subscribe(names(&new_channels)).await?;
+            }
+            Ok::<_, redis::RedisError>(())
+        };
+        let result = match tokio::time::timeout(REDIS_TIMEOUT, result).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("SUBSCRIBE timed out".into()),
+        };
+        // On failure the streams are ended with every other, and their openers answer 503.
+        for done in confirmations {
+            let _ = done.send(result.as_ref().map(|_| ()).map_err(|_| HubDown));
+        }
+        result
+    }
+
+    fn dispatch(&self, channel: &[u8], payload: &[u8]) {
+        let Some(listeners) = self.channels.get(channel) else { return };
+        let delivery = Delivery { id: event::id_of(payload), text: Bytes::copy_from_slice(payload) };
+        debug!(
+            "event {} on {:?} to {} stream(s)",
+            delivery.id.map_or_else(|| "without id".to_string(), |id| id.to_string()),
+            String::from_utf8_lossy(channel),
+            listeners.len()
+        );
+        for mailbox in listeners {
+            mailbox.push(delivery.clone());
+        }
+    }
+
+}
+
+struct HubTask {
+    url: RedisUrl,
+    heartbeat: Duration,
+    commands: mpsc::UnboundedReceiver<Command>,
+    up: Arc<AtomicBool>,
+    stop: watch::Receiver<bool>,
+    listeners: Listeners,
+}
+
+impl Default for HubTask {
+    fn default() -> Self {
+        let (_, commands) = mpsc::unbounded_channel();
+        HubTask {
+            url: RedisUrl::parse("redis://localhost/").expect("a valid URL"),
+            heartbeat: Duration::from_secs(15),
+            commands,
+            up: Arc::default(),
+            stop: watch::channel(false).1,
+            listeners: Listeners::default(),
+        }
+    }
+}
+
+enum Outcome {
+    Stopped,
+    Lost(String),
+}
+
+impl HubTask {
+    async fn run(mut self) {
+        let mut delay = RECONNECT_MIN;
+        let mut reported_down = false;
+        loop {
+            let pubsub = tokio::select! {
+                _ = stopping(&mut self.stop) => break,
+                pubsub = tokio::time::timeout(REDIS_TIMEOUT, self.url.client().get_async_pubsub()) => pubsub,
+            };
+            let pubsub = match pubsub {
+                Ok(Ok(pubsub)) => pubsub,
+                failure => {
+                    let reason = match failure {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".to_string(),
+                    };
+                    if !reported_down {
+                        warn!("Redis at {} is unreachable ({reason}); retrying until it is back", self.url);
+                        reported_down = true;
+                    }
+                    self.refuse_waiting_subscribers();
+                    tokio::select! {
+                        _ = stopping(&mut self.stop) => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(RECONNECT_MAX);
+                    continue;
+                }
+            };
+            info!("connected to Redis at {}", self.url);
+            delay = RECONNECT_MIN;
+            self.up.store(true, Ordering::Release);
+            let outcome = self.serve(pubsub).await;
+            self.up.store(false, Ordering::Release);
+            self.end_all_streams();
+            match outcome {
+                Outcome::Stopped => break,
+                Outcome::Lost(reason) => {
+                    warn!("lost Redis at {} ({reason}); streams closed, reconnecting", self.url);
+                    reported_down = true;
+                }
+            }
+        }
+        self.end_all_streams();
+        self.commands.close();
+        self.refuse_waiting_subscribers();
+    }
+
+    async fn serve(&mut self, pubsub: redis::aio::PubSub) -> Outcome {
+        let (mut sink, mut messages) = pubsub.split();
+        let HubTask { stop, commands, listeners, heartbeat, .. } = self;
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + *heartbeat, *heartbeat);
+        let mut batch = Vec::new();
+        loop {
+            tokio::select! {
+                biased;
+                _ = stopping(stop) => return Outcome::Stopped,
+                received = commands.recv_many(&mut batch, 1024) => {
+                    if received == 0 {
+                        return Outcome::Stopped;
+                    }
+                    if let Err(reason) = listeners.apply(&mut sink, batch.drain(..)).await {
+                        return Outcome::Lost(reason);
+                    }
+                }
+                message = messages.next() => match message {
+                    Some(message) => {
+                        let channel: Vec<u8> = message.get_channel().unwrap_or_default();
+                        listeners.dispatch(&channel, message.get_payload_bytes());
+                    }
+                    None => return Outcome::Lost("connection closed".into()),
+                },
+                _ = heartbeat.tick() => {
+                    for (mailbox, _) in listeners.streams.values() {
+                        mailbox.heartbeat();
+                    }
+                    // Also notices a Redis that stopped answering without closing the socket.
+                    match tokio::time::timeout(REDIS_TIMEOUT, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Outcome::Lost(e.to_string()),
+                        Err(_) => return Outcome::Lost("PING timed out".into()),
+                    }
+                }
+            }
+        }
+    }
+
+    fn end_all_streams(&mut self) {
+        for (mailbox, _) in self.listeners.streams.values() {
+            mailbox.close();
+        }
+        self.listeners = Listeners::default();
+    }
+
+    /// Streams that asked to subscribe while Redis is down get a 503.
+    fn refuse_waiting_subscribers(&mut self) {
+        while let Ok(command) = self.commands.try_recv() {
+            if let Command::Subscribe { done, .. } = command {
+                let _ = done.send(Err(HubDown));
+            }
+        }
+    }
+}
+
+fn names(channels: &[Channel]) -> Vec<&[u8]> {
+    channels.iter().map(|channel| &channel[..]).collect()
+}
+
+async fn stopping(stop: &mut watch::Receiver<bool>) {
+    // An error means the server dropped its end: stop as well.
+    let _ = stop.wait_for(|stop| *stop).await;
+}

@@ -1,0 +1,185 @@
+//! A stream's queue of live events: filled by the hub, drained by the
+//! stream's body when the client's socket can take more.
+//!
+//! It is bounded: a client that stops reading must not grow the server's
+//! memory. When it overflows, the queue is emptied and the stream is ended;
+//! the browser reconnects with its last id and gets the rest from history.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// Events a stream may have waiting. Loopback and LAN clients drain far
+/// faster; a client this far behind is stalled, not slow.
+pub const MAX_QUEUED_EVENTS: usize = 4096;
+/// Bytes a stream may have waiting, whatever the events' size.
+pub const MAX_QUEUED_BYTES: usize = 1 << 20;
+
+/// One live event as received from Redis: its id, read once by the hub,
+/// and its text, shared by every stream it goes to.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: Option<u64>,
+    pub text: Bytes,
+}
+
+/// Why a stream's mailbox stopped taking events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// The server is stopping, or lost Redis: end the stream cleanly.
+    Ended,
+    /// The client fell too far behind: drop its connection.
+    Overflowed,
+}
+
+pub type StreamId = u64;
+
+pub struct Mailbox {
+    id: StreamId,
+    state: Mutex<State>,
+    /// Wakes the connection's task to drop it: a stalled client is not
+    /// reading, so its body is not being polled and cannot end itself.
+    abort: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Delivery>,
+    queued_bytes: usize,
+    heartbeat_due: bool,
+    closed: Option<Closed>,
+    waker: Option<Waker>,
+}
+
+/// What a stream's body takes out of its mailbox in one go.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub deliveries: Vec<Delivery>,
+    pub heartbeat: bool,
+    pub closed: Option<Closed>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Mailbox {
+    pub fn new(abort: Arc<Notify>) -> Arc<Self> {
+        Arc::new(Mailbox {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            state: Mutex::default(),
+            abort,
+        })
+    }
+
+    pub fn id(&self) -> StreamId {
+        self.id
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn push(&self, delivery: Delivery) {
+        let mut state = self.lock();
+        if state.closed.is_some() {
+            return;
+        }
+        if state.queue.len() >= MAX_QUEUED_EVENTS || state.queued_bytes + delivery.text.len() > MAX_QUEUED_BYTES {
+            state.queue = VecDeque::new();
+            state.queued_bytes = 0;
+            state.closed = Some(Closed::Overflowed);
+            self.abort.notify_one();
+        } else {
+            state.queued_bytes += delivery.text.len();
+            state.queue.push_back(delivery);
+        }
+        wake(state);
+    }
+
+    pub fn heartbeat(&self) {
+        let mut state = self.lock();
+        state.heartbeat_due = true;
+        wake(state);
+    }
+
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed.get_or_insert(Closed::Ended);
+        wake(state);
+    }
+
+    /// Everything waiting, or `Pending` (and a wake-up later) if nothing is.
+    pub fn poll_take(&self, cx: &mut Context<'_>, into: &mut Batch) -> Poll<()> {
+        let mut state = self.lock();
+        if state.queue.is_empty() && !state.heartbeat_due && state.closed.is_none() {
+            if !state.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                state.waker = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        into.deliveries.extend(state.queue.drain(..));
+        state.queued_bytes = 0;
+        into.heartbeat = std::mem::take(&mut state.heartbeat_due);
+        into.closed = state.closed;
+        Poll::Ready(())
+    }
+}
+
+fn wake(mut state: MutexGuard<'_, State>) {
+    let waker = state.waker.take();
+    drop(state);
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn take(m: &Mailbox) -> Option<Batch> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut batch = Batch::default();
+        m.poll_take(&mut cx, &mut batch).is_ready().then_some(batch)
+    }
+
+    #[test]
+    fn delivers_in_order_then_waits() {
+        let m = Mailbox::new(Arc::default());
+        assert!(take(&m).is_none());
+        m.push(Delivery { id: Some(1), text: Bytes::from_static(b"a") });
+        m.push(Delivery { id: Some(2), text: Bytes::from_static(b"b") });
+        m.heartbeat();
+        let batch = take(&m).unwrap();
+        assert_eq!(batch.deliveries.iter().map(|d| d.id.unwrap()).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(batch.heartbeat);
+        assert!(take(&m).is_none());
+    }
+
+    #[test]
+    fn overflow_empties_the_queue_and_aborts() {
+        let abort = Arc::new(Notify::new());
+        let m = Mailbox::new(abort.clone());
+        for id in 0..=MAX_QUEUED_EVENTS as u64 {
+            m.push(Delivery { id: Some(id), text: Bytes::from_static(b"x") });
+        }
+        let batch = take(&m).unwrap();
+        assert!(batch.deliveries.is_empty());
+        assert_eq!(batch.closed, Some(Closed::Overflowed));
+        let notified = abort.notified();
+        futures_util::pin_mut!(notified);
+        assert!(notified.as_mut().enable(), "the connection is told to drop");
+    }
+
+    #[test]
+    fn too_many_bytes_overflow_too() {
+        let m = Mailbox::new(Arc::default());
+        m.push(Delivery { id: None, text: Bytes::from(vec![b'x'; MAX_QUEUED_BYTES]) });
+        m.push(Delivery { id: None, text: Bytes::from_static(b"y") });
+        assert_eq!(take(&m).unwrap().closed, Some(Closed::Overflowed));
+    }
+}
