@@ -1,0 +1,209 @@
+//! `Redisse::Native`: the Ruby binding of the `redisse` crate.
+//!
+//! Thin on purpose: it converts types, releases the GVL around blocking
+//! calls (through [`gvl::without_gvl`]) and maps errors to the exception
+//! classes that Ruby defines (`lib/redisse/errors.rb`). Rust threads never
+//! call Ruby: the server hands channel requests to Ruby threads through a
+//! queue, and their answers come back through a channel.
+
+mod gvl;
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use magnus::{
+    function, method, prelude::*, value::Lazy, Error, ExceptionClass, RArray, RClass, RModule, RString, Ruby, Value,
+};
+use redisse::blocking::Popped;
+use redisse::cli::{self, Command, Defaults, Waited};
+use redisse::publisher::PublishError;
+use redisse::server::channels::{ChannelRequest, ChannelRequests, ChannelSource};
+
+static REDISSE: Lazy<RModule> = Lazy::new(|ruby| ruby.class_object().const_get("Redisse").expect("Redisse is defined"));
+
+fn error_class(ruby: &Ruby, name: &str) -> ExceptionClass {
+    ruby.get_inner(&REDISSE).const_get(name).unwrap_or_else(|_| ruby.exception_runtime_error())
+}
+
+fn error(ruby: &Ruby, class: &str, message: impl Into<String>) -> Error {
+    Error::new(error_class(ruby, class), message.into())
+}
+
+fn bytes(s: RString) -> Vec<u8> {
+    // SAFETY: copied at once, with the GVL held and no Ruby call in between.
+    unsafe { s.as_slice().to_vec() }
+}
+
+fn optional_bytes(s: Option<RString>) -> Option<Vec<u8>> {
+    s.map(bytes)
+}
+
+// ---- event text -----------------------------------------------------------
+
+fn server_sent_event(
+    ruby: &Ruby,
+    data: RString,
+    event_type: Option<RString>,
+    id: Option<RString>,
+    retry: Option<RString>,
+) -> Result<RString, Error> {
+    let (data, event_type, id, retry) = (bytes(data), optional_bytes(event_type), optional_bytes(id), optional_bytes(retry));
+    redisse::event::encode(&data, event_type.as_deref(), id.as_deref(), retry.as_deref())
+        .map(|text| ruby.str_from_slice(&text))
+        .map_err(|e| error(ruby, "InvalidEventError", e.to_string()))
+}
+
+// ---- publisher ------------------------------------------------------------
+
+#[magnus::wrap(class = "Redisse::Native::Publisher", free_immediately, size)]
+struct Publisher(redisse::publisher::Publisher);
+
+impl Publisher {
+    fn new(ruby: &Ruby, url: String, connect_timeout: f64, command_timeout: f64) -> Result<Self, Error> {
+        let timeout = |seconds: f64| Duration::try_from_secs_f64(seconds).map_err(|_| error(ruby, "Error", format!("invalid timeout {seconds}")));
+        redisse::publisher::Publisher::new(&url, timeout(connect_timeout)?, timeout(command_timeout)?)
+            .map(Publisher)
+            .map_err(|e| publish_error(ruby, e))
+    }
+
+    fn publish(ruby: &Ruby, rb_self: &Self, channel: RString, event_type: RString, data: RString) -> Result<u64, Error> {
+        let (channel, event_type, data) = (bytes(channel), bytes(event_type), bytes(data));
+        // Bounded by the connect and command timeouts, so no unblock function is needed.
+        gvl::without_gvl(ruby, || rb_self.0.publish(&channel, &event_type, &data), || {})?
+            .map_err(|e| publish_error(ruby, e))
+    }
+
+    fn url(&self) -> String {
+        self.0.url().to_string()
+    }
+}
+
+fn publish_error(ruby: &Ruby, e: PublishError) -> Error {
+    let class = match e {
+        PublishError::InvalidEvent(_) => "InvalidEventError",
+        PublishError::InvalidUrl(_) | PublishError::Connection { .. } => "ConnectionError",
+        PublishError::Command { .. } => "Error",
+    };
+    error(ruby, class, e.to_string())
+}
+
+// ---- server ---------------------------------------------------------------
+
+#[magnus::wrap(class = "Redisse::Native::Options", free_immediately, size)]
+struct Options(RefCell<Option<cli::Options>>);
+
+fn parse_command_line(ruby: &Ruby, argv: Vec<String>, redis: String, port: String) -> Result<Value, Error> {
+    match cli::parse(argv.into_iter().map(Into::into), &Defaults { redis, port }) {
+        Ok(Command::Help(text)) => Ok(ruby.str_new(&text).as_value()),
+        Ok(Command::Serve(options)) => Ok(ruby.obj_wrap(Options(RefCell::new(Some(options)))).as_value()),
+        Err(e) => Err(error(ruby, "CommandLineError", e.to_string())),
+    }
+}
+
+#[magnus::wrap(class = "Redisse::Native::Server", free_immediately, size)]
+struct Server {
+    running: cli::RunningServer,
+    requests: Option<std::sync::Arc<ChannelRequests>>,
+}
+
+impl Server {
+    fn start(ruby: &Ruby, options: &Options, in_process: bool) -> Result<Self, Error> {
+        let options = options.0.borrow_mut().take().ok_or_else(|| error(ruby, "Error", "these options already started a server"))?;
+        let requests = in_process.then(std::sync::Arc::<ChannelRequests>::default);
+        let channels = requests.clone().map_or(ChannelSource::Query, ChannelSource::Application);
+        let running = cli::start(options, channels, false).map_err(|e| error(ruby, "Error", e.to_string()))?;
+        Ok(Server { running, requests })
+    }
+
+    fn port(&self) -> u16 {
+        self.running.local_addr.port()
+    }
+
+    /// `true` once stopped; `false` when interrupted, for Ruby to handle the interrupt.
+    fn wait(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+        let running = &rb_self.running;
+        let waited = gvl::without_gvl(ruby, || running.wait(), || running.interrupt())?;
+        Ok(waited == Waited::Stopped)
+    }
+
+    fn shutdown(&self) {
+        self.running.shutdown();
+    }
+
+    /// A request for the `channels` block; `nil` when interrupted, `false` once the server stopped.
+    fn next_channel_request(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+        let Some(requests) = rb_self.requests.as_deref() else { return Ok(ruby.qfalse().as_value()) };
+        match gvl::without_gvl(ruby, || requests.pop(), || requests.interrupt())? {
+            Popped::Item(request) => Ok(ruby.obj_wrap(Request(RefCell::new(Some(request)))).as_value()),
+            Popped::Interrupted => Ok(ruby.qnil().as_value()),
+            Popped::Closed => Ok(ruby.qfalse().as_value()),
+        }
+    }
+}
+
+#[magnus::wrap(class = "Redisse::Native::ChannelRequest", free_immediately, size)]
+struct Request(RefCell<Option<ChannelRequest>>);
+
+impl Request {
+    fn env_parts(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
+        let slot = rb_self.0.borrow();
+        let info = &slot.as_ref().ok_or_else(|| error(ruby, "Error", "this request was answered already"))?.info;
+        let headers = ruby.ary_new_capa(info.headers.len());
+        for (name, value) in &info.headers {
+            headers.push(ruby.ary_new_from_values(&[ruby.str_new(name), ruby.str_from_slice(value)]))?;
+        }
+        let parts = ruby.ary_new();
+        parts.push(info.method.as_str())?;
+        parts.push(info.path.as_str())?;
+        parts.push(info.query.as_str())?;
+        parts.push(headers)?;
+        parts.push(info.remote_addr.ip().to_string())?;
+        parts.push(info.local_addr.ip().to_string())?;
+        parts.push(info.local_addr.port())?;
+        Ok(parts)
+    }
+
+    fn take(ruby: &Ruby, rb_self: &Self) -> Result<ChannelRequest, Error> {
+        rb_self.0.borrow_mut().take().ok_or_else(|| error(ruby, "Error", "this request was answered already"))
+    }
+
+    fn reply(ruby: &Ruby, rb_self: &Self, channels: RArray) -> Result<(), Error> {
+        let channels = (0..channels.len())
+            .map(|i| channels.entry::<RString>(i as isize).map(|c| bytes(c).into()))
+            .collect::<Result<_, Error>>()?;
+        Self::take(ruby, rb_self)?.reply(channels);
+        Ok(())
+    }
+
+    fn fail(ruby: &Ruby, rb_self: &Self, message: String) -> Result<(), Error> {
+        Self::take(ruby, rb_self)?.fail(message);
+        Ok(())
+    }
+}
+
+#[magnus::init(name = "redisse")]
+fn init(ruby: &Ruby) -> Result<(), Error> {
+    let native = ruby.get_inner(&REDISSE).define_module("Native")?;
+    native.define_module_function("server_sent_event", function!(server_sent_event, 4))?;
+    native.define_module_function("parse_command_line", function!(parse_command_line, 3))?;
+
+    let publisher = native.define_class("Publisher", ruby.class_object())?;
+    publisher.define_singleton_method("new", function!(Publisher::new, 3))?;
+    publisher.define_method("publish", method!(Publisher::publish, 3))?;
+    publisher.define_method("url", method!(Publisher::url, 0))?;
+
+    native.define_class("Options", ruby.class_object())?;
+
+    let server: RClass = native.define_class("Server", ruby.class_object())?;
+    server.define_singleton_method("start", function!(Server::start, 2))?;
+    server.define_method("port", method!(Server::port, 0))?;
+    server.define_method("wait", method!(Server::wait, 0))?;
+    server.define_method("shutdown", method!(Server::shutdown, 0))?;
+    server.define_method("next_channel_request", method!(Server::next_channel_request, 0))?;
+
+    let request = native.define_class("ChannelRequest", ruby.class_object())?;
+    request.define_method("env_parts", method!(Request::env_parts, 0))?;
+    request.define_method("reply", method!(Request::reply, 1))?;
+    request.define_method("fail", method!(Request::fail, 1))?;
+    Ok(())
+}
