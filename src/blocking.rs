@@ -30,7 +30,11 @@ pub enum Popped<T> {
 impl<T> Default for BlockingQueue<T> {
     fn default() -> Self {
         BlockingQueue {
-            state: Mutex::new(State { items: VecDeque::new(), closed: false, interrupts: 0 }),
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                closed: false,
+                interrupts: 0,
+            }),
             changed: Condvar::new(),
         }
     }
@@ -67,7 +71,10 @@ impl<T> BlockingQueue<T> {
             if state.interrupts != interrupts {
                 return Popped::Interrupted;
             }
-            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -128,7 +135,10 @@ mod tests {
                 _ => q.close(),
             }
             let expected = [Popped::Item(7), Popped::Interrupted, Popped::Closed];
-            assert_eq!(waiter.join().unwrap(), expected.into_iter().nth(wake).unwrap());
+            assert_eq!(
+                waiter.join().unwrap(),
+                expected.into_iter().nth(wake).unwrap()
+            );
         }
     }
 }

@@ -30,7 +30,8 @@ impl Defaults {
     /// `$REDISSE_REDIS` and `$REDISSE_PORT`, else the 0.4 gem's defaults.
     pub fn from_env() -> Self {
         Defaults {
-            redis: std::env::var("REDISSE_REDIS").unwrap_or_else(|_| "redis://localhost:6379/".into()),
+            redis: std::env::var("REDISSE_REDIS")
+                .unwrap_or_else(|_| "redis://localhost:6379/".into()),
             port: std::env::var("REDISSE_PORT").unwrap_or_else(|_| "8080".into()),
         }
     }
@@ -66,32 +67,108 @@ fn command(defaults: &Defaults) -> clap::Command {
         .about("Server-Sent Events server backed by Redis")
         .disable_help_flag(true)
         .disable_version_flag(true)
-        .arg(Arg::new("redis").long("redis").value_name("URL").default_value(defaults.redis.clone())
-            .help("Redis URL: redis://[:password@]host[:port][/db], rediss://..., unix:///path"))
-        .arg(Arg::new("port").short('p').long("port").value_name("PORT").default_value(defaults.port.clone())
-            .help("Port to listen on"))
-        .arg(Arg::new("address").short('a').long("address").value_name("HOST").default_value("0.0.0.0")
-            .help("Address to bind to"))
-        .arg(Arg::new("stdout").short('s').long("stdout").action(ArgAction::SetTrue).help("Log to standard output"))
-        .arg(Arg::new("verbose").short('v').long("verbose").action(ArgAction::SetTrue).help("Log every event (debug level)"))
-        .arg(Arg::new("log").short('l').long("log").value_name("FILE").help("Log to FILE"))
-        .arg(Arg::new("pid").short('P').long("pid").value_name("FILE").help("Write the process id to FILE"))
-        .arg(Arg::new("heartbeat").long("heartbeat").value_name("SECONDS").default_value("15")
-            .help("Seconds between heartbeat comments on each stream"))
-        .arg(Arg::new("environment").short('e').long("environment").value_name("NAME")
-            .help("Accepted for compatibility; the server behaves the same in every environment"))
-        .arg(Arg::new("daemonize").short('d').long("daemonize").action(ArgAction::SetTrue)
-            .help("Not supported: run under a process manager (systemd, foreman...)"))
-        .arg(Arg::new("config").short('c').long("config").value_name("FILE")
-            .help("Not supported: configure Redisse in Ruby, or with the options above"))
-        .arg(Arg::new("help").short('h').long("help").action(ArgAction::SetTrue).help("Show this help"))
+        .arg(
+            Arg::new("redis")
+                .long("redis")
+                .value_name("URL")
+                .default_value(defaults.redis.clone())
+                .help(
+                    "Redis URL: redis://[:password@]host[:port][/db], rediss://..., unix:///path",
+                ),
+        )
+        .arg(
+            Arg::new("port")
+                .short('p')
+                .long("port")
+                .value_name("PORT")
+                .default_value(defaults.port.clone())
+                .help("Port to listen on"),
+        )
+        .arg(
+            Arg::new("address")
+                .short('a')
+                .long("address")
+                .value_name("HOST")
+                .default_value("0.0.0.0")
+                .help("Address to bind to"),
+        )
+        .arg(
+            Arg::new("stdout")
+                .short('s')
+                .long("stdout")
+                .action(ArgAction::SetTrue)
+                .help("Log to standard output"),
+        )
+        .arg(
+            Arg::new("verbose")
+                .short('v')
+                .long("verbose")
+                .action(ArgAction::SetTrue)
+                .help("Log every event (debug level)"),
+        )
+        .arg(
+            Arg::new("log")
+                .short('l')
+                .long("log")
+                .value_name("FILE")
+                .help("Log to FILE"),
+        )
+        .arg(
+            Arg::new("pid")
+                .short('P')
+                .long("pid")
+                .value_name("FILE")
+                .help("Write the process id to FILE"),
+        )
+        .arg(
+            Arg::new("heartbeat")
+                .long("heartbeat")
+                .value_name("SECONDS")
+                .default_value("15")
+                .help("Seconds between heartbeat comments on each stream"),
+        )
+        .arg(
+            Arg::new("environment")
+                .short('e')
+                .long("environment")
+                .value_name("NAME")
+                .help(
+                    "Accepted for compatibility; the server behaves the same in every environment",
+                ),
+        )
+        .arg(
+            Arg::new("daemonize")
+                .short('d')
+                .long("daemonize")
+                .action(ArgAction::SetTrue)
+                .help("Not supported: run under a process manager (systemd, foreman...)"),
+        )
+        .arg(
+            Arg::new("config")
+                .short('c')
+                .long("config")
+                .value_name("FILE")
+                .help("Not supported: configure Redisse in Ruby, or with the options above"),
+        )
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::SetTrue)
+                .help("Show this help"),
+        )
 }
 
 /// Reads the arguments (without the program name).
-pub fn parse(args: impl IntoIterator<Item = OsString>, defaults: &Defaults) -> Result<Command, CliError> {
+pub fn parse(
+    args: impl IntoIterator<Item = OsString>,
+    defaults: &Defaults,
+) -> Result<Command, CliError> {
     let mut command = command(defaults);
     let args = std::iter::once(OsString::from("redisse")).chain(args);
-    let matches = command.try_get_matches_from_mut(args).map_err(|e| CliError::Usage(e.render().to_string()))?;
+    let matches = command
+        .try_get_matches_from_mut(args)
+        .map_err(|e| CliError::Usage(e.render().to_string()))?;
     if matches.get_flag("help") {
         return Ok(Command::Help(command.render_help().to_string()));
     }
@@ -100,7 +177,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, defaults: &Defaults) -> R
 
 fn options(matches: &ArgMatches) -> Result<Options, CliError> {
     let value = |name: &str| matches.get_one::<String>(name).cloned();
-    let usage = |message: String| CliError::Usage(format!("redisse: {message}\nTry 'redisse --help'."));
+    let usage =
+        |message: String| CliError::Usage(format!("redisse: {message}\nTry 'redisse --help'."));
     if matches.get_flag("daemonize") {
         return Err(usage("--daemonize is not supported: run redisse in the foreground under a process manager (systemd, foreman, ...)".into()));
     }
@@ -108,14 +186,20 @@ fn options(matches: &ArgMatches) -> Result<Options, CliError> {
         return Err(usage(format!("--config {file} is not supported: configure Redisse in Ruby (Redisse.redis_server=, Redisse.channels) or with --redis and --port")));
     }
     let port_text = value("port").unwrap_or_default();
-    let port = port_text.parse().map_err(|_| usage(format!("invalid port {port_text:?}")))?;
+    let port = port_text
+        .parse()
+        .map_err(|_| usage(format!("invalid port {port_text:?}")))?;
     let heartbeat_text = value("heartbeat").unwrap_or_default();
     let heartbeat = heartbeat_text
         .parse::<f64>()
         .ok()
         .filter(|s| *s > 0.0 && s.is_finite())
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| usage(format!("invalid heartbeat {heartbeat_text:?}: a number of seconds above 0")))?;
+        .ok_or_else(|| {
+            usage(format!(
+                "invalid heartbeat {heartbeat_text:?}: a number of seconds above 0"
+            ))
+        })?;
     let mut notices = Vec::new();
     if let Some(environment) = value("environment") {
         notices.push(format!("--environment {environment} is ignored: the server behaves the same in every environment"));
@@ -189,7 +273,11 @@ impl RunningServer {
 
 /// Sets up logging, binds, writes the pid file and starts serving.
 /// `handle_signals`: stop on SIGTERM/SIGINT (the binary; in Ruby, Ruby owns signals).
-pub fn start(options: Options, channels: ChannelSource, handle_signals: bool) -> Result<RunningServer, StartError> {
+pub fn start(
+    options: Options,
+    channels: ChannelSource,
+    handle_signals: bool,
+) -> Result<RunningServer, StartError> {
     init_logging(&options)?;
     for notice in &options.notices {
         warn!("{notice}");
@@ -200,7 +288,10 @@ pub fn start(options: Options, channels: ChannelSource, handle_signals: bool) ->
         Err(e) => warn!("cannot raise the open file limit: {e}"),
     }
     let address = format!("{}:{}", options.address, options.port);
-    let bind_error = |source| StartError::Bind { address: address.clone(), source };
+    let bind_error = |source| StartError::Bind {
+        address: address.clone(),
+        source,
+    };
     let addr = address
         .to_socket_addrs()
         .map_err(bind_error)?
@@ -209,36 +300,56 @@ pub fn start(options: Options, channels: ChannelSource, handle_signals: bool) ->
     let listener = TcpListener::bind(addr).map_err(bind_error)?;
     listener.set_nonblocking(true).map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
-    let pid_file = options.pid.as_ref().map(|path| PidFile::write(path.clone())).transpose()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("redisse").build().map_err(StartError::Runtime)?;
+    let pid_file = options
+        .pid
+        .as_ref()
+        .map(|path| PidFile::write(path.clone()))
+        .transpose()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("redisse")
+        .build()
+        .map_err(StartError::Runtime)?;
     let stop = Arc::new(Notify::new());
     let stopped = Arc::new(BlockingQueue::default());
-    let config = Config { redis, heartbeat: options.heartbeat, channels };
+    let config = Config {
+        redis,
+        heartbeat: options.heartbeat,
+        channels,
+    };
     let thread = {
         let (stop, stopped) = (stop.clone(), stopped.clone());
-        std::thread::Builder::new().name("redisse-server".into()).spawn(move || {
-            runtime.block_on(async move {
-                let shutdown = async move {
-                    tokio::select! {
-                        _ = stop.notified() => {}
-                        _ = signals(handle_signals) => info!("signal received"),
-                    }
-                };
-                match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => {
-                        if let Err(e) = server::run(listener, config, shutdown).await {
-                            tracing::error!("server failed: {e}");
+        std::thread::Builder::new()
+            .name("redisse-server".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let shutdown = async move {
+                        tokio::select! {
+                            _ = stop.notified() => {}
+                            _ = signals(handle_signals) => info!("signal received"),
                         }
+                    };
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            if let Err(e) = server::run(listener, config, shutdown).await {
+                                tracing::error!("server failed: {e}");
+                            }
+                        }
+                        Err(e) => tracing::error!("cannot listen: {e}"),
                     }
-                    Err(e) => tracing::error!("cannot listen: {e}"),
-                }
-            });
-            runtime.shutdown_timeout(Duration::from_secs(1));
-            drop(pid_file);
-            stopped.close();
-        }).map_err(StartError::Runtime)?
+                });
+                runtime.shutdown_timeout(Duration::from_secs(1));
+                drop(pid_file);
+                stopped.close();
+            })
+            .map_err(StartError::Runtime)?
     };
-    Ok(RunningServer { local_addr, stop, stopped, thread: Mutex::new(Some(thread)) })
+    Ok(RunningServer {
+        local_addr,
+        stop,
+        stopped,
+        thread: Mutex::new(Some(thread)),
+    })
 }
 
 async fn signals(enabled: bool) {
@@ -246,7 +357,10 @@ async fn signals(enabled: bool) {
         return std::future::pending().await;
     }
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         warn!("cannot handle signals; stop the server another way");
         return std::future::pending().await;
     };
@@ -261,8 +375,12 @@ struct PidFile(PathBuf);
 
 impl PidFile {
     fn write(path: PathBuf) -> Result<Self, StartError> {
-        std::fs::write(&path, format!("{}\n", std::process::id()))
-            .map_err(|source| StartError::PidFile { path: path.display().to_string(), source })?;
+        std::fs::write(&path, format!("{}\n", std::process::id())).map_err(|source| {
+            StartError::PidFile {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
         Ok(PidFile(path))
     }
 }
@@ -289,14 +407,24 @@ impl Write for LogFile {
 /// Logs to `--log FILE`, else standard output with `--stdout`, else
 /// standard error. The first server of a process sets it up.
 fn init_logging(options: &Options) -> Result<(), StartError> {
-    let level = if options.verbose { Level::DEBUG } else { Level::INFO };
-    let builder = tracing_subscriber::fmt().with_max_level(level).with_ansi(false).with_target(false);
+    let level = if options.verbose {
+        Level::DEBUG
+    } else {
+        Level::INFO
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_target(false);
     let result = if let Some(path) = &options.log {
         let file = File::options()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|source| StartError::Log { path: path.display().to_string(), source })?;
+            .map_err(|source| StartError::Log {
+                path: path.display().to_string(),
+                source,
+            })?;
         let file = LogFile(Arc::new(Mutex::new(file)));
         builder.with_writer(move || file.clone()).try_init()
     } else if options.stdout {
@@ -314,7 +442,10 @@ mod tests {
     use super::*;
 
     fn parse_args(args: &[&str]) -> Result<Command, CliError> {
-        let defaults = Defaults { redis: "redis://default/".into(), port: "8080".into() };
+        let defaults = Defaults {
+            redis: "redis://default/".into(),
+            port: "8080".into(),
+        };
         parse(args.iter().map(OsString::from), &defaults)
     }
 
@@ -329,20 +460,53 @@ mod tests {
     #[test]
     fn defaults_and_options() {
         let o = serve(&[]);
-        assert_eq!((o.redis.as_str(), o.port, o.address.as_str()), ("redis://default/", 8080, "0.0.0.0"));
+        assert_eq!(
+            (o.redis.as_str(), o.port, o.address.as_str()),
+            ("redis://default/", 8080, "0.0.0.0")
+        );
         assert_eq!(o.heartbeat, Duration::from_secs(15));
-        let o = serve(&["--redis", "redis://r/2", "-p", "9000", "-a", "127.0.0.1", "-s", "-v", "-P", "x.pid", "--heartbeat", "0.5"]);
-        assert_eq!((o.redis.as_str(), o.port, o.address.as_str()), ("redis://r/2", 9000, "127.0.0.1"));
+        let o = serve(&[
+            "--redis",
+            "redis://r/2",
+            "-p",
+            "9000",
+            "-a",
+            "127.0.0.1",
+            "-s",
+            "-v",
+            "-P",
+            "x.pid",
+            "--heartbeat",
+            "0.5",
+        ]);
+        assert_eq!(
+            (o.redis.as_str(), o.port, o.address.as_str()),
+            ("redis://r/2", 9000, "127.0.0.1")
+        );
         assert!(o.stdout && o.verbose);
         assert_eq!(o.pid, Some(PathBuf::from("x.pid")));
         assert_eq!(o.heartbeat, Duration::from_millis(500));
-        assert_eq!(serve(&["-l", "server.log"]).log, Some(PathBuf::from("server.log")));
+        assert_eq!(
+            serve(&["-l", "server.log"]).log,
+            Some(PathBuf::from("server.log"))
+        );
     }
 
     #[test]
     fn help() {
-        let Ok(Command::Help(text)) = parse_args(&["-h"]) else { panic!("no help") };
-        for option in ["--redis", "--port", "--address", "--stdout", "--verbose", "--log", "--pid", "--heartbeat"] {
+        let Ok(Command::Help(text)) = parse_args(&["-h"]) else {
+            panic!("no help")
+        };
+        for option in [
+            "--redis",
+            "--port",
+            "--address",
+            "--stdout",
+            "--verbose",
+            "--log",
+            "--pid",
+            "--heartbeat",
+        ] {
             assert!(text.contains(option), "{option} missing from help");
         }
     }
@@ -350,9 +514,13 @@ mod tests {
     #[test]
     fn old_options_are_accepted_or_explained() {
         assert_eq!(serve(&["-e", "production"]).notices.len(), 1);
-        let Err(CliError::Usage(message)) = parse_args(&["-d"]) else { panic!() };
+        let Err(CliError::Usage(message)) = parse_args(&["-d"]) else {
+            panic!()
+        };
         assert!(message.contains("--daemonize is not supported"));
-        let Err(CliError::Usage(message)) = parse_args(&["-c", "config.rb"]) else { panic!() };
+        let Err(CliError::Usage(message)) = parse_args(&["-c", "config.rb"]) else {
+            panic!()
+        };
         assert!(message.contains("--config config.rb is not supported"));
     }
 

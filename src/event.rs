@@ -24,7 +24,11 @@ pub struct EventText {
 
 impl EventText {
     /// An event that will carry an id, as `Redisse.publish` writes it.
-    pub fn new(data: &[u8], event_type: Option<&[u8]>, retry: Option<&[u8]>) -> Result<Self, InvalidEvent> {
+    pub fn new(
+        data: &[u8],
+        event_type: Option<&[u8]>,
+        retry: Option<&[u8]>,
+    ) -> Result<Self, InvalidEvent> {
         let mut head = Vec::new();
         write_retry(&mut head, retry)?;
         head.extend_from_slice(b"id: ");
@@ -73,7 +77,11 @@ fn write_retry(out: &mut Vec<u8>, retry: Option<&[u8]>) -> Result<(), InvalidEve
     Ok(())
 }
 
-fn write_type_and_data(out: &mut Vec<u8>, event_type: Option<&[u8]>, data: &[u8]) -> Result<(), InvalidEvent> {
+fn write_type_and_data(
+    out: &mut Vec<u8>,
+    event_type: Option<&[u8]>,
+    data: &[u8],
+) -> Result<(), InvalidEvent> {
     if let Some(event_type) = event_type {
         check_single_line("type", event_type)?;
         out.extend_from_slice(b"event: ");
@@ -92,7 +100,11 @@ fn write_data(out: &mut Vec<u8>, data: &[u8]) {
     while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
         out.extend_from_slice(&rest[..pos]);
         out.extend_from_slice(b"\ndata: ");
-        let skip = if rest[pos] == b'\r' && rest.get(pos + 1) == Some(&b'\n') { 2 } else { 1 };
+        let skip = if rest[pos] == b'\r' && rest.get(pos + 1) == Some(&b'\n') {
+            2
+        } else {
+            1
+        };
         rest = &rest[pos + skip..];
     }
     out.extend_from_slice(rest);
@@ -101,7 +113,10 @@ fn write_data(out: &mut Vec<u8>, data: &[u8]) {
 
 fn check_single_line(field: &'static str, value: &[u8]) -> Result<(), InvalidEvent> {
     if value.iter().any(|&b| b == b'\r' || b == b'\n') {
-        return Err(InvalidEvent { field, value: String::from_utf8_lossy(value).into_owned() });
+        return Err(InvalidEvent {
+            field,
+            value: String::from_utf8_lossy(value).into_owned(),
+        });
     }
     Ok(())
 }
@@ -130,12 +145,18 @@ mod tests {
 
     #[test]
     fn matches_the_old_gem_byte_for_byte() {
-        assert_eq!(text("hello", Some("message"), 1), "id: 1\nevent: message\ndata: hello\n\n");
+        assert_eq!(
+            text("hello", Some("message"), 1),
+            "id: 1\nevent: message\ndata: hello\n\n"
+        );
         assert_eq!(
             text("first line\nsecond line", Some("notice"), 42),
             "id: 42\nevent: notice\ndata: first line\ndata: second line\n\n"
         );
-        assert_eq!(text("", Some("message"), 3), "id: 3\nevent: message\ndata: \n\n");
+        assert_eq!(
+            text("", Some("message"), 3),
+            "id: 3\nevent: message\ndata: \n\n"
+        );
         assert_eq!(text("a\n", None, 3), "id: 3\ndata: a\ndata: \n\n");
         assert_eq!(text("\n\n", None, 3), "id: 3\ndata: \ndata: \ndata: \n\n");
     }
@@ -144,21 +165,33 @@ mod tests {
     fn retry_comes_first() {
         let e = EventText::new(b"x", Some(b"t"), Some(b"500")).unwrap();
         assert_eq!(e.with_id(7), b"retry: 500\nid: 7\nevent: t\ndata: x\n\n");
-        assert_eq!(encode(b"x", None, None, Some(b"10")).unwrap(), b"retry: 10\ndata: x\n\n");
+        assert_eq!(
+            encode(b"x", None, None, Some(b"10")).unwrap(),
+            b"retry: 10\ndata: x\n\n"
+        );
     }
 
     #[test]
     fn encode_with_every_field_optional() {
         assert_eq!(encode(b"", None, None, None).unwrap(), b"data: \n\n");
-        assert_eq!(encode(b"", Some(b"missedevents"), None, None).unwrap(), b"event: missedevents\ndata: \n\n");
-        assert_eq!(encode(b"d", Some(b"t"), Some(b"9"), None).unwrap(), b"id: 9\nevent: t\ndata: d\n\n");
+        assert_eq!(
+            encode(b"", Some(b"missedevents"), None, None).unwrap(),
+            b"event: missedevents\ndata: \n\n"
+        );
+        assert_eq!(
+            encode(b"d", Some(b"t"), Some(b"9"), None).unwrap(),
+            b"id: 9\nevent: t\ndata: d\n\n"
+        );
     }
 
     #[test]
     fn carriage_returns_break_lines() {
         assert_eq!(text("a\rb", None, 1), "id: 1\ndata: a\ndata: b\n\n");
         assert_eq!(text("a\r\nb", None, 1), "id: 1\ndata: a\ndata: b\n\n");
-        assert_eq!(text("a\r\n\rb\r", None, 1), "id: 1\ndata: a\ndata: \ndata: b\ndata: \n\n");
+        assert_eq!(
+            text("a\r\n\rb\r", None, 1),
+            "id: 1\ndata: a\ndata: \ndata: b\ndata: \n\n"
+        );
     }
 
     #[test]

@@ -34,9 +34,15 @@ pub enum PublishError {
     #[error(transparent)]
     InvalidUrl(#[from] InvalidUrl),
     #[error("cannot reach Redis at {url}: {source}")]
-    Connection { url: String, source: redis::RedisError },
+    Connection {
+        url: String,
+        source: redis::RedisError,
+    },
     #[error("Redis at {url} refused the publish: {source}")]
-    Command { url: String, source: redis::RedisError },
+    Command {
+        url: String,
+        source: redis::RedisError,
+    },
 }
 
 /// The script that publishes one event, for publishers that bring their own
@@ -52,7 +58,11 @@ pub fn prepare_publish<'a>(
     text: &EventText,
 ) -> redis::ScriptInvocation<'a> {
     let mut invocation = script.key(LAST_EVENT_ID_KEY);
-    invocation.key(channel).arg(&text.head[..]).arg(&text.tail[..]).arg(HISTORY_SIZE);
+    invocation
+        .key(channel)
+        .arg(&text.head[..])
+        .arg(&text.tail[..])
+        .arg(HISTORY_SIZE);
     invocation
 }
 
@@ -75,7 +85,11 @@ struct PooledConnection {
 }
 
 impl Publisher {
-    pub fn new(url: &str, connect_timeout: Duration, command_timeout: Duration) -> Result<Self, PublishError> {
+    pub fn new(
+        url: &str,
+        connect_timeout: Duration,
+        command_timeout: Duration,
+    ) -> Result<Self, PublishError> {
         Ok(Publisher {
             url: RedisUrl::parse(url)?,
             connect_timeout,
@@ -90,7 +104,12 @@ impl Publisher {
     }
 
     /// Publishes one event and returns its id.
-    pub fn publish(&self, channel: &[u8], event_type: &[u8], data: &[u8]) -> Result<u64, PublishError> {
+    pub fn publish(
+        &self,
+        channel: &[u8],
+        event_type: &[u8],
+        data: &[u8],
+    ) -> Result<u64, PublishError> {
         let text = EventText::new(data, Some(event_type), None)?;
         let mut pooled = self.checkout()?;
         match prepare_publish(&self.script, channel, &text).invoke::<u64>(&mut pooled.connection) {
@@ -102,7 +121,10 @@ impl Publisher {
             Err(source) if is_connection_error(&source) => Err(self.connection_error(source)),
             Err(source) => {
                 self.checkin(pooled);
-                Err(PublishError::Command { url: self.url.to_string(), source })
+                Err(PublishError::Command {
+                    url: self.url.to_string(),
+                    source,
+                })
             }
         }
     }
@@ -124,7 +146,10 @@ impl Publisher {
     }
 
     fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        let connection = self.url.client().get_connection_with_timeout(self.connect_timeout)?;
+        let connection = self
+            .url
+            .client()
+            .get_connection_with_timeout(self.connect_timeout)?;
         connection.set_read_timeout(Some(self.command_timeout))?;
         connection.set_write_timeout(Some(self.command_timeout))?;
         Ok(connection)
@@ -132,15 +157,25 @@ impl Publisher {
 
     fn checkin(&self, pooled: PooledConnection) {
         if pooled.pid == std::process::id() {
-            self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(pooled);
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(pooled);
         }
     }
 
     fn connection_error(&self, source: redis::RedisError) -> PublishError {
-        PublishError::Connection { url: self.url.to_string(), source }
+        PublishError::Connection {
+            url: self.url.to_string(),
+            source,
+        }
     }
 }
 
 fn is_connection_error(e: &redis::RedisError) -> bool {
-    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error()
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
 }

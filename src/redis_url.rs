@@ -23,8 +23,10 @@ pub struct RedisUrl {
 impl RedisUrl {
     pub fn parse(url: &str) -> Result<Self, InvalidUrl> {
         let masked = mask_password(url);
-        let client = redis::Client::open(url)
-            .map_err(|e| InvalidUrl { masked: masked.clone(), reason: e.to_string() })?;
+        let client = redis::Client::open(url).map_err(|e| InvalidUrl {
+            masked: masked.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(RedisUrl { client, masked })
     }
 
@@ -48,13 +50,17 @@ impl fmt::Debug for RedisUrl {
 /// The URL with any password replaced by `****`, also for URLs that do not
 /// parse (they still end up in error messages).
 pub fn mask_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
     let authority_start = scheme_end + 3;
     let authority_end = url[authority_start..]
         .find(['/', '?', '#'])
         .map_or(url.len(), |i| authority_start + i);
     let authority = &url[authority_start..authority_end];
-    let Some(at) = authority.rfind('@') else { return url.to_string() };
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
     let userinfo = &authority[..at];
     let masked_userinfo = match userinfo.find(':') {
         Some(colon) => format!("{}:****", &userinfo[..colon]),
@@ -62,7 +68,12 @@ pub fn mask_password(url: &str) -> String {
         None if userinfo.is_empty() => String::new(),
         None => "****".to_string(),
     };
-    format!("{}{}@{}", &url[..authority_start], masked_userinfo, &url[authority_start + at + 1..])
+    format!(
+        "{}{}@{}",
+        &url[..authority_start],
+        masked_userinfo,
+        &url[authority_start + at + 1..]
+    )
 }
 
 #[cfg(test)]
@@ -71,8 +82,14 @@ mod tests {
 
     #[test]
     fn masks_passwords() {
-        assert_eq!(mask_password("redis://:secret@h:1/2"), "redis://:****@h:1/2");
-        assert_eq!(mask_password("redis://user:secret@h/"), "redis://user:****@h/");
+        assert_eq!(
+            mask_password("redis://:secret@h:1/2"),
+            "redis://:****@h:1/2"
+        );
+        assert_eq!(
+            mask_password("redis://user:secret@h/"),
+            "redis://user:****@h/"
+        );
         assert_eq!(mask_password("rediss://secret@h"), "rediss://****@h");
         assert_eq!(mask_password("redis://h:6379/3"), "redis://h:6379/3");
         assert_eq!(mask_password("redis://h/x?a=b@c"), "redis://h/x?a=b@c");
@@ -82,7 +99,12 @@ mod tests {
 
     #[test]
     fn parses_the_supported_schemes() {
-        for url in ["redis://localhost:6379/", "redis://:pw@127.0.0.1:1/3", "rediss://h:6380/0", "unix:///tmp/r.sock"] {
+        for url in [
+            "redis://localhost:6379/",
+            "redis://:pw@127.0.0.1:1/3",
+            "rediss://h:6380/0",
+            "unix:///tmp/r.sock",
+        ] {
             let parsed = RedisUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert!(!parsed.to_string().contains("pw"));
         }

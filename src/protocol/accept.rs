@@ -20,7 +20,11 @@ pub fn negotiate(accept: Option<&[u8]>) -> Representation {
         }
         stream |= range == "text/event-stream";
     }
-    if stream { Representation::EventStream } else { Representation::NotAcceptable }
+    if stream {
+        Representation::EventStream
+    } else {
+        Representation::NotAcceptable
+    }
 }
 
 /// The media range of one list item, lowercased, unless its quality is 0.
@@ -43,7 +47,10 @@ fn ruby_to_f(s: &str) -> f64 {
         .take_while(|&(i, c)| c.is_ascii_digit() || c == '.' || (i == 0 && (c == '+' || c == '-')))
         .last()
         .map_or(0, |(i, c)| i + c.len_utf8());
-    (0..=end).rev().find_map(|e| s[..e].parse().ok()).unwrap_or(0.0)
+    (0..=end)
+        .rev()
+        .find_map(|e| s[..e].parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

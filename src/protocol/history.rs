@@ -49,7 +49,11 @@ pub struct Opening {
 
 /// Plans the opening from the histories read after subscribing and the
 /// counter read just before them (`None` when it does not exist yet).
-pub fn plan_opening(start: Start, histories: Vec<Vec<StoredEvent>>, counter: Option<u64>) -> Opening {
+pub fn plan_opening(
+    start: Start,
+    histories: Vec<Vec<StoredEvent>>,
+    counter: Option<u64>,
+) -> Opening {
     let mut events: Vec<StoredEvent> = histories.into_iter().flatten().collect();
     events.sort_by_key(|e| e.id);
     events.dedup_by_key(|e| e.id);
@@ -69,7 +73,12 @@ pub fn plan_opening(start: Start, histories: Vec<Vec<StoredEvent>>, counter: Opt
     if let Some(newest) = events.last().map(|e| e.id).or(last_event_id) {
         position = position.max(newest);
     }
-    Opening { missed, events, last_event_id, position }
+    Opening {
+        missed,
+        events,
+        last_event_id,
+        position,
+    }
 }
 
 pub const MISSED_EVENTS: &[u8] = b"event: missedevents\ndata: \n\n";
@@ -83,7 +92,10 @@ mod tests {
     use super::*;
 
     fn ev(id: u64) -> StoredEvent {
-        StoredEvent { id, text: Bytes::from(format!("id: {id}\ndata: \n\n")) }
+        StoredEvent {
+            id,
+            text: Bytes::from(format!("id: {id}\ndata: \n\n")),
+        }
     }
 
     fn ids(o: &Opening) -> Vec<u64> {
@@ -92,7 +104,11 @@ mod tests {
 
     #[test]
     fn merges_channels_in_id_order_and_drops_the_clients_last() {
-        let o = plan_opening(Start::After(3), vec![vec![ev(3), ev(5)], vec![ev(4), ev(6)]], Some(6));
+        let o = plan_opening(
+            Start::After(3),
+            vec![vec![ev(3), ev(5)], vec![ev(4), ev(6)]],
+            Some(6),
+        );
         assert!(!o.missed);
         assert_eq!(ids(&o), vec![4, 5, 6]);
         assert_eq!(o.last_event_id, None);
@@ -121,7 +137,15 @@ mod tests {
     #[test]
     fn no_counter_no_last_event_id() {
         let o = plan_opening(Start::Opened { counter: 0 }, vec![vec![]], None);
-        assert_eq!(o, Opening { missed: false, events: vec![], last_event_id: None, position: 0 });
+        assert_eq!(
+            o,
+            Opening {
+                missed: false,
+                events: vec![],
+                last_event_id: None,
+                position: 0
+            }
+        );
     }
 
     #[test]
@@ -145,7 +169,10 @@ mod tests {
 
     #[test]
     fn event_texts() {
-        assert_eq!(last_event_id_event(42), b"id: 42\nevent: lastEventId\ndata: \n\n");
+        assert_eq!(
+            last_event_id_event(42),
+            b"id: 42\nevent: lastEventId\ndata: \n\n"
+        );
         assert_eq!(MISSED_EVENTS, b"event: missedevents\ndata: \n\n");
     }
 }

@@ -27,7 +27,9 @@ pub fn parse_query(query: &[u8]) -> Result<(QueryOptions, Vec<Channel>), BadQuer
         if item == b"polling" || item.starts_with(b"polling=") {
             options.polling = true;
         } else if let Some(value) = item.strip_prefix(b"lastEventId=") {
-            options.last_event_id = options.last_event_id.or(parse_last_event_id(&form_decode(value)?));
+            options.last_event_id = options
+                .last_event_id
+                .or(parse_last_event_id(&form_decode(value)?));
         } else if item.starts_with(b"lastEventId") {
             // `lastEventId` alone: an option without a value, never a channel.
         } else {
@@ -46,7 +48,11 @@ pub fn parse_last_event_id(value: &[u8]) -> Option<u64> {
     let value = value.trim_ascii_start();
     let value = value.strip_prefix(b"+").unwrap_or(value);
     let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&value[..digits]).ok()?.parse().ok().filter(|&id| id > 0)
+    std::str::from_utf8(&value[..digits])
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&id| id > 0)
 }
 
 /// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
@@ -57,10 +63,17 @@ pub fn form_decode(input: &[u8]) -> Result<Vec<u8>, BadQuery> {
         match input[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = input.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-                let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| {
-                    BadQuery(format!("invalid %-escape in {:?}", String::from_utf8_lossy(input)))
-                })?;
+                let hex = input
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                let byte = hex
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        BadQuery(format!(
+                            "invalid %-escape in {:?}",
+                            String::from_utf8_lossy(input)
+                        ))
+                    })?;
                 out.push(byte);
                 i += 2;
             }
@@ -76,20 +89,34 @@ mod tests {
     use super::*;
 
     fn channels(q: &str) -> Vec<String> {
-        parse_query(q.as_bytes()).unwrap().1.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect()
+        parse_query(q.as_bytes())
+            .unwrap()
+            .1
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect()
     }
 
     #[test]
     fn the_spec_example() {
         let (options, chans) = parse_query(b"global&channel_1&lastEventId=12&polling").unwrap();
-        assert_eq!(options, QueryOptions { polling: true, last_event_id: Some(12) });
+        assert_eq!(
+            options,
+            QueryOptions {
+                polling: true,
+                last_event_id: Some(12)
+            }
+        );
         assert_eq!(chans, vec![Bytes::from("global"), Bytes::from("channel_1")]);
     }
 
     #[test]
     fn channels_are_form_decoded() {
         assert_eq!(channels("a+b&c%2Fd&%C3%A9"), vec!["a b", "c/d", "é"]);
-        assert_eq!(parse_query(b"%FF%00").unwrap().1, vec![Bytes::from_static(b"\xff\x00")]);
+        assert_eq!(
+            parse_query(b"%FF%00").unwrap().1,
+            vec![Bytes::from_static(b"\xff\x00")]
+        );
         assert_eq!(channels("&&a&&a&"), vec!["a"]);
         assert_eq!(channels(""), Vec::<String>::new());
         assert_eq!(channels("polling=1&lastEventId&x"), vec!["x"]);

@@ -14,8 +14,8 @@ use hyper::{Request, Response, StatusCode};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::hub::Hub;
 use super::channels::{ChannelSource, RequestInfo};
+use super::hub::Hub;
 use super::mailbox::Mailbox;
 use super::stream::EventStream;
 use super::Shared;
@@ -33,7 +33,10 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             ResponseBody::Full(text) => Poll::Ready(text.take().map(|text| Ok(Frame::data(text)))),
             ResponseBody::Stream(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
@@ -46,16 +49,24 @@ impl Body for ResponseBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Full(text) => SizeHint::with_exact(text.as_ref().map_or(0, |t| t.len() as u64)),
+            ResponseBody::Full(text) => {
+                SizeHint::with_exact(text.as_ref().map_or(0, |t| t.len() as u64))
+            }
             ResponseBody::Stream(stream) => stream.size_hint(),
         }
     }
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<ResponseBody> {
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::Full(Some(body.into())));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -63,7 +74,8 @@ fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
     text(status, "text/plain", body)
 }
 
-const NOT_ACCEPTABLE: &str = "406 Not Acceptable\nThis resource can only be represented as text/event-stream.\n";
+const NOT_ACCEPTABLE: &str =
+    "406 Not Acceptable\nThis resource can only be represented as text/event-stream.\n";
 const NOT_FOUND: &str = "404 Not Found\n";
 const UNAVAILABLE: &str = "503 Service Unavailable\n";
 const INTERNAL_ERROR: &str = "500 Internal Server Error\n";
@@ -76,7 +88,11 @@ pub struct Peer {
     pub abort: Arc<Notify>,
 }
 
-pub async fn respond<B>(shared: Arc<Shared>, request: Request<B>, peer: &Peer) -> Response<ResponseBody> {
+pub async fn respond<B>(
+    shared: Arc<Shared>,
+    request: Request<B>,
+    peer: &Peer,
+) -> Response<ResponseBody> {
     match negotiate(request.headers().get(ACCEPT).map(HeaderValue::as_bytes)) {
         Representation::Stats => text(StatusCode::OK, "application/json", shared.stats.to_json()),
         Representation::NotAcceptable => plain(StatusCode::NOT_ACCEPTABLE, NOT_ACCEPTABLE),
@@ -84,7 +100,11 @@ pub async fn respond<B>(shared: Arc<Shared>, request: Request<B>, peer: &Peer) -
     }
 }
 
-async fn open_stream<B>(shared: Arc<Shared>, request: Request<B>, peer: &Peer) -> Response<ResponseBody> {
+async fn open_stream<B>(
+    shared: Arc<Shared>,
+    request: Request<B>,
+    peer: &Peer,
+) -> Response<ResponseBody> {
     let query = request.uri().query().unwrap_or("").as_bytes();
     let (options, query_channels) = match parse_query(query) {
         Ok(parsed) => parsed,
@@ -121,7 +141,11 @@ async fn open_stream<B>(shared: Arc<Shared>, request: Request<B>, peer: &Peer) -
                 peer.remote,
                 describe(&channels),
                 last_event_id.map_or("none".to_string(), |id| id.to_string()),
-                if options.polling { "(long polling)" } else { "" }
+                if options.polling {
+                    "(long polling)"
+                } else {
+                    ""
+                }
             );
             let mut response = Response::new(ResponseBody::Stream(Box::new(stream)));
             let headers = response.headers_mut();
@@ -148,17 +172,42 @@ async fn subscribe(
 ) -> Result<EventStream, String> {
     let start = match last_event_id {
         Some(id) => Start::After(id),
-        None => Start::Opened { counter: shared.store.counter().await.map_err(|e| e.to_string())?.unwrap_or(0) },
+        None => Start::Opened {
+            counter: shared
+                .store
+                .counter()
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or(0),
+        },
     };
     let mailbox = Mailbox::new(peer.abort.clone());
     // Until the stream exists, leaving (an error, or the client going away
     // and this future dropped) must not leave the mailbox subscribed.
-    let pending = PendingSubscription { hub: &shared.hub, stream: mailbox.id() };
-    shared.hub.subscribe(mailbox.clone(), channels.to_vec()).await.map_err(|e| e.to_string())?;
-    let snapshot = shared.store.snapshot(start, channels).await.map_err(|e| e.to_string())?;
+    let pending = PendingSubscription {
+        hub: &shared.hub,
+        stream: mailbox.id(),
+    };
+    shared
+        .hub
+        .subscribe(mailbox.clone(), channels.to_vec())
+        .await
+        .map_err(|e| e.to_string())?;
+    let snapshot = shared
+        .store
+        .snapshot(start, channels)
+        .await
+        .map_err(|e| e.to_string())?;
     std::mem::forget(pending);
     let opening = plan_opening(start, snapshot.histories, snapshot.counter);
-    Ok(EventStream::new(opening, mailbox, polling, shared.hub.clone(), shared.stats.clone(), peer.remote.to_string()))
+    Ok(EventStream::new(
+        opening,
+        mailbox,
+        polling,
+        shared.hub.clone(),
+        shared.stats.clone(),
+        peer.remote.to_string(),
+    ))
 }
 
 struct PendingSubscription<'a> {
@@ -177,7 +226,11 @@ fn request_info<B>(request: &Request<B>, peer: &Peer) -> RequestInfo {
         method: request.method().to_string(),
         path: request.uri().path().to_string(),
         query: request.uri().query().unwrap_or("").to_string(),
-        headers: request.headers().iter().map(|(name, value)| (name.to_string(), value.as_bytes().to_vec())).collect(),
+        headers: request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+            .collect(),
         remote_addr: peer.remote,
         local_addr: peer.local,
     }
@@ -194,6 +247,9 @@ fn dedup(channels: Vec<Channel>) -> Vec<Channel> {
 }
 
 fn describe(channels: &[Channel]) -> String {
-    let names: Vec<_> = channels.iter().map(|c| format!("{:?}", String::from_utf8_lossy(c))).collect();
+    let names: Vec<_> = channels
+        .iter()
+        .map(|c| format!("{:?}", String::from_utf8_lossy(c)))
+        .collect();
     format!("[{}]", names.join(", "))
 }

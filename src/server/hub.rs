@@ -33,8 +33,14 @@ const RECONNECT_MAX: Duration = Duration::from_secs(5);
 pub struct HubDown;
 
 enum Command {
-    Subscribe { mailbox: Arc<Mailbox>, channels: Vec<Channel>, done: oneshot::Sender<Result<(), HubDown>> },
-    Unsubscribe { stream: StreamId },
+    Subscribe {
+        mailbox: Arc<Mailbox>,
+        channels: Vec<Channel>,
+        done: oneshot::Sender<Result<(), HubDown>>,
+    },
+    Unsubscribe {
+        stream: StreamId,
+    },
 }
 
 /// A handle on the hub, shared by the connections.
@@ -46,10 +52,21 @@ pub struct Hub {
 
 impl Hub {
     /// Starts the hub's task; it runs until `stop` turns true.
-    pub fn start(url: RedisUrl, heartbeat: Duration, stop: watch::Receiver<bool>) -> (Hub, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        url: RedisUrl,
+        heartbeat: Duration,
+        stop: watch::Receiver<bool>,
+    ) -> (Hub, tokio::task::JoinHandle<()>) {
         let (commands, receiver) = mpsc::unbounded_channel();
         let up = Arc::new(AtomicBool::new(false));
-        let task = HubTask { url, heartbeat, commands: receiver, up: up.clone(), stop, ..HubTask::default() };
+        let task = HubTask {
+            url,
+            heartbeat,
+            commands: receiver,
+            up: up.clone(),
+            stop,
+            ..HubTask::default()
+        };
         (Hub { commands, up }, tokio::spawn(task.run()))
     }
 
@@ -60,9 +77,19 @@ impl Hub {
 
     /// Adds a stream to channels; returns once Redis confirmed the
     /// subscriptions, so that reading history afterwards misses nothing.
-    pub async fn subscribe(&self, mailbox: Arc<Mailbox>, channels: Vec<Channel>) -> Result<(), HubDown> {
+    pub async fn subscribe(
+        &self,
+        mailbox: Arc<Mailbox>,
+        channels: Vec<Channel>,
+    ) -> Result<(), HubDown> {
         let (done, confirmed) = oneshot::channel();
-        self.commands.send(Command::Subscribe { mailbox, channels, done }).map_err(|_| HubDown)?;
+        self.commands
+            .send(Command::Subscribe {
+                mailbox,
+                channels,
+                done,
+            })
+            .map_err(|_| HubDown)?;
         confirmed.await.map_err(|_| HubDown)?
     }
 
@@ -92,7 +119,11 @@ impl Listeners {
         let mut confirmations = Vec::new();
         for command in commands {
             match command {
-                Command::Subscribe { mailbox, channels, done } => {
+                Command::Subscribe {
+                    mailbox,
+                    channels,
+                    done,
+                } => {
                     for channel in &channels {
                         let listeners = self.channels.entry(channel.clone()).or_insert_with(|| {
                             new_channels.push(channel.clone());
@@ -104,7 +135,9 @@ impl Listeners {
                     confirmations.push(done);
                 }
                 Command::Unsubscribe { stream } => {
-                    let Some((_, channels)) = self.streams.remove(&stream) else { continue };
+                    let Some((_, channels)) = self.streams.remove(&stream) else {
+                        continue;
+                    };
                     for channel in channels {
                         if let Some(listeners) = self.channels.get_mut(&channel) {
                             listeners.retain(|m| m.id() != stream);
@@ -147,11 +180,18 @@ impl Listeners {
     }
 
     fn dispatch(&self, channel: &[u8], payload: &[u8]) {
-        let Some(listeners) = self.channels.get(channel) else { return };
-        let delivery = Delivery { id: event::id_of(payload), text: Bytes::copy_from_slice(payload) };
+        let Some(listeners) = self.channels.get(channel) else {
+            return;
+        };
+        let delivery = Delivery {
+            id: event::id_of(payload),
+            text: Bytes::copy_from_slice(payload),
+        };
         debug!(
             "event {} on {:?} to {} stream(s)",
-            delivery.id.map_or_else(|| "without id".to_string(), |id| id.to_string()),
+            delivery
+                .id
+                .map_or_else(|| "without id".to_string(), |id| id.to_string()),
             String::from_utf8_lossy(channel),
             listeners.len()
         );
@@ -159,7 +199,6 @@ impl Listeners {
             mailbox.push(delivery.clone());
         }
     }
-
 }
 
 struct HubTask {
@@ -207,7 +246,10 @@ impl HubTask {
                         _ => "timed out".to_string(),
                     };
                     if !reported_down {
-                        warn!("Redis at {} is unreachable ({reason}); retrying until it is back", self.url);
+                        warn!(
+                            "Redis at {} is unreachable ({reason}); retrying until it is back",
+                            self.url
+                        );
                         reported_down = true;
                     }
                     self.refuse_waiting_subscribers();
@@ -228,7 +270,10 @@ impl HubTask {
             match outcome {
                 Outcome::Stopped => break,
                 Outcome::Lost(reason) => {
-                    warn!("lost Redis at {} ({reason}); streams closed, reconnecting", self.url);
+                    warn!(
+                        "lost Redis at {} ({reason}); streams closed, reconnecting",
+                        self.url
+                    );
                     reported_down = true;
                 }
             }
@@ -240,8 +285,15 @@ impl HubTask {
 
     async fn serve(&mut self, pubsub: redis::aio::PubSub) -> Outcome {
         let (mut sink, mut messages) = pubsub.split();
-        let HubTask { stop, commands, listeners, heartbeat, .. } = self;
-        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + *heartbeat, *heartbeat);
+        let HubTask {
+            stop,
+            commands,
+            listeners,
+            heartbeat,
+            ..
+        } = self;
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + *heartbeat, *heartbeat);
         let mut batch = Vec::new();
         loop {
             tokio::select! {

@@ -87,7 +87,9 @@ impl Mailbox {
         if state.closed.is_some() {
             return;
         }
-        if state.queue.len() >= MAX_QUEUED_EVENTS || state.queued_bytes + delivery.text.len() > MAX_QUEUED_BYTES {
+        if state.queue.len() >= MAX_QUEUED_EVENTS
+            || state.queued_bytes + delivery.text.len() > MAX_QUEUED_BYTES
+        {
             state.queue = VecDeque::new();
             state.queued_bytes = 0;
             state.closed = Some(Closed::Overflowed);
@@ -115,7 +117,11 @@ impl Mailbox {
     pub fn poll_take(&self, cx: &mut Context<'_>, into: &mut Batch) -> Poll<()> {
         let mut state = self.lock();
         if state.queue.is_empty() && !state.heartbeat_due && state.closed.is_none() {
-            if !state.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            if !state
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
                 state.waker = Some(cx.waker().clone());
             }
             return Poll::Pending;
@@ -151,11 +157,24 @@ mod tests {
     fn delivers_in_order_then_waits() {
         let m = Mailbox::new(Arc::default());
         assert!(take(&m).is_none());
-        m.push(Delivery { id: Some(1), text: Bytes::from_static(b"a") });
-        m.push(Delivery { id: Some(2), text: Bytes::from_static(b"b") });
+        m.push(Delivery {
+            id: Some(1),
+            text: Bytes::from_static(b"a"),
+        });
+        m.push(Delivery {
+            id: Some(2),
+            text: Bytes::from_static(b"b"),
+        });
         m.heartbeat();
         let batch = take(&m).unwrap();
-        assert_eq!(batch.deliveries.iter().map(|d| d.id.unwrap()).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            batch
+                .deliveries
+                .iter()
+                .map(|d| d.id.unwrap())
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         assert!(batch.heartbeat);
         assert!(take(&m).is_none());
     }
@@ -165,7 +184,10 @@ mod tests {
         let abort = Arc::new(Notify::new());
         let m = Mailbox::new(abort.clone());
         for id in 0..=MAX_QUEUED_EVENTS as u64 {
-            m.push(Delivery { id: Some(id), text: Bytes::from_static(b"x") });
+            m.push(Delivery {
+                id: Some(id),
+                text: Bytes::from_static(b"x"),
+            });
         }
         let batch = take(&m).unwrap();
         assert!(batch.deliveries.is_empty());
@@ -178,8 +200,14 @@ mod tests {
     #[test]
     fn too_many_bytes_overflow_too() {
         let m = Mailbox::new(Arc::default());
-        m.push(Delivery { id: None, text: Bytes::from(vec![b'x'; MAX_QUEUED_BYTES]) });
-        m.push(Delivery { id: None, text: Bytes::from_static(b"y") });
+        m.push(Delivery {
+            id: None,
+            text: Bytes::from(vec![b'x'; MAX_QUEUED_BYTES]),
+        });
+        m.push(Delivery {
+            id: None,
+            text: Bytes::from_static(b"y"),
+        });
         assert_eq!(take(&m).unwrap().closed, Some(Closed::Overflowed));
     }
 }

@@ -55,7 +55,11 @@ pub struct Shared {
 }
 
 /// Serves until `shutdown` completes.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let (hub, hub_task) = Hub::start(config.redis.clone(), config.heartbeat, stopped);
     let shared = Arc::new(Shared {
@@ -87,7 +91,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             },
         };
         let _ = socket.set_nodelay(true);
-        let peer = Peer { remote, local: socket.local_addr()?, abort: Arc::new(Notify::new()) };
+        let peer = Peer {
+            remote,
+            local: socket.local_addr()?,
+            abort: Arc::new(Notify::new()),
+        };
         let abort = peer.abort.clone();
         let shared = shared.clone();
         let peer = Arc::new(peer);
@@ -115,7 +123,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     }
     let _ = stop.send(true);
     let _ = hub_task.await;
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         warn!("some connections did not end within {SHUTDOWN_GRACE:?}");
     }
     info!("stopped");
@@ -125,7 +136,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 /// Raises the soft limit on open files to the hard one: every stream is a
 /// socket. Returns the limit now in force.
 pub fn raise_fd_limit() -> io::Result<u64> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain system calls on a local struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {

@@ -29,7 +29,10 @@ pub struct Snapshot {
 
 impl Store {
     pub fn new(url: RedisUrl) -> Self {
-        Store { url, connection: Mutex::new(None) }
+        Store {
+            url,
+            connection: Mutex::new(None),
+        }
     }
 
     /// `GET redisse:lastEventId`.
@@ -43,24 +46,37 @@ impl Store {
     /// The counter and the histories since `start`, in one round trip; the
     /// counter first, so that an event published in between shows up in
     /// the history (and is sent) rather than being skipped.
-    pub async fn snapshot(&self, start: Start, channels: &[Channel]) -> redis::RedisResult<Snapshot> {
+    pub async fn snapshot(
+        &self,
+        start: Start,
+        channels: &[Channel],
+    ) -> redis::RedisResult<Snapshot> {
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(LAST_EVENT_ID_KEY);
         let min = start.min_score();
         for channel in channels {
-            pipe.cmd("ZRANGEBYSCORE").arg(&channel[..]).arg(&min).arg("+inf").arg("WITHSCORES");
+            pipe.cmd("ZRANGEBYSCORE")
+                .arg(&channel[..])
+                .arg(&min)
+                .arg("+inf")
+                .arg("WITHSCORES");
         }
         let values = self.query(pipe).await?;
         let mut values = values.into_iter();
         let counter = values.next().as_ref().and_then(parse_counter);
-        let histories = values.map(parse_history).collect::<redis::RedisResult<_>>()?;
+        let histories = values
+            .map(parse_history)
+            .collect::<redis::RedisResult<_>>()?;
         Ok(Snapshot { counter, histories })
     }
 
     async fn query(&self, pipe: redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
         let mut connection = self.connection().await?;
         let result = pipe.query_async::<Vec<Value>>(&mut connection).await;
-        if result.as_ref().is_err_and(|e| e.is_io_error() || e.is_timeout() || e.is_connection_dropped()) {
+        if result
+            .as_ref()
+            .is_err_and(|e| e.is_io_error() || e.is_timeout() || e.is_connection_dropped())
+        {
             *self.connection.lock().await = None;
         }
         result
@@ -74,7 +90,11 @@ impl Store {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT));
-        let connection = self.url.client().get_multiplexed_async_connection_with_config(&config).await?;
+        let connection = self
+            .url
+            .client()
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         *slot = Some(connection.clone());
         Ok(connection)
     }
@@ -101,7 +121,10 @@ fn parse_history(value: Value) -> redis::RedisResult<Vec<StoredEvent>> {
         let (Value::BulkString(text), Some(id)) = (member, parse_score(&score)) else {
             return Err(unexpected(&score));
         };
-        events.push(StoredEvent { id, text: Bytes::from(text) });
+        events.push(StoredEvent {
+            id,
+            text: Bytes::from(text),
+        });
     }
     Ok(events)
 }
@@ -117,5 +140,9 @@ fn parse_score(value: &Value) -> Option<u64> {
 }
 
 fn unexpected(value: &Value) -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "unexpected history reply", format!("{value:?}")))
+    redis::RedisError::from((
+        redis::ErrorKind::UnexpectedReturnType,
+        "unexpected history reply",
+        format!("{value:?}"),
+    ))
 }

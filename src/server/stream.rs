@@ -56,13 +56,25 @@ impl Drop for Registration {
         self.hub.unsubscribe(self.stream);
         self.stats.connected.fetch_sub(1, Relaxed);
         self.stats.served.fetch_add(1, Relaxed);
-        info!("stream closed: {} after {:.1}s, {} event(s)", self.peer, self.opened.elapsed().as_secs_f64(), self.events_sent);
+        info!(
+            "stream closed: {} after {:.1}s, {} event(s)",
+            self.peer,
+            self.opened.elapsed().as_secs_f64(),
+            self.events_sent
+        );
     }
 }
 
 impl EventStream {
     /// A stream whose mailbox the hub already fills.
-    pub fn new(opening: Opening, mailbox: Arc<Mailbox>, polling: bool, hub: Hub, stats: Arc<Stats>, peer: String) -> Self {
+    pub fn new(
+        opening: Opening,
+        mailbox: Arc<Mailbox>,
+        polling: bool,
+        hub: Hub,
+        stats: Arc<Stats>,
+        peer: String,
+    ) -> Self {
         stats.connected.fetch_add(1, Relaxed);
         let mut text = BytesMut::new();
         let mut count = 0;
@@ -91,7 +103,14 @@ impl EventStream {
             closing: None,
             batch: Batch::default(),
             done: false,
-            registration: Registration { hub, stream, stats, peer, opened: Instant::now(), events_sent: count },
+            registration: Registration {
+                hub,
+                stream,
+                stats,
+                peer,
+                opened: Instant::now(),
+                events_sent: count,
+            },
         };
         if starts_poll {
             this.start_closing();
@@ -129,7 +148,13 @@ impl EventStream {
             // The common case: the hub's buffer goes out as is.
             (1, false) => self.batch.deliveries.pop().map(|delivery| delivery.text),
             _ => {
-                let size = self.batch.deliveries.iter().map(|d| d.text.len()).sum::<usize>() + HEARTBEAT.len();
+                let size = self
+                    .batch
+                    .deliveries
+                    .iter()
+                    .map(|d| d.text.len())
+                    .sum::<usize>()
+                    + HEARTBEAT.len();
                 let mut text = BytesMut::with_capacity(size);
                 for delivery in self.batch.deliveries.drain(..) {
                     text.extend_from_slice(&delivery.text);
@@ -147,7 +172,10 @@ impl Body for EventStream {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if let Some(opening) = this.opening.take() {
             return Poll::Ready(Some(Ok(Frame::data(opening))));
@@ -180,4 +208,3 @@ impl Body for EventStream {
         SizeHint::default()
     }
 }
-

@@ -21,17 +21,32 @@ where
     W: FnOnce() -> R,
     U: Fn() + Sync,
 {
-    let mut call = Call { work: Some(work), result: None, unblock };
+    let mut call = Call {
+        work: Some(work),
+        result: None,
+        unblock,
+    };
     let data = &mut call as *mut Call<W, R, U> as *mut c_void;
     // SAFETY: `call` outlives the call; Ruby runs `run` once on this thread
     // and `interrupt` only while `run` is running.
     unsafe {
-        rb_sys::rb_thread_call_without_gvl(Some(run::<W, R, U>), data, Some(interrupt::<W, R, U>), data);
+        rb_sys::rb_thread_call_without_gvl(
+            Some(run::<W, R, U>),
+            data,
+            Some(interrupt::<W, R, U>),
+            data,
+        );
     }
     match call.result {
         Some(Ok(result)) => Ok(result),
-        Some(Err(panic)) => Err(Error::new(ruby.exception_runtime_error(), format!("redisse panicked: {}", panic_message(&panic)))),
-        None => Err(Error::new(ruby.exception_runtime_error(), "redisse: blocking call did not run")),
+        Some(Err(panic)) => Err(Error::new(
+            ruby.exception_runtime_error(),
+            format!("redisse panicked: {}", panic_message(&panic)),
+        )),
+        None => Err(Error::new(
+            ruby.exception_runtime_error(),
+            "redisse: blocking call did not run",
+        )),
     }
 }
 

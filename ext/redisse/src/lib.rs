@@ -12,17 +12,24 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use magnus::{
-    function, method, prelude::*, value::Lazy, Error, ExceptionClass, RArray, RClass, RModule, RString, Ruby, Value,
+    function, method, prelude::*, value::Lazy, Error, ExceptionClass, RArray, RClass, RModule,
+    RString, Ruby, Value,
 };
 use redisse::blocking::Popped;
 use redisse::cli::{self, Command, Defaults, Waited};
 use redisse::publisher::PublishError;
 use redisse::server::channels::{ChannelRequest, ChannelRequests, ChannelSource};
 
-static REDISSE: Lazy<RModule> = Lazy::new(|ruby| ruby.class_object().const_get("Redisse").expect("Redisse is defined"));
+static REDISSE: Lazy<RModule> = Lazy::new(|ruby| {
+    ruby.class_object()
+        .const_get("Redisse")
+        .expect("Redisse is defined")
+});
 
 fn error_class(ruby: &Ruby, name: &str) -> ExceptionClass {
-    ruby.get_inner(&REDISSE).const_get(name).unwrap_or_else(|_| ruby.exception_runtime_error())
+    ruby.get_inner(&REDISSE)
+        .const_get(name)
+        .unwrap_or_else(|_| ruby.exception_runtime_error())
 }
 
 fn error(ruby: &Ruby, class: &str, message: impl Into<String>) -> Error {
@@ -47,10 +54,20 @@ fn server_sent_event(
     id: Option<RString>,
     retry: Option<RString>,
 ) -> Result<RString, Error> {
-    let (data, event_type, id, retry) = (bytes(data), optional_bytes(event_type), optional_bytes(id), optional_bytes(retry));
-    redisse::event::encode(&data, event_type.as_deref(), id.as_deref(), retry.as_deref())
-        .map(|text| ruby.str_from_slice(&text))
-        .map_err(|e| error(ruby, "InvalidEventError", e.to_string()))
+    let (data, event_type, id, retry) = (
+        bytes(data),
+        optional_bytes(event_type),
+        optional_bytes(id),
+        optional_bytes(retry),
+    );
+    redisse::event::encode(
+        &data,
+        event_type.as_deref(),
+        id.as_deref(),
+        retry.as_deref(),
+    )
+    .map(|text| ruby.str_from_slice(&text))
+    .map_err(|e| error(ruby, "InvalidEventError", e.to_string()))
 }
 
 // ---- publisher ------------------------------------------------------------
@@ -59,18 +76,40 @@ fn server_sent_event(
 struct Publisher(redisse::publisher::Publisher);
 
 impl Publisher {
-    fn new(ruby: &Ruby, url: String, connect_timeout: f64, command_timeout: f64) -> Result<Self, Error> {
-        let timeout = |seconds: f64| Duration::try_from_secs_f64(seconds).map_err(|_| error(ruby, "Error", format!("invalid timeout {seconds}")));
-        redisse::publisher::Publisher::new(&url, timeout(connect_timeout)?, timeout(command_timeout)?)
-            .map(Publisher)
-            .map_err(|e| publish_error(ruby, e))
+    fn new(
+        ruby: &Ruby,
+        url: String,
+        connect_timeout: f64,
+        command_timeout: f64,
+    ) -> Result<Self, Error> {
+        let timeout = |seconds: f64| {
+            Duration::try_from_secs_f64(seconds)
+                .map_err(|_| error(ruby, "Error", format!("invalid timeout {seconds}")))
+        };
+        redisse::publisher::Publisher::new(
+            &url,
+            timeout(connect_timeout)?,
+            timeout(command_timeout)?,
+        )
+        .map(Publisher)
+        .map_err(|e| publish_error(ruby, e))
     }
 
-    fn publish(ruby: &Ruby, rb_self: &Self, channel: RString, event_type: RString, data: RString) -> Result<u64, Error> {
+    fn publish(
+        ruby: &Ruby,
+        rb_self: &Self,
+        channel: RString,
+        event_type: RString,
+        data: RString,
+    ) -> Result<u64, Error> {
         let (channel, event_type, data) = (bytes(channel), bytes(event_type), bytes(data));
         // Bounded by the connect and command timeouts, so no unblock function is needed.
-        gvl::without_gvl(ruby, || rb_self.0.publish(&channel, &event_type, &data), || {})?
-            .map_err(|e| publish_error(ruby, e))
+        gvl::without_gvl(
+            ruby,
+            || rb_self.0.publish(&channel, &event_type, &data),
+            || {},
+        )?
+        .map_err(|e| publish_error(ruby, e))
     }
 
     fn url(&self) -> String {
@@ -92,10 +131,17 @@ fn publish_error(ruby: &Ruby, e: PublishError) -> Error {
 #[magnus::wrap(class = "Redisse::Native::Options", free_immediately, size)]
 struct Options(RefCell<Option<cli::Options>>);
 
-fn parse_command_line(ruby: &Ruby, argv: Vec<String>, redis: String, port: String) -> Result<Value, Error> {
+fn parse_command_line(
+    ruby: &Ruby,
+    argv: Vec<String>,
+    redis: String,
+    port: String,
+) -> Result<Value, Error> {
     match cli::parse(argv.into_iter().map(Into::into), &Defaults { redis, port }) {
         Ok(Command::Help(text)) => Ok(ruby.str_new(&text).as_value()),
-        Ok(Command::Serve(options)) => Ok(ruby.obj_wrap(Options(RefCell::new(Some(options)))).as_value()),
+        Ok(Command::Serve(options)) => Ok(ruby
+            .obj_wrap(Options(RefCell::new(Some(options))))
+            .as_value()),
         Err(e) => Err(error(ruby, "CommandLineError", e.to_string())),
     }
 }
@@ -108,10 +154,17 @@ struct Server {
 
 impl Server {
     fn start(ruby: &Ruby, options: &Options, in_process: bool) -> Result<Self, Error> {
-        let options = options.0.borrow_mut().take().ok_or_else(|| error(ruby, "Error", "these options already started a server"))?;
+        let options = options
+            .0
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| error(ruby, "Error", "these options already started a server"))?;
         let requests = in_process.then(std::sync::Arc::<ChannelRequests>::default);
-        let channels = requests.clone().map_or(ChannelSource::Query, ChannelSource::Application);
-        let running = cli::start(options, channels, false).map_err(|e| error(ruby, "Error", e.to_string()))?;
+        let channels = requests
+            .clone()
+            .map_or(ChannelSource::Query, ChannelSource::Application);
+        let running = cli::start(options, channels, false)
+            .map_err(|e| error(ruby, "Error", e.to_string()))?;
         Ok(Server { running, requests })
     }
 
@@ -132,9 +185,13 @@ impl Server {
 
     /// A request for the `channels` block; `nil` when interrupted, `false` once the server stopped.
     fn next_channel_request(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
-        let Some(requests) = rb_self.requests.as_deref() else { return Ok(ruby.qfalse().as_value()) };
+        let Some(requests) = rb_self.requests.as_deref() else {
+            return Ok(ruby.qfalse().as_value());
+        };
         match gvl::without_gvl(ruby, || requests.pop(), || requests.interrupt())? {
-            Popped::Item(request) => Ok(ruby.obj_wrap(Request(RefCell::new(Some(request)))).as_value()),
+            Popped::Item(request) => Ok(ruby
+                .obj_wrap(Request(RefCell::new(Some(request))))
+                .as_value()),
             Popped::Interrupted => Ok(ruby.qnil().as_value()),
             Popped::Closed => Ok(ruby.qfalse().as_value()),
         }
@@ -147,10 +204,15 @@ struct Request(RefCell<Option<ChannelRequest>>);
 impl Request {
     fn env_parts(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
         let slot = rb_self.0.borrow();
-        let info = &slot.as_ref().ok_or_else(|| error(ruby, "Error", "this request was answered already"))?.info;
+        let info = &slot
+            .as_ref()
+            .ok_or_else(|| error(ruby, "Error", "this request was answered already"))?
+            .info;
         let headers = ruby.ary_new_capa(info.headers.len());
         for (name, value) in &info.headers {
-            headers.push(ruby.ary_new_from_values(&[ruby.str_new(name), ruby.str_from_slice(value)]))?;
+            headers.push(
+                ruby.ary_new_from_values(&[ruby.str_new(name), ruby.str_from_slice(value)]),
+            )?;
         }
         let parts = ruby.ary_new();
         parts.push(info.method.as_str())?;
@@ -164,12 +226,20 @@ impl Request {
     }
 
     fn take(ruby: &Ruby, rb_self: &Self) -> Result<ChannelRequest, Error> {
-        rb_self.0.borrow_mut().take().ok_or_else(|| error(ruby, "Error", "this request was answered already"))
+        rb_self
+            .0
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| error(ruby, "Error", "this request was answered already"))
     }
 
     fn reply(ruby: &Ruby, rb_self: &Self, channels: RArray) -> Result<(), Error> {
         let channels = (0..channels.len())
-            .map(|i| channels.entry::<RString>(i as isize).map(|c| bytes(c).into()))
+            .map(|i| {
+                channels
+                    .entry::<RString>(i as isize)
+                    .map(|c| bytes(c).into())
+            })
             .collect::<Result<_, Error>>()?;
         Self::take(ruby, rb_self)?.reply(channels);
         Ok(())
@@ -199,7 +269,10 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     server.define_method("port", method!(Server::port, 0))?;
     server.define_method("wait", method!(Server::wait, 0))?;
     server.define_method("shutdown", method!(Server::shutdown, 0))?;
-    server.define_method("next_channel_request", method!(Server::next_channel_request, 0))?;
+    server.define_method(
+        "next_channel_request",
+        method!(Server::next_channel_request, 0),
+    )?;
 
     let request = native.define_class("ChannelRequest", ruby.class_object())?;
     request.define_method("env_parts", method!(Request::env_parts, 0))?;
