@@ -4,5 +4,6 @@
 
 pub mod accept;
 pub mod history;
+pub mod http;
 pub mod request;
 pub mod stats;

@@ -90,10 +90,7 @@ impl Mailbox {
         if state.queue.len() >= MAX_QUEUED_EVENTS
             || state.queued_bytes + delivery.text.len() > MAX_QUEUED_BYTES
         {
-            state.queue = VecDeque::new();
-            state.queued_bytes = 0;
-            state.closed = Some(Closed::Overflowed);
-            self.abort.notify_one();
+            self.overflow(&mut state);
         } else {
             state.queued_bytes += delivery.text.len();
             state.queue.push_back(delivery);
@@ -101,10 +98,26 @@ impl Mailbox {
         wake(state);
     }
 
+    /// A heartbeat is due. If the previous one was never taken, the stream
+    /// has been stuck writing for a whole interval: its client stopped
+    /// reading, and it is dropped like one that overflowed.
     pub fn heartbeat(&self) {
         let mut state = self.lock();
+        if state.closed.is_some() {
+            return;
+        }
+        if state.heartbeat_due {
+            self.overflow(&mut state);
+        }
         state.heartbeat_due = true;
         wake(state);
+    }
+
+    fn overflow(&self, state: &mut State) {
+        state.queue = VecDeque::new();
+        state.queued_bytes = 0;
+        state.closed = Some(Closed::Overflowed);
+        self.abort.notify_one();
     }
 
     pub fn close(&self) {
@@ -195,6 +208,16 @@ mod tests {
         let notified = abort.notified();
         futures_util::pin_mut!(notified);
         assert!(notified.as_mut().enable(), "the connection is told to drop");
+    }
+
+    #[test]
+    fn a_heartbeat_never_taken_means_stalled() {
+        let m = Mailbox::new(Arc::default());
+        m.heartbeat();
+        assert!(take(&m).unwrap().heartbeat);
+        m.heartbeat();
+        m.heartbeat();
+        assert_eq!(take(&m).unwrap().closed, Some(Closed::Overflowed));
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! stops accepting, ends every stream cleanly and returns.
 
 pub mod channels;
-pub mod http;
+pub mod connection;
 pub mod hub;
 pub mod mailbox;
+pub mod respond;
 pub mod store;
 pub mod stream;
 
@@ -16,24 +17,17 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tracing::{error, info, warn};
 
 use self::channels::ChannelSource;
-use self::http::Peer;
 use self::hub::Hub;
+use self::respond::Peer;
 use self::store::Store;
 use crate::protocol::stats::Stats;
 use crate::redis_url::RedisUrl;
 
-/// The largest request head accepted; a longer one gets a 431. Room for a
-/// few hundred long channel names in a redirect URL.
-const MAX_REQUEST_HEAD: usize = 64 * 1024;
 /// How long streams get to end once the server stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Pause after `accept` failed, e.g. out of file descriptors: the listener
@@ -61,14 +55,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let (stop, stopped) = watch::channel(false);
-    let (hub, hub_task) = Hub::start(config.redis.clone(), config.heartbeat, stopped);
+    let (hub, hub_task) = Hub::start(config.redis.clone(), config.heartbeat, stopped.clone());
     let shared = Arc::new(Shared {
         hub,
         store: Store::new(config.redis),
         stats: Arc::default(),
         channels: config.channels,
     });
-    let graceful = GracefulShutdown::new();
+    // Every connection holds a sender; all are gone once every connection ended.
+    let (connection_alive, mut connections_done) = mpsc::channel::<()>(1);
     info!("listening on http://{}", listener.local_addr()?);
     tokio::pin!(shutdown);
     let mut accept_failing = false;
@@ -91,29 +86,18 @@ pub async fn run(
             },
         };
         let _ = socket.set_nodelay(true);
+        let Ok(local) = socket.local_addr() else {
+            continue;
+        };
         let peer = Peer {
             remote,
-            local: socket.local_addr()?,
+            local,
             abort: Arc::new(Notify::new()),
         };
-        let abort = peer.abort.clone();
-        let shared = shared.clone();
-        let peer = Arc::new(peer);
-        let service = service_fn(move |request| {
-            let shared = shared.clone();
-            let peer = peer.clone();
-            async move { Ok::<_, std::convert::Infallible>(http::respond(shared, request, &peer).await) }
-        });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .max_buf_size(MAX_REQUEST_HEAD)
-            .serve_connection(TokioIo::new(socket), service);
-        let connection = graceful.watch(connection);
+        let (shared, stopped, alive) = (shared.clone(), stopped.clone(), connection_alive.clone());
         tokio::spawn(async move {
-            tokio::select! {
-                _ = connection => {}
-                _ = abort.notified() => {}
-            }
+            connection::serve(socket, peer, shared, stopped).await;
+            drop(alive);
         });
     }
     drop(listener);
@@ -123,7 +107,8 @@ pub async fn run(
     }
     let _ = stop.send(true);
     let _ = hub_task.await;
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    drop(connection_alive);
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections_done.recv())
         .await
         .is_err()
     {
@@ -132,7 +117,6 @@ pub async fn run(
     info!("stopped");
     Ok(())
 }
-
 /// Raises the soft limit on open files to the hard one: every stream is a
 /// socket. Returns the limit now in force.
 pub fn raise_fd_limit() -> io::Result<u64> {

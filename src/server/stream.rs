@@ -14,7 +14,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http_body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
 use tracing::info;
 
@@ -168,43 +167,29 @@ impl EventStream {
     }
 }
 
-impl Body for EventStream {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = &mut *self;
-        if let Some(opening) = this.opening.take() {
-            return Poll::Ready(Some(Ok(Frame::data(opening))));
+impl EventStream {
+    /// The next text to write, `None` once the stream has ended.
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if let Some(opening) = self.opening.take() {
+            return Poll::Ready(Some(opening));
         }
         loop {
-            if this.done {
+            if self.done {
                 return Poll::Ready(None);
             }
-            if let Some(closing) = this.closing.as_mut() {
+            if let Some(closing) = self.closing.as_mut() {
                 if closing.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(None);
                 }
             }
-            if this.mailbox.poll_take(cx, &mut this.batch).is_pending() {
+            if self.mailbox.poll_take(cx, &mut self.batch).is_pending() {
                 return Poll::Pending;
             }
             // Events queued before the mailbox closed still go out; an overflowed one has none.
-            this.done = this.batch.closed.is_some();
-            if let Some(text) = this.write_batch() {
-                return Poll::Ready(Some(Ok(Frame::data(text))));
+            self.done = self.batch.closed.is_some();
+            if let Some(text) = self.write_batch() {
+                return Poll::Ready(Some(text));
             }
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        false
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }

@@ -1,16 +1,10 @@
 //! Answering one HTTP request: stats, the error responses of SPEC §2, or a
 //! new event stream.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use hyper::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
-use hyper::{Request, Response, StatusCode};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
@@ -21,58 +15,32 @@ use super::stream::EventStream;
 use super::Shared;
 use crate::protocol::accept::{negotiate, Representation};
 use crate::protocol::history::{plan_opening, Start};
+use crate::protocol::http::{RequestHead, Status};
 use crate::protocol::request::{parse_last_event_id, parse_query, Channel};
 
-/// A response's body: a whole text, or an event stream.
-pub enum ResponseBody {
-    Full(Option<Bytes>),
-    Stream(Box<EventStream>),
+/// What a request gets: a whole text, or an event stream.
+pub enum Reply {
+    Text {
+        status: Status,
+        content_type: &'static str,
+        body: Bytes,
+    },
+    Stream(EventStream),
 }
 
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.get_mut() {
-            ResponseBody::Full(text) => Poll::Ready(text.take().map(|text| Ok(Frame::data(text)))),
-            ResponseBody::Stream(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self, ResponseBody::Full(None))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ResponseBody::Full(text) => {
-                SizeHint::with_exact(text.as_ref().map_or(0, |t| t.len() as u64))
-            }
-            ResponseBody::Stream(stream) => stream.size_hint(),
-        }
+pub fn plain(status: Status, body: impl Into<Bytes>) -> Reply {
+    Reply::Text {
+        status,
+        content_type: "text/plain",
+        body: body.into(),
     }
 }
 
-fn text(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::Full(Some(body.into())));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
-fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
-    text(status, "text/plain", body)
-}
+pub const STREAM_HEADERS: &[(&str, &str)] = &[
+    ("Content-Type", "text/event-stream"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+];
 
 const NOT_ACCEPTABLE: &str =
     "406 Not Acceptable\nThis resource can only be represented as text/event-stream.\n";
@@ -88,53 +56,47 @@ pub struct Peer {
     pub abort: Arc<Notify>,
 }
 
-pub async fn respond<B>(
-    shared: Arc<Shared>,
-    request: Request<B>,
-    peer: &Peer,
-) -> Response<ResponseBody> {
-    match negotiate(request.headers().get(ACCEPT).map(HeaderValue::as_bytes)) {
-        Representation::Stats => text(StatusCode::OK, "application/json", shared.stats.to_json()),
-        Representation::NotAcceptable => plain(StatusCode::NOT_ACCEPTABLE, NOT_ACCEPTABLE),
+pub async fn respond(shared: &Arc<Shared>, request: &RequestHead, peer: &Peer) -> Reply {
+    match negotiate(request.header("accept")) {
+        Representation::Stats => Reply::Text {
+            status: Status::Ok,
+            content_type: "application/json",
+            body: shared.stats.to_json().into(),
+        },
+        Representation::NotAcceptable => plain(Status::NotAcceptable, NOT_ACCEPTABLE),
         Representation::EventStream => open_stream(shared, request, peer).await,
     }
 }
 
-async fn open_stream<B>(
-    shared: Arc<Shared>,
-    request: Request<B>,
-    peer: &Peer,
-) -> Response<ResponseBody> {
-    let query = request.uri().query().unwrap_or("").as_bytes();
-    let (options, query_channels) = match parse_query(query) {
+async fn open_stream(shared: &Arc<Shared>, request: &RequestHead, peer: &Peer) -> Reply {
+    let (options, query_channels) = match parse_query(request.query.as_bytes()) {
         Ok(parsed) => parsed,
-        Err(e) => return plain(StatusCode::BAD_REQUEST, format!("400 Bad Request\n{e}\n")),
+        Err(e) => return plain(Status::BadRequest, format!("400 Bad Request\n{e}\n")),
     };
     let channels = match &shared.channels {
         ChannelSource::Query => query_channels,
         ChannelSource::Application(requests) => {
-            match requests.submit(request_info(&request, peer)).await {
+            match requests.submit(request_info(request, peer)).await {
                 Ok(Ok(channels)) => dedup(channels),
                 Ok(Err(message)) => {
                     warn!("the channels block failed for {}: {message}", peer.remote);
-                    return plain(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR);
+                    return plain(Status::InternalServerError, INTERNAL_ERROR);
                 }
-                Err(_) => return plain(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
+                Err(_) => return plain(Status::ServiceUnavailable, UNAVAILABLE),
             }
         }
     };
     if channels.is_empty() {
-        return plain(StatusCode::NOT_FOUND, NOT_FOUND);
+        return plain(Status::NotFound, NOT_FOUND);
     }
     if !shared.hub.is_up() {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
+        return plain(Status::ServiceUnavailable, UNAVAILABLE);
     }
     let last_event_id = request
-        .headers()
-        .get("last-event-id")
-        .and_then(|value| parse_last_event_id(value.as_bytes()))
+        .header("last-event-id")
+        .and_then(parse_last_event_id)
         .or(options.last_event_id);
-    match subscribe(&shared, &channels, last_event_id, options.polling, peer).await {
+    match subscribe(shared, &channels, last_event_id, options.polling, peer).await {
         Ok(stream) => {
             info!(
                 "stream opened: {} channels {} last id {} {}",
@@ -147,16 +109,11 @@ async fn open_stream<B>(
                     ""
                 }
             );
-            let mut response = Response::new(ResponseBody::Stream(Box::new(stream)));
-            let headers = response.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-            response
+            Reply::Stream(stream)
         }
         Err(reason) => {
             warn!("stream refused to {}: {reason}", peer.remote);
-            plain(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
+            plain(Status::ServiceUnavailable, UNAVAILABLE)
         }
     }
 }
@@ -221,16 +178,12 @@ impl Drop for PendingSubscription<'_> {
     }
 }
 
-fn request_info<B>(request: &Request<B>, peer: &Peer) -> RequestInfo {
+fn request_info(request: &RequestHead, peer: &Peer) -> RequestInfo {
     RequestInfo {
-        method: request.method().to_string(),
-        path: request.uri().path().to_string(),
-        query: request.uri().query().unwrap_or("").to_string(),
-        headers: request
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
-            .collect(),
+        method: request.method.clone(),
+        path: request.path.clone(),
+        query: request.query.clone(),
+        headers: request.headers.clone(),
         remote_addr: peer.remote,
         local_addr: peer.local,
     }

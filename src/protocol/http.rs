@@ -1,0 +1,307 @@
+//! The HTTP/1.1 this server speaks, as pure functions: reading a request
+//! head, writing a response head, framing body chunks.
+//!
+//! A stream reads one small request and then only writes for hours, so the
+//! connection code keeps no buffer once the head is parsed (see
+//! `server::connection`). Parsing is httparse's, the parser hyper uses.
+//! Request bodies are never read: a request that has one is answered and
+//! its connection closed, so no body can be mistaken for a next request.
+
+use thiserror::Error;
+
+/// The largest request head accepted; a longer one gets a 431. Room for a
+/// few hundred long channel names in a redirect URL.
+pub const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    /// Names lowercased.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum HeadError {
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("request head larger than {MAX_HEAD} bytes")]
+    TooLarge,
+}
+
+impl HeadError {
+    /// The response that says what went wrong.
+    pub fn status(&self) -> Status {
+        match self {
+            HeadError::Malformed(_) => Status::BadRequest,
+            HeadError::TooLarge => Status::HeaderFieldsTooLarge,
+        }
+    }
+}
+
+/// Parses a request head from the start of `buf`: `None` while incomplete,
+/// else the head and its length in bytes.
+pub fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let status = request
+        .parse(buf)
+        .map_err(|e| HeadError::Malformed(e.to_string()))?;
+    let httparse::Status::Complete(length) = status else {
+        return if buf.len() >= MAX_HEAD {
+            Err(HeadError::TooLarge)
+        } else {
+            Ok(None)
+        };
+    };
+    if length > MAX_HEAD {
+        return Err(HeadError::TooLarge);
+    }
+    let target = request.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let head = RequestHead {
+        method: request.method.unwrap_or("GET").to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        minor_version: request.version.unwrap_or(1),
+        headers: request
+            .headers
+            .iter()
+            .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+            .collect(),
+    };
+    Ok(Some((head, length)))
+}
+
+impl RequestHead {
+    /// The first value of a header (`name` lowercase).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Whether a body follows the head (which this server never reads).
+    pub fn has_body(&self) -> bool {
+        let length = self
+            .header("content-length")
+            .map(|v| v.trim_ascii() != b"0");
+        length.unwrap_or(false) || self.header("transfer-encoding").is_some()
+    }
+
+    /// Whether the client wants the connection kept for another request.
+    pub fn keep_alive(&self) -> bool {
+        let connection = self
+            .header("connection")
+            .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());
+        let says = |token: &str| {
+            connection
+                .as_deref()
+                .is_some_and(|c| c.split(',').any(|t| t.trim() == token))
+        };
+        if self.minor_version == 0 {
+            says("keep-alive")
+        } else {
+            !says("close")
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    BadRequest,
+    NotFound,
+    NotAcceptable,
+    HeaderFieldsTooLarge,
+    InternalServerError,
+    ServiceUnavailable,
+}
+
+impl Status {
+    pub fn line(self) -> &'static str {
+        match self {
+            Status::Ok => "200 OK",
+            Status::BadRequest => "400 Bad Request",
+            Status::NotFound => "404 Not Found",
+            Status::NotAcceptable => "406 Not Acceptable",
+            Status::HeaderFieldsTooLarge => "431 Request Header Fields Too Large",
+            Status::InternalServerError => "500 Internal Server Error",
+            Status::ServiceUnavailable => "503 Service Unavailable",
+        }
+    }
+}
+
+/// How the body after a response head is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// A body of this many bytes.
+    Length(usize),
+    /// Chunked (HTTP/1.1 streams).
+    Chunked,
+    /// Until the connection closes (HTTP/1.0 streams).
+    UntilClose,
+}
+
+/// A response head: status line, headers, empty line.
+pub fn response_head(
+    status: Status,
+    headers: &[(&str, &str)],
+    framing: Framing,
+    keep_alive: bool,
+) -> Vec<u8> {
+    let mut head = format!("HTTP/1.1 {}\r\n", status.line());
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    match framing {
+        Framing::Length(length) => head.push_str(&format!("Content-Length: {length}\r\n")),
+        Framing::Chunked => head.push_str("Transfer-Encoding: chunked\r\n"),
+        Framing::UntilClose => {}
+    }
+    if !keep_alive {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str(&format!(
+        "Date: {}\r\n\r\n",
+        httpdate::fmt_http_date(std::time::SystemTime::now())
+    ));
+    head.into_bytes()
+}
+
+/// The line before a chunk of `length` bytes (the chunk ends with `CRLF`),
+/// on the stack: it is written once per chunk per stream.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkHeader {
+    bytes: [u8; 18],
+    start: usize,
+}
+
+impl ChunkHeader {
+    pub fn new(length: usize) -> Self {
+        let mut bytes = [0u8; 18];
+        bytes[16] = b'\r';
+        bytes[17] = b'\n';
+        let mut start = 16;
+        let mut rest = length;
+        loop {
+            start -= 1;
+            bytes[start] = b"0123456789abcdef"[rest & 0xf];
+            rest >>= 4;
+            if rest == 0 {
+                break;
+            }
+        }
+        ChunkHeader { bytes, start }
+    }
+}
+
+impl bytes::Buf for ChunkHeader {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.start
+    }
+    fn chunk(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+    fn advance(&mut self, count: usize) {
+        assert!(
+            count <= self.remaining(),
+            "advance past the end of a chunk header"
+        );
+        self.start += count;
+    }
+}
+
+pub const CRLF: &[u8] = b"\r\n";
+/// The last chunk of a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_stream_request() {
+        let raw = b"GET /events?a&b HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nLast-Event-ID: 4\r\n\r\nrest";
+        let (head, length) = parse_request_head(raw).unwrap().unwrap();
+        assert_eq!(length, raw.len() - 4);
+        assert_eq!(
+            (
+                head.method.as_str(),
+                head.path.as_str(),
+                head.query.as_str()
+            ),
+            ("GET", "/events", "a&b")
+        );
+        assert_eq!(head.header("accept"), Some(&b"text/event-stream"[..]));
+        assert_eq!(head.header("last-event-id"), Some(&b"4"[..]));
+        assert!(head.keep_alive());
+        assert!(!head.has_body());
+    }
+
+    #[test]
+    fn waits_for_the_whole_head() {
+        assert_eq!(
+            parse_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n"),
+            Ok(None)
+        );
+        assert_eq!(parse_request_head(b""), Ok(None));
+    }
+
+    #[test]
+    fn refuses_garbage_and_huge_heads() {
+        assert!(matches!(
+            parse_request_head(b"\x00\x01 nonsense\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+        let mut huge = b"GET /?".to_vec();
+        huge.resize(MAX_HEAD + 10, b'a');
+        assert_eq!(parse_request_head(&huge), Err(HeadError::TooLarge));
+        assert_eq!(HeadError::TooLarge.status(), Status::HeaderFieldsTooLarge);
+    }
+
+    #[test]
+    fn keep_alive_and_bodies() {
+        let head = |raw: &[u8]| parse_request_head(raw).unwrap().unwrap().0;
+        assert!(!head(b"GET / HTTP/1.0\r\n\r\n").keep_alive());
+        assert!(head(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
+        assert!(!head(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive());
+        assert!(head(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").has_body());
+        assert!(!head(b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").has_body());
+        assert!(head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").has_body());
+    }
+
+    #[test]
+    fn writes_heads_and_chunks() {
+        let head = String::from_utf8(response_head(
+            Status::NotFound,
+            &[("Content-Type", "text/plain")],
+            Framing::Length(14),
+            true,
+        ))
+        .unwrap();
+        assert!(head.starts_with("HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 14\r\nDate: "), "{head}");
+        assert!(head.ends_with("\r\n\r\n"));
+        let head =
+            String::from_utf8(response_head(Status::Ok, &[], Framing::Chunked, false)).unwrap();
+        assert!(
+            head.contains("Transfer-Encoding: chunked\r\nConnection: close\r\n"),
+            "{head}"
+        );
+        use bytes::Buf;
+        assert_eq!(ChunkHeader::new(255).chunk(), b"ff\r\n");
+        assert_eq!(ChunkHeader::new(0).chunk(), b"0\r\n");
+        assert_eq!(
+            ChunkHeader::new(usize::MAX).chunk(),
+            b"ffffffffffffffff\r\n"
+        );
+        let mut header = ChunkHeader::new(4096);
+        header.advance(2);
+        assert_eq!(header.chunk(), b"00\r\n");
+    }
+}

@@ -1,0 +1,191 @@
+//! One client connection: read a request head, answer it, and for an
+//! event stream, write its chunks as they come until it ends.
+//!
+//! Sized for SSE: the head is read into a buffer that is freed once parsed,
+//! and a stream then holds no buffer of its own, only the shared event
+//! texts it is writing. The socket is still read while streaming, to
+//! notice at once a client that left.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::debug;
+
+use super::respond::{plain, respond, Peer, Reply, STREAM_HEADERS};
+use super::stream::EventStream;
+use super::Shared;
+use crate::protocol::http::{
+    parse_request_head, response_head, ChunkHeader, Framing, HeadError, RequestHead, Status, CRLF,
+    LAST_CHUNK, MAX_HEAD,
+};
+
+/// How long a client may take to send a request head, and how long an idle
+/// kept-alive connection waits for the next one.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+const READ_SIZE: usize = 2048;
+
+pub async fn serve(
+    mut socket: TcpStream,
+    peer: Peer,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut leftover = Vec::new();
+    loop {
+        let head = tokio::select! {
+            head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket, &mut leftover)) => head,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        let request = match head {
+            Ok(Ok(Some(request))) => request,
+            Ok(Err(e)) => {
+                debug!("bad request from {}: {e}", peer.remote);
+                let _ = write_reply(
+                    &mut socket,
+                    plain(e.status(), format!("{}\n{e}\n", e.status().line())),
+                    false,
+                )
+                .await;
+                return;
+            }
+            // Closed by the client, or idle too long.
+            Ok(Ok(None)) | Err(_) => return,
+        };
+        let keep_alive = request.keep_alive() && !request.has_body();
+        let reply = respond(&shared, &request, &peer).await;
+        let keep_alive = match reply {
+            Reply::Stream(stream) => {
+                stream_to(&mut socket, stream, &request, keep_alive, &peer).await
+            }
+            text => write_reply(&mut socket, text, keep_alive).await.is_ok() && keep_alive,
+        };
+        if !keep_alive || *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// Reads until a whole head is in; `None` if the client closed first.
+/// Bytes after the head (a pipelined request) stay in `buffer`.
+async fn read_head(
+    socket: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> Result<Option<RequestHead>, HeadError> {
+    loop {
+        if let Some((head, length)) = parse_request_head(buffer)? {
+            buffer.drain(..length);
+            if buffer.is_empty() {
+                // Free it: a stream may now live for hours.
+                *buffer = Vec::new();
+            }
+            return Ok(Some(head));
+        }
+        buffer.reserve(READ_SIZE.min(MAX_HEAD + 1 - buffer.len()));
+        match socket.read_buf(buffer).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn write_reply(
+    socket: &mut TcpStream,
+    reply: Reply,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    let Reply::Text {
+        status,
+        content_type,
+        body,
+    } = reply
+    else {
+        unreachable!("streams are written by stream_to")
+    };
+    let mut response = response_head(
+        status,
+        &[("Content-Type", content_type)],
+        Framing::Length(body.len()),
+        keep_alive,
+    );
+    response.extend_from_slice(&body);
+    socket.write_all(&response).await
+}
+
+/// Writes a stream until it ends (true: the connection may serve another
+/// request) or the client goes (false).
+async fn stream_to(
+    socket: &mut TcpStream,
+    mut stream: EventStream,
+    request: &RequestHead,
+    keep_alive: bool,
+    peer: &Peer,
+) -> bool {
+    // HTTP/1.0 has no chunks: the body ends when the connection does.
+    let framing = if request.minor_version == 0 {
+        Framing::UntilClose
+    } else {
+        Framing::Chunked
+    };
+    let keep_alive = keep_alive && framing == Framing::Chunked;
+    let (mut reader, mut writer) = socket.split();
+    if writer
+        .write_all(&response_head(
+            Status::Ok,
+            STREAM_HEADERS,
+            framing,
+            keep_alive,
+        ))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    loop {
+        let chunk = tokio::select! {
+            chunk = poll_fn(|cx| stream.poll_chunk(cx)) => chunk,
+            _ = client_gone(&mut reader) => return false,
+        };
+        let Some(text) = chunk else { break };
+        tokio::select! {
+            written = write_chunk(&mut writer, text, framing) => if written.is_err() { return false },
+            _ = client_gone(&mut reader) => return false,
+            _ = peer.abort.notified() => return false,
+        }
+    }
+    if framing == Framing::Chunked && writer.write_all(LAST_CHUNK).await.is_err() {
+        return false;
+    }
+    keep_alive
+}
+
+/// One vectored write of a chunk: size line, the shared text, CRLF.
+async fn write_chunk(
+    writer: &mut WriteHalf<'_>,
+    text: Bytes,
+    framing: Framing,
+) -> std::io::Result<()> {
+    if framing == Framing::Chunked {
+        let mut chunk = ChunkHeader::new(text.len()).chain(text).chain(CRLF);
+        writer.write_all_buf(&mut chunk).await
+    } else {
+        writer.write_all(&text).await
+    }
+}
+
+/// Completes when the client closed its side (or the socket failed).
+/// Anything it sends meanwhile is ignored: a stream takes no more requests.
+async fn client_gone(reader: &mut ReadHalf<'_>) {
+    let mut scratch = [0u8; 64];
+    loop {
+        match reader.read(&mut scratch).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
