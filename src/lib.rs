@@ -6,12 +6,14 @@
 //! # Layout
 //!
 //! - [`event`]: the text of one event (pure).
-//! - [`protocol`]: the server's rules as pure functions: content
-//!   negotiation, query parsing, history merging, stats JSON.
+//! - [`protocol`]: the server's rules as pure functions: HTTP/1.1 heads,
+//!   content negotiation, query parsing, history merging, stats JSON.
 //! - [`redis_url`]: Redis URLs, and showing them without passwords.
 //! - [`publisher`]: publishing an event (blocking, for the Ruby gem).
-//! - [`server`]: the server's I/O: the pub/sub hub, the command store,
-//!   the streams, the HTTP handling and the accept loop.
+//! - [`server`]: the server's I/O: the accept loop (`server::run`), one
+//!   task per connection (`connection`), what a request gets (`respond`),
+//!   the pub/sub hub and the streams' mailboxes, the command store, and
+//!   the streams themselves.
 //! - [`blocking`]: a queue that non-async threads (Ruby's) wait on.
 //! - [`cli`]: the command line, logging and pid file, shared by the binary
 //!   and the gem's `redisse` executable.
