@@ -70,16 +70,24 @@ impl Store {
         Ok(Snapshot { counter, histories })
     }
 
+    /// Runs the commands; a connection found broken (Redis restarted since
+    /// its last use) is replaced and the commands sent once more, which is
+    /// safe as they only read.
     async fn query(&self, pipe: redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
-        let mut connection = self.connection().await?;
-        let result = pipe.query_async::<Vec<Value>>(&mut connection).await;
-        if result
-            .as_ref()
-            .is_err_and(|e| e.is_io_error() || e.is_timeout() || e.is_connection_dropped())
-        {
-            *self.connection.lock().await = None;
+        let mut retried = false;
+        loop {
+            let mut connection = self.connection().await?;
+            match pipe.query_async::<Vec<Value>>(&mut connection).await {
+                Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+                    *self.connection.lock().await = None;
+                    if retried {
+                        return Err(e);
+                    }
+                    retried = true;
+                }
+                result => return result,
+            }
         }
-        result
     }
 
     async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
