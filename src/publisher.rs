@@ -111,25 +111,35 @@ impl Publisher {
         data: &[u8],
     ) -> Result<u64, PublishError> {
         let text = EventText::new(data, Some(event_type), None)?;
-        let mut pooled = self.checkout()?;
-        match prepare_publish(&self.script, channel, &text).invoke::<u64>(&mut pooled.connection) {
-            Ok(id) => {
-                self.checkin(pooled);
-                Ok(id)
-            }
-            // A connection that failed mid-command may hold a late reply: never reuse it.
-            Err(source) if is_connection_error(&source) => Err(self.connection_error(source)),
-            Err(source) => {
-                self.checkin(pooled);
-                Err(PublishError::Command {
-                    url: self.url.to_string(),
-                    source,
-                })
+        let (mut pooled, mut reused) = self.checkout()?;
+        loop {
+            let invocation = prepare_publish(&self.script, channel, &text);
+            match invocation.invoke::<u64>(&mut pooled.connection) {
+                Ok(id) => {
+                    self.checkin(pooled);
+                    return Ok(id);
+                }
+                // An idle connection found closed (Redis restarted meanwhile) never
+                // delivered the command: publish once more on a new one.
+                Err(source) if reused && source.is_connection_dropped() => {
+                    pooled = self.open()?;
+                    reused = false;
+                }
+                // A connection that failed mid-command may hold a late reply: never reuse it.
+                Err(source) if is_connection_error(&source) => {
+                    return Err(self.connection_error(source))
+                }
+                Err(source) => {
+                    self.checkin(pooled);
+                    let url = self.url.to_string();
+                    return Err(PublishError::Command { url, source });
+                }
             }
         }
     }
 
-    fn checkout(&self) -> Result<PooledConnection, PublishError> {
+    /// An idle connection of this process (and `true`), or a new one.
+    fn checkout(&self) -> Result<(PooledConnection, bool), PublishError> {
         let pid = std::process::id();
         {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -138,11 +148,18 @@ impl Publisher {
                 idle.retain(|c| c.pid == pid);
             }
             if let Some(pooled) = idle.pop() {
-                return Ok(pooled);
+                return Ok((pooled, true));
             }
         }
+        Ok((self.open()?, false))
+    }
+
+    fn open(&self) -> Result<PooledConnection, PublishError> {
         let connection = self.connect().map_err(|e| self.connection_error(e))?;
-        Ok(PooledConnection { connection, pid })
+        Ok(PooledConnection {
+            connection,
+            pid: std::process::id(),
+        })
     }
 
     fn connect(&self) -> redis::RedisResult<redis::Connection> {

@@ -144,3 +144,13 @@ fn connection_errors_name_the_url_without_its_password() {
     );
     assert!(!message.contains("secret"), "{message}");
 }
+
+#[test]
+fn publishes_on_the_first_try_after_redis_restarted_behind_its_back() {
+    let mut redis = RedisServer::start();
+    let p = publisher(&redis.url());
+    assert_eq!(p.publish(b"c", b"message", b"1").unwrap(), 1);
+    redis.stop();
+    redis.restart();
+    assert_eq!(p.publish(b"c", b"message", b"2").unwrap(), 1);
+}
