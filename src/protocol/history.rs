@@ -59,7 +59,9 @@ pub fn plan_opening(
     events.dedup_by_key(|e| e.id);
     let mut missed = false;
     let mut position = match start {
-        Start::After(id) => id,
+        // An id above the counter comes from before Redis lost its data:
+        // the client is where the counter is, not where it thinks it is.
+        Start::After(id) => id.min(counter.unwrap_or(0)),
         Start::Opened { counter } => counter,
     };
     if let (Start::After(last), Some(first)) = (start, events.first()) {
@@ -132,6 +134,14 @@ mod tests {
         let empty = plan_opening(Start::After(5), vec![vec![]], Some(12));
         assert!(!empty.missed, "no history at all is not a missed event");
         assert_eq!(empty.last_event_id, Some(12));
+    }
+
+    #[test]
+    fn an_id_from_before_redis_lost_its_data_does_not_hold_back_live_events() {
+        let o = plan_opening(Start::After(7), vec![vec![]], Some(2));
+        assert_eq!((o.last_event_id, o.position), (Some(2), 2));
+        let empty = plan_opening(Start::After(7), vec![vec![]], None);
+        assert_eq!((empty.last_event_id, empty.position), (None, 0));
     }
 
     #[test]
