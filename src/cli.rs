@@ -18,6 +18,7 @@ use tracing::{info, warn, Level};
 use crate::blocking::{BlockingQueue, Popped};
 use crate::redis_url::{InvalidUrl, RedisUrl};
 use crate::server::{self, channels::ChannelSource, Config};
+use crate::signal_mask;
 
 /// The defaults that the caller knows: the gem's configured Redis URL and port.
 #[derive(Debug, Clone)]
@@ -305,11 +306,6 @@ pub fn start(
         .as_ref()
         .map(|path| PidFile::write(path.clone()))
         .transpose()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("redisse")
-        .build()
-        .map_err(StartError::Runtime)?;
     let stop = Arc::new(Notify::new());
     let stopped = Arc::new(BlockingQueue::default());
     let config = Config {
@@ -317,32 +313,45 @@ pub fn start(
         heartbeat: options.heartbeat,
         channels,
     };
-    let thread = {
+    let serve = {
         let (stop, stopped) = (stop.clone(), stopped.clone());
-        std::thread::Builder::new()
-            .name("redisse-server".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let shutdown = async move {
-                        tokio::select! {
-                            _ = stop.notified() => {}
-                            _ = signals(handle_signals) => info!("signal received"),
-                        }
-                    };
-                    match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => {
-                            if let Err(e) = server::run(listener, config, shutdown).await {
-                                tracing::error!("server failed: {e}");
+        move || -> Result<std::thread::JoinHandle<()>, StartError> {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("redisse")
+                .build()
+                .map_err(StartError::Runtime)?;
+            std::thread::Builder::new()
+                .name("redisse-server".into())
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        let shutdown = async move {
+                            tokio::select! {
+                                _ = stop.notified() => {}
+                                _ = signals(handle_signals) => info!("signal received"),
                             }
+                        };
+                        match tokio::net::TcpListener::from_std(listener) {
+                            Ok(listener) => {
+                                if let Err(e) = server::run(listener, config, shutdown).await {
+                                    tracing::error!("server failed: {e}");
+                                }
+                            }
+                            Err(e) => tracing::error!("cannot listen: {e}"),
                         }
-                        Err(e) => tracing::error!("cannot listen: {e}"),
-                    }
-                });
-                runtime.shutdown_timeout(Duration::from_secs(1));
-                drop(pid_file);
-                stopped.close();
-            })
-            .map_err(StartError::Runtime)?
+                    });
+                    runtime.shutdown_timeout(Duration::from_secs(1));
+                    drop(pid_file);
+                    stopped.close();
+                })
+                .map_err(StartError::Runtime)
+        }
+    };
+    // Without our own handlers (in Ruby), the server's threads take no signal.
+    let thread = if handle_signals {
+        serve()?
+    } else {
+        signal_mask::with_signals_blocked(serve)?
     };
     Ok(RunningServer {
         local_addr,

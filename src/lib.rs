@@ -15,6 +15,7 @@
 //!   the pub/sub hub and the streams' mailboxes, the command store, and
 //!   the streams themselves.
 //! - [`blocking`]: a queue that non-async threads (Ruby's) wait on.
+//! - [`signal_mask`]: keeping signals on Ruby's threads, off the server's.
 //! - [`cli`]: the command line, logging and pid file, shared by the binary
 //!   and the gem's `redisse` executable.
 
@@ -25,3 +26,4 @@ pub mod protocol;
 pub mod publisher;
 pub mod redis_url;
 pub mod server;
+pub mod signal_mask;

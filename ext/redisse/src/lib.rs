@@ -19,6 +19,7 @@ use redisse::blocking::Popped;
 use redisse::cli::{self, Command, Defaults, Waited};
 use redisse::publisher::PublishError;
 use redisse::server::channels::{ChannelRequest, ChannelRequests, ChannelSource};
+use redisse::signal_mask::with_signals_blocked;
 
 static REDISSE: Lazy<RModule> = Lazy::new(|ruby| {
     ruby.class_object()
@@ -103,13 +104,11 @@ impl Publisher {
         data: RString,
     ) -> Result<u64, Error> {
         let (channel, event_type, data) = (bytes(channel), bytes(event_type), bytes(data));
-        // Bounded by the connect and command timeouts, so no unblock function is needed.
-        gvl::without_gvl(
-            ruby,
-            || rb_self.0.publish(&channel, &event_type, &data),
-            || {},
-        )?
-        .map_err(|e| publish_error(ruby, e))
+        // Bounded by the connect and command timeouts, so no unblock function
+        // is needed; signals wait until it returned (or go to another thread)
+        // instead of failing its socket reads with EINTR.
+        let publish = || with_signals_blocked(|| rb_self.0.publish(&channel, &event_type, &data));
+        gvl::without_gvl(ruby, publish, || {})?.map_err(|e| publish_error(ruby, e))
     }
 
     fn url(&self) -> String {
