@@ -1,0 +1,23 @@
+# frozen_string_literal: true
+
+# The exception classes live in Ruby so that applications can rescue them
+# without loading the native extension; the extension raises these classes.
+module Redisse
+  # Base class of every error raised by Redisse.
+  class Error < StandardError; end
+
+  # Redis could not be reached, or did not answer in time. The message
+  # contains the Redis URL, with any password masked.
+  class ConnectionError < Error; end
+
+  # An event type, id or retry value contains a CR or LF, which would let
+  # the caller inject fields into the event stream.
+  class InvalidEventError < Error; end
+
+  # The server command line is invalid; the message is the usage error.
+  class CommandLineError < Error; end
+
+  # A channel name cannot be sent through the redirect endpoint because the
+  # server gives it another meaning (`polling`, `lastEventId`).
+  class ReservedChannelError < Error; end
+end
