@@ -1,0 +1,32 @@
+# frozen_string_literal: true
+
+# The example app, served by puma behind nginx (see nginx.conf):
+#
+#   REDISSE_REDIS=redis://localhost:6379/ puma --bind tcp://127.0.0.1:8081 example/config.ru
+#
+# bin/demo starts it with Redis, the redisse server and nginx.
+
+# Use the gem from this checkout.
+$LOAD_PATH.unshift(File.expand_path("../lib", __dir__))
+
+require "securerandom"
+require "rack/session/cookie"
+require_relative "app"
+
+Redisse.channels { |env| ExampleApp.channels(env) }
+
+use Rack::Session::Cookie,
+    key: "redisse_example",
+    # A new secret at each start forgets the sessions, which is fine here.
+    secret: ENV.fetch("SESSION_SECRET") { SecureRandom.hex(64) },
+    coder: Rack::Session::Cookie::Base64::JSON.new,
+    same_site: :lax,
+    httponly: true
+
+# Answers with an X-Accel-Redirect to nginx's internal /redisse location,
+# with the session's channels in the query string.
+map "/events" do
+  run Redisse.redirect_endpoint
+end
+
+run ExampleApp::Application.new

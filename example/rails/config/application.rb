@@ -1,0 +1,28 @@
+# frozen_string_literal: true
+
+require_relative "boot"
+
+require "rails"
+# Only what the example uses: no database, mailer, jobs, cable or assets.
+require "action_controller/railtie"
+
+# Loads the default group and the environment's: the redisse gem among them.
+Bundler.require(*Rails.groups)
+
+module RedisseRailsExample
+  class Application < Rails::Application
+    config.load_defaults 6.1
+
+    config.eager_load = Rails.env.production?
+    config.cache_classes = !Rails.env.development?
+    config.consider_all_requests_local = !Rails.env.production?
+    config.hosts.clear
+    config.secret_key_base = ENV.fetch("SECRET_KEY_BASE") { SecureRandom.hex(64) }
+    config.session_store :cookie_store, key: "_redisse_rails_example"
+
+    # Logs go to the console, so that the example writes nothing in its
+    # folder.
+    config.logger = ActiveSupport::Logger.new($stdout)
+    config.log_level = Rails.env.test? ? :warn : :info
+  end
+end

@@ -1,0 +1,8 @@
+# frozen_string_literal: true
+
+# The channels of an event stream: `global`, and the session's own channel
+# once it has one (see EventsController#index).
+Redisse.channels do |env|
+  session = ActionDispatch::Request.new(env).session
+  ["global", session[:channel]].compact
+end

@@ -1,0 +1,20 @@
+# frozen_string_literal: true
+
+RSpec.describe "The Rails app" do
+  it "boots with the redisse gem from the checkout, loaded by Bundler.require" do
+    expect(Rails.application).to be_initialized
+    spec = Gem.loaded_specs.fetch("redisse")
+    expect(spec.full_gem_path).to eq File.expand_path("../../..", __dir__)
+    expect(spec.version.to_s).to eq Redisse::VERSION
+    expect(defined?(Redisse::Native::Publisher)).to be_truthy
+  end
+
+  it "configures the channels in its initializer" do
+    expect(Redisse.channels(Rack::MockRequest.env_for("/"))).to eq ["global"]
+  end
+
+  it "routes /events to the redirect endpoint" do
+    route = Rails.application.routes.routes.find { |r| r.path.spec.to_s.start_with?("/events") }
+    expect(route.app.app).to be Redisse.redirect_endpoint
+  end
+end

@@ -1,0 +1,173 @@
+# frozen_string_literal: true
+
+require "fileutils"
+require_relative "support/browser"
+require_relative "support/helpers"
+
+# The example page in headless Chromium, through nginx, the app and the
+# redisse server.
+RSpec.describe "The example page in a browser" do
+  include DeploymentHelpers
+
+  before(:context) do
+    reason = Browser.unavailable_reason
+    skip "browser specs need Chromium: #{reason}" if reason
+
+    @deployment = Deployment.new.start
+    # With an event counter in Redis, every stream starts with a
+    # `lastEventId` event: the sign that the page is subscribed.
+    new_redisse(redis_server: @deployment.redis_url).publish("warm-up", "")
+    @driver, @profile = Browser.start
+  end
+
+  after(:context) do
+    @driver&.quit
+    FileUtils.rm_rf(@profile) if @profile
+    @deployment&.stop
+    @deployment&.cleanup
+  end
+
+  let(:deployment) { @deployment }
+  let(:driver) { @driver }
+  let(:publisher) { Redisse }
+
+  before { Redisse.redis_server = deployment.redis_url }
+
+  after do |example|
+    warn "\n#{example.full_description} failed:\n#{deployment.log_tails}" if example.exception && deployment
+    driver&.navigate&.to("about:blank") # closes the page's stream
+  end
+
+  # Opens the page in a new session (no cookie) and waits until its stream
+  # delivered `count` events.
+  def open_page(path = "/", count: 1)
+    driver.get(deployment.url("/subscriptions"))
+    driver.manage.delete_all_cookies
+    driver.get(deployment.url(path))
+    wait_for("the page to receive #{count} event(s)") { page_events.size >= count }
+  end
+
+  # The events listed on the page, as [type, id, data].
+  def page_events
+    driver.execute_script(<<~JS)
+      return Array.from(document.querySelectorAll("#events li.event"))
+        .map(function (item) { return [item.dataset.type, item.dataset.id, item.dataset.data]; });
+    JS
+  end
+
+  def page_text(id)
+    driver.find_element(id: id).text
+  end
+
+  def wait_for(what, timeout: 10, &block)
+    deadline = monotonic_now + timeout
+    until (result = block.call)
+      raise "timed out waiting for #{what}; the page shows #{page_events.inspect}" if monotonic_now > deadline
+
+      sleep 0.05
+    end
+    result
+  end
+
+  def wait_for_data(data, timeout: 10)
+    wait_for("an event with data #{data.inspect}", timeout: timeout) do
+      page_events.find { |_type, _id, event_data| event_data == data }
+    end
+  end
+
+  it "lists the session's channels and starts from the current event id" do
+    current_id = publisher.publish("elsewhere", "")
+
+    open_page
+
+    private_channel = page_text("private-channel")
+    expect(private_channel).to match(/\Aprivate_[1-4]\z/)
+    channels = driver.find_elements(css: "#channels li").map { |item| item.attribute("data-channel") }
+    expect(channels).to eq ["global", private_channel]
+    expect(page_text("status")).to eq "open"
+    expect(page_events).to eq [["lastEventId", current_id.to_s, ""]]
+  end
+
+  it "receives an event published with the form" do
+    open_page
+
+    Selenium::WebDriver::Support::Select.new(driver.find_element(id: "publish-channel")).select_by(:value, "global")
+    message = driver.find_element(id: "publish-message")
+    message.clear
+    message.send_keys("Hello from the form <b>")
+    driver.find_element(id: "publish-submit").click
+
+    type, id, = wait_for_data("Hello from the form <b>")
+    expect(type).to eq "message"
+    wait_for("the publication result") { page_text("publish-result") != "" }
+    expect(page_text("publish-result")).to eq "Published event #{id} on global"
+  end
+
+  it "receives the events of its private channel, not those of another session" do
+    open_page
+    mine = page_text("private-channel")
+    others = %w[private_1 private_2 private_3 private_4] - [mine]
+    other_session = wait_until("a session with another private channel") do
+      session = new_cookie_session(deployment)
+      session if session.private_channel != mine
+    end
+    other_poll = StreamRequest.new(deployment.nginx_port, "/events?polling", { "Cookie" => other_session.cookie })
+    wait_until("the other session is subscribed") { other_poll.body.include?("event: lastEventId") }
+
+    others.each { |channel| publisher.publish(channel, "for #{channel}") }
+    publisher.publish(mine, "for #{mine}")
+    publisher.publish("global", "last")
+    # Events arrive in publication order: the others would be there by now.
+    wait_for_data("last")
+
+    received = page_events.map(&:last)
+    expect(received).to include("for #{mine}")
+    expect(received & others.map { |channel| "for #{channel}" }).to be_empty
+    other_body = other_poll.finish
+    expect(other_body).to include("data: for #{other_session.private_channel}\n")
+    expect(other_body).not_to include("for #{mine}")
+  ensure
+    other_poll&.close
+  end
+
+  it "reconnects by itself after the redisse server restarts, and gets what it missed once, in order" do
+    open_page
+    before_id = publisher.publish("global", "before")
+    wait_for_data("before")
+
+    deployment.stop_redisse
+    wait_for("the page to notice") { page_text("status") != "open" }
+    missed_ids = [publisher.publish("global", "missed 1"), publisher.publish("global", "missed 2")]
+    deployment.start_redisse
+
+    # The browser retries about 3 s after the stream ended.
+    wait_for_data("missed 2", timeout: 15)
+    received = page_events.drop_while { |_type, _id, data| data != "before" }
+    expect(received).to eq [
+      ["message", before_id.to_s, "before"],
+      ["message", missed_ids[0].to_s, "missed 1"],
+      ["message", missed_ids[1].to_s, "missed 2"]
+    ]
+    expect(page_text("status")).to eq "open"
+    # The EventSource itself reconnected to /events (the page did not open
+    # another one with ?lastEventId): the server could only know what the
+    # page missed from the Last-Event-ID header.
+    expect(page_text("opens")).to eq "2"
+    expect(page_text("reopens")).to eq "0"
+  end
+
+  it "replays the history after ?lastEventId, announcing missed events" do
+    missing_id = publisher.publish("elsewhere", "not for this page")
+    ids = [publisher.publish("global", "b"), publisher.publish("global", "c")]
+
+    open_page("/?lastEventId=#{missing_id}", count: 3)
+    expect(page_events).to eq [
+      ["missedevents", "", ""],
+      ["message", ids[0].to_s, "b"],
+      ["message", ids[1].to_s, "c"]
+    ]
+
+    open_page("/?lastEventId=#{ids[0]}")
+    expect(page_events).to eq [["message", ids[1].to_s, "c"]]
+  end
+end
