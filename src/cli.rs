@@ -298,8 +298,7 @@ pub fn start(
         .map_err(bind_error)?
         .next()
         .ok_or_else(|| bind_error(io::Error::new(io::ErrorKind::NotFound, "no such address")))?;
-    let listener = TcpListener::bind(addr).map_err(bind_error)?;
-    listener.set_nonblocking(true).map_err(bind_error)?;
+    let listener = listen(addr).map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
     let pid_file = options
         .pid
@@ -359,6 +358,22 @@ pub fn start(
         stopped,
         thread: Mutex::new(Some(thread)),
     })
+}
+
+/// Connections the kernel may hold for `accept`; it caps this at
+/// `net.core.somaxconn`. The usual 128 overflows when thousands of
+/// browsers reconnect at once (a server restart), and every dropped SYN
+/// costs its client a second or more before it tries again.
+const LISTEN_BACKLOG: i32 = 4096;
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 async fn signals(enabled: bool) {

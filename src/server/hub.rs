@@ -292,6 +292,7 @@ impl HubTask {
             heartbeat,
             ..
         } = self;
+        let stalled_after = stalled_after(*heartbeat);
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + *heartbeat, *heartbeat);
         let mut batch = Vec::new();
@@ -316,7 +317,7 @@ impl HubTask {
                 },
                 _ = heartbeat.tick() => {
                     for (mailbox, _) in listeners.streams.values() {
-                        mailbox.heartbeat();
+                        mailbox.heartbeat(stalled_after);
                     }
                     // Also notices a Redis that stopped answering without closing the socket.
                     match tokio::time::timeout(REDIS_TIMEOUT, sink.ping::<redis::Value>()).await {
@@ -350,7 +351,31 @@ fn names(channels: &[Channel]) -> Vec<&[u8]> {
     channels.iter().map(|channel| &channel[..]).collect()
 }
 
+/// How long a stream may be unable to write before its client counts as
+/// gone. Long enough that a loaded machine is not mistaken for stalled
+/// clients (dropping them all at once would bring them all back at once).
+const STALLED_AFTER: Duration = Duration::from_secs(30);
+
+/// In heartbeats: at least two, so one late tick is never enough.
+fn stalled_after(heartbeat: Duration) -> u32 {
+    let beats = STALLED_AFTER.as_secs_f64() / heartbeat.as_secs_f64();
+    (beats.ceil() as u32).max(2)
+}
+
 async fn stopping(stop: &mut watch::Receiver<bool>) {
     // An error means the server dropped its end: stop as well.
     let _ = stop.wait_for(|stop| *stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_is_stalled_after_thirty_seconds_of_heartbeats_or_two() {
+        assert_eq!(stalled_after(Duration::from_secs(15)), 2);
+        assert_eq!(stalled_after(Duration::from_secs(60)), 2);
+        assert_eq!(stalled_after(Duration::from_secs(1)), 30);
+        assert_eq!(stalled_after(Duration::from_millis(200)), 150);
+    }
 }

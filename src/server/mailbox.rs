@@ -51,6 +51,8 @@ struct State {
     queue: VecDeque<Delivery>,
     queued_bytes: usize,
     heartbeat_due: bool,
+    /// Heartbeats that came while the previous one was still due.
+    untaken_heartbeats: u32,
     closed: Option<Closed>,
     waker: Option<Waker>,
 }
@@ -98,16 +100,19 @@ impl Mailbox {
         wake(state);
     }
 
-    /// A heartbeat is due. If the previous one was never taken, the stream
-    /// has been stuck writing for a whole interval: its client stopped
-    /// reading, and it is dropped like one that overflowed.
-    pub fn heartbeat(&self) {
+    /// A heartbeat is due. A stream that took none of the last
+    /// `stalled_after` ones has been stuck writing all that time: its client
+    /// stopped reading, and it is dropped like one that overflowed.
+    pub fn heartbeat(&self, stalled_after: u32) {
         let mut state = self.lock();
         if state.closed.is_some() {
             return;
         }
         if state.heartbeat_due {
-            self.overflow(&mut state);
+            state.untaken_heartbeats += 1;
+            if state.untaken_heartbeats >= stalled_after {
+                self.overflow(&mut state);
+            }
         }
         state.heartbeat_due = true;
         wake(state);
@@ -142,6 +147,7 @@ impl Mailbox {
         into.deliveries.extend(state.queue.drain(..));
         state.queued_bytes = 0;
         into.heartbeat = std::mem::take(&mut state.heartbeat_due);
+        state.untaken_heartbeats = 0;
         into.closed = state.closed;
         Poll::Ready(())
     }
@@ -178,7 +184,7 @@ mod tests {
             id: Some(2),
             text: Bytes::from_static(b"b"),
         });
-        m.heartbeat();
+        m.heartbeat(2);
         let batch = take(&m).unwrap();
         assert_eq!(
             batch
@@ -213,10 +219,17 @@ mod tests {
     #[test]
     fn a_heartbeat_never_taken_means_stalled() {
         let m = Mailbox::new(Arc::default());
-        m.heartbeat();
+        m.heartbeat(2);
         assert!(take(&m).unwrap().heartbeat);
-        m.heartbeat();
-        m.heartbeat();
+        m.heartbeat(2);
+        m.heartbeat(2);
+        assert!(
+            take(&m).unwrap().closed.is_none(),
+            "one untaken heartbeat is a busy moment"
+        );
+        m.heartbeat(2);
+        m.heartbeat(2);
+        m.heartbeat(2);
         assert_eq!(take(&m).unwrap().closed, Some(Closed::Overflowed));
     }
 
