@@ -12,7 +12,12 @@ use support::{free_port, wait_until, RedisServer};
 
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
@@ -24,7 +29,15 @@ fn out_of_descriptors_backs_off_logs_once_and_recovers() {
     let mut server = Command::new("prlimit")
         .args(["--nofile=64:64", "--"])
         .arg(env!("CARGO_BIN_EXE_redisse"))
-        .args(["--redis", &redis.url(), "-a", "127.0.0.1", "-p", &port.to_string(), "--stdout"])
+        .args([
+            "--redis",
+            &redis.url(),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--stdout",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -46,27 +59,52 @@ fn out_of_descriptors_backs_off_logs_once_and_recovers() {
     let mut held = Vec::new();
     for _ in 0..100 {
         let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        socket.write_all(b"GET /?c HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+        socket
+            .write_all(b"GET /?c HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n")
+            .unwrap();
         held.push(socket);
     }
-    wait_until("accept fails and is logged", Duration::from_secs(10), || {
-        read_log(&mut log_lines);
-        log_lines.iter().any(|l| l.contains("cannot accept connections"))
-    });
+    wait_until(
+        "accept fails and is logged",
+        Duration::from_secs(10),
+        || {
+            read_log(&mut log_lines);
+            log_lines
+                .iter()
+                .any(|l| l.contains("cannot accept connections"))
+        },
+    );
     let ticks = cpu_ticks(server.id());
     let measured = Instant::now();
     std::thread::sleep(Duration::from_secs(1)); // the window in which a busy loop would burn CPU
     let used = cpu_ticks(server.id()) - ticks;
-    assert!(used < 50, "{used} ticks in {:?}: accept is spinning", measured.elapsed());
+    assert!(
+        used < 50,
+        "{used} ticks in {:?}: accept is spinning",
+        measured.elapsed()
+    );
     read_log(&mut log_lines);
-    assert_eq!(log_lines.iter().filter(|l| l.contains("cannot accept connections")).count(), 1, "{log_lines:#?}");
+    assert_eq!(
+        log_lines
+            .iter()
+            .filter(|l| l.contains("cannot accept connections"))
+            .count(),
+        1,
+        "{log_lines:#?}"
+    );
 
     // Descriptors come back: the server accepts again.
     drop(held);
     wait_until("stats answer again", Duration::from_secs(10), || {
-        let Ok(mut socket) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-        socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        socket.write_all(b"GET / HTTP/1.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
+        let Ok(mut socket) = TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        socket
+            .write_all(b"GET / HTTP/1.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let mut response = String::new();
         let _ = socket.read_to_string(&mut response);
         response.starts_with("HTTP/1.1 200 OK")

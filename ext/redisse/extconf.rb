@@ -20,6 +20,8 @@ extension = "redisse.#{RbConfig::CONFIG['DLEXT']}"
 File.write("Makefile", <<~MAKEFILE)
   ROOT = #{root}
   CARGO ?= cargo
+  # Cargo's own setting, to share compiled dependencies between builds.
+  TARGET_DIR = #{ENV.fetch("CARGO_TARGET_DIR", File.join(root, "target"))}
   # rb-sys reads RUBY to find the Ruby to build against.
   RUBY = #{RbConfig.ruby}
   sitearchdir = #{RbConfig::CONFIG['sitearchdir']}
@@ -30,8 +32,8 @@ File.write("Makefile", <<~MAKEFILE)
 
   # cargo knows when the sources changed, so it always gets to decide.
   $(EXTENSION): FORCE
-  \tRUBY="$(RUBY)" "$(CARGO)" build --release -p redisse-ext --manifest-path "$(ROOT)/Cargo.toml" --target-dir "$(ROOT)/target"
-  \tcp "$(ROOT)/target/release/#{cargo_library}" $(EXTENSION)
+  \tRUBY="$(RUBY)" "$(CARGO)" build --release -p redisse-ext --manifest-path "$(ROOT)/Cargo.toml" --target-dir "$(TARGET_DIR)"
+  \tcp "$(TARGET_DIR)/release/#{cargo_library}" $(EXTENSION)
 
   install: $(EXTENSION)
   \tmkdir -p "$(DESTDIR)$(RUBYARCHDIR)"
