@@ -199,6 +199,14 @@ impl ChunkHeader {
         }
         ChunkHeader { bytes, start }
     }
+
+    /// No header at all, for bodies that are not chunked.
+    pub fn none() -> Self {
+        ChunkHeader {
+            bytes: [0; 18],
+            start: 18,
+        }
+    }
 }
 
 impl bytes::Buf for ChunkHeader {
@@ -296,6 +304,7 @@ mod tests {
         use bytes::Buf;
         assert_eq!(ChunkHeader::new(255).chunk(), b"ff\r\n");
         assert_eq!(ChunkHeader::new(0).chunk(), b"0\r\n");
+        assert_eq!(ChunkHeader::none().remaining(), 0);
         assert_eq!(
             ChunkHeader::new(usize::MAX).chunk(),
             b"ffffffffffffffff\r\n"

@@ -7,16 +7,18 @@
 //! notice at once a client that left.
 
 use std::future::poll_fn;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::net::tcp::ReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tracing::debug;
 
+use super::channels::ChannelSource;
 use super::respond::{plain, respond, Peer, Reply, STREAM_HEADERS};
 use super::stream::EventStream;
 use super::Shared;
@@ -29,13 +31,26 @@ use crate::protocol::http::{
 /// kept-alive connection waits for the next one.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_SIZE: usize = 2048;
+const UNKNOWN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
 pub async fn serve(
     mut socket: TcpStream,
-    peer: Peer,
+    remote: SocketAddr,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Events go out as soon as they are written, not when the last one was acknowledged.
+    let _ = socket.set_nodelay(true);
+    let local = match shared.channels {
+        // Only the application's Rack env needs it: spare the system call otherwise.
+        ChannelSource::Application(_) => socket.local_addr().unwrap_or(UNKNOWN_ADDR),
+        ChannelSource::Query => UNKNOWN_ADDR,
+    };
+    let peer = Peer {
+        remote,
+        local,
+        abort: Arc::new(Notify::new()),
+    };
     let mut leftover = Vec::new();
     loop {
         let head = tokio::select! {
@@ -134,16 +149,22 @@ async fn stream_to(
     };
     let keep_alive = keep_alive && framing == Framing::Chunked;
     let (mut reader, mut writer) = socket.split();
-    if writer
-        .write_all(&response_head(
-            Status::Ok,
-            STREAM_HEADERS,
-            framing,
-            keep_alive,
-        ))
-        .await
-        .is_err()
-    {
+    // The head and the opening (history, lastEventId) in one write.
+    let head = Bytes::from(response_head(
+        Status::Ok,
+        STREAM_HEADERS,
+        framing,
+        keep_alive,
+    ));
+    let written = match stream.take_opening() {
+        Some(opening) => {
+            writer
+                .write_all_buf(&mut head.chain(frame(opening, framing)))
+                .await
+        }
+        None => writer.write_all(&head).await,
+    };
+    if written.is_err() {
         return false;
     }
     loop {
@@ -152,8 +173,9 @@ async fn stream_to(
             _ = client_gone(&mut reader) => return false,
         };
         let Some(text) = chunk else { break };
+        let mut framed = frame(text, framing);
         tokio::select! {
-            written = write_chunk(&mut writer, text, framing) => if written.is_err() { return false },
+            written = writer.write_all_buf(&mut framed) => if written.is_err() { return false },
             _ = client_gone(&mut reader) => return false,
             _ = peer.abort.notified() => return false,
         }
@@ -164,17 +186,12 @@ async fn stream_to(
     keep_alive
 }
 
-/// One vectored write of a chunk: size line, the shared text, CRLF.
-async fn write_chunk(
-    writer: &mut WriteHalf<'_>,
-    text: Bytes,
-    framing: Framing,
-) -> std::io::Result<()> {
-    if framing == Framing::Chunked {
-        let mut chunk = ChunkHeader::new(text.len()).chain(text).chain(CRLF);
-        writer.write_all_buf(&mut chunk).await
-    } else {
-        writer.write_all(&text).await
+/// A text as the body's framing wants it: for chunks, size line, the
+/// shared text, CRLF, written in one vectored call without copying.
+fn frame(text: Bytes, framing: Framing) -> impl Buf {
+    match framing {
+        Framing::Chunked => ChunkHeader::new(text.len()).chain(text).chain(CRLF),
+        _ => ChunkHeader::none().chain(text).chain(&b""[..]),
     }
 }
 

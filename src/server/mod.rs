@@ -18,12 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use self::channels::ChannelSource;
 use self::hub::Hub;
-use self::respond::Peer;
 use self::store::Store;
 use crate::protocol::stats::Stats;
 use crate::redis_url::RedisUrl;
@@ -85,18 +84,11 @@ pub async fn run(
                 }
             },
         };
-        let _ = socket.set_nodelay(true);
-        let Ok(local) = socket.local_addr() else {
-            continue;
-        };
-        let peer = Peer {
-            remote,
-            local,
-            abort: Arc::new(Notify::new()),
-        };
+        // Everything else per connection happens in its own task, so that
+        // this loop only accepts: thousands of browsers may arrive at once.
         let (shared, stopped, alive) = (shared.clone(), stopped.clone(), connection_alive.clone());
         tokio::spawn(async move {
-            connection::serve(socket, peer, shared, stopped).await;
+            connection::serve(socket, remote, shared, stopped).await;
             drop(alive);
         });
     }

@@ -168,6 +168,11 @@ impl EventStream {
 }
 
 impl EventStream {
+    /// The opening (missed events, history, lastEventId), if not written yet.
+    pub fn take_opening(&mut self) -> Option<Bytes> {
+        self.opening.take()
+    }
+
     /// The next text to write, `None` once the stream has ended.
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if let Some(opening) = self.opening.take() {
