@@ -49,7 +49,7 @@ fn out_of_descriptors_backs_off_logs_once_and_recovers() {
         }
     });
     let mut log_lines = Vec::new();
-    let mut read_log = |log_lines: &mut Vec<String>| log_lines.extend(log.try_iter());
+    let read_log = |log_lines: &mut Vec<String>| log_lines.extend(log.try_iter());
     wait_until("the server listens", Duration::from_secs(10), || {
         read_log(&mut log_lines);
         log_lines.iter().any(|l| l.contains("connected to Redis"))

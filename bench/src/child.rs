@@ -61,7 +61,10 @@ struct State {
 
 pub fn run(options: Options) -> i32 {
     sys::raise_nofile();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("subscribe: cannot start the runtime: {e}");
@@ -159,8 +162,14 @@ fn start_streams(options: &Rc<Options>, state: &Rc<State>, all_attempted: &Rc<No
         let n = options.first + i;
         let channel = n % options.channels.max(1);
         let path = options.path_template.replace("{c}", &channel.to_string());
-        let source = (!options.sources.is_empty()).then(|| options.sources[n % options.sources.len()]);
-        let (options, state, all_attempted, permits) = (options.clone(), state.clone(), all_attempted.clone(), permits.clone());
+        let source =
+            (!options.sources.is_empty()).then(|| options.sources[n % options.sources.len()]);
+        let (options, state, all_attempted, permits) = (
+            options.clone(),
+            state.clone(),
+            all_attempted.clone(),
+            permits.clone(),
+        );
         tokio::task::spawn_local(async move {
             let permit = match &permits {
                 Some(p) => p.clone().acquire_owned().await.ok(),
@@ -168,7 +177,11 @@ fn start_streams(options: &Rc<Options>, state: &Rc<State>, all_attempted: &Rc<No
             };
             let started = Instant::now();
             let mut buf = Vec::with_capacity(4096);
-            let opened = tokio::time::timeout(options.connect_timeout, open_stream(source, options.server, &path, &mut buf)).await;
+            let opened = tokio::time::timeout(
+                options.connect_timeout,
+                open_stream(source, options.server, &path, &mut buf),
+            )
+            .await;
             drop(permit);
             state.attempted.set(state.attempted.get() + 1);
             let result = match opened {
@@ -178,7 +191,10 @@ fn start_streams(options: &Rc<Options>, state: &Rc<State>, all_attempted: &Rc<No
             };
             match &result {
                 Ok(_) => {
-                    state.connect.borrow_mut().record(started.elapsed().as_micros() as u64);
+                    state
+                        .connect
+                        .borrow_mut()
+                        .record(started.elapsed().as_micros() as u64);
                     state.open.set(state.open.get() + 1);
                 }
                 Err(e) => {
@@ -199,7 +215,12 @@ fn start_streams(options: &Rc<Options>, state: &Rc<State>, all_attempted: &Rc<No
 }
 
 /// Reads until the stream ends; returns why it ended.
-async fn read_events(mut stream: tokio::net::TcpStream, chunked: bool, leftover: Vec<u8>, state: &State) -> String {
+async fn read_events(
+    mut stream: tokio::net::TcpStream,
+    chunked: bool,
+    leftover: Vec<u8>,
+    state: &State,
+) -> String {
     let mut decoder = chunked.then(Chunked::default);
     let mut parser = SseParser::default();
     let mut filled = leftover.len();
@@ -212,7 +233,10 @@ async fn read_events(mut stream: tokio::net::TcpStream, chunked: bool, leftover:
             let mut on_event = |p: crate::http::Payload| {
                 if p.tag == state.tag.get() {
                     state.received.set(state.received.get() + 1);
-                    state.latency.borrow_mut().record(now.saturating_sub(p.sent_us));
+                    state
+                        .latency
+                        .borrow_mut()
+                        .record(now.saturating_sub(p.sent_us));
                 } else {
                     state.stale.set(state.stale.get() + 1);
                 }

@@ -70,7 +70,10 @@ pub fn source_addresses(n: usize) -> String {
 
 impl Fleet {
     pub async fn spawn(spec: &Spec) -> Result<Fleet, String> {
-        let children = spec.streams.div_ceil(STREAMS_PER_CHILD).max(if spec.streams >= 2 { 2 } else { 1 });
+        let children = spec
+            .streams
+            .div_ceil(STREAMS_PER_CHILD)
+            .max(if spec.streams >= 2 { 2 } else { 1 });
         let per = spec.streams.div_ceil(children);
         let mut members = Vec::new();
         let mut first = 0;
@@ -84,7 +87,10 @@ impl Fleet {
                 .args(["--first", &first.to_string(), "--count", &count.to_string()])
                 .args(["--sources", &source_addresses(spec.sources)])
                 .args(["--concurrency", &spec.concurrency.to_string()])
-                .args(["--connect-timeout", &spec.connect_timeout.as_secs_f64().to_string()])
+                .args([
+                    "--connect-timeout",
+                    &spec.connect_timeout.as_secs_f64().to_string(),
+                ])
                 .args(["--max-seconds", &spec.max_seconds.to_string()])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -95,7 +101,12 @@ impl Fleet {
             let pid = child.id().unwrap_or(0);
             let stdin = child.stdin.take().ok_or("no stdin")?;
             let lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-            members.push(Member { child, stdin, lines, pid });
+            members.push(Member {
+                child,
+                stdin,
+                lines,
+                pid,
+            });
             first += count;
         }
         Ok(Fleet { members })
@@ -107,7 +118,10 @@ impl Fleet {
 
     /// CPU seconds used by the children so far.
     pub fn cpu_s(&self) -> f64 {
-        self.members.iter().filter_map(|m| sys::cpu_seconds(m.pid, false)).sum()
+        self.members
+            .iter()
+            .filter_map(|m| sys::cpu_seconds(m.pid, false))
+            .sum()
     }
 
     async fn send_all(&mut self, command: &str) -> Result<(), String> {
@@ -127,7 +141,8 @@ impl Fleet {
                 loop {
                     match m.lines.next_line().await {
                         Ok(Some(line)) => {
-                            let v: Value = serde_json::from_str(&line).map_err(|e| format!("bad answer {line:?}: {e}"))?;
+                            let v: Value = serde_json::from_str(&line)
+                                .map_err(|e| format!("bad answer {line:?}: {e}"))?;
                             if v["event"] == event {
                                 return Ok(v);
                             }
@@ -140,7 +155,12 @@ impl Fleet {
                 }
             })
             .await
-            .map_err(|_| format!("subscriber process {} did not answer {event:?} within {timeout:?}", m.pid))??;
+            .map_err(|_| {
+                format!(
+                    "subscriber process {} did not answer {event:?} within {timeout:?}",
+                    m.pid
+                )
+            })??;
             out.push(line);
         }
         Ok(out)
@@ -160,14 +180,18 @@ impl Fleet {
                 }
             }
             o.connect.merge(&Hist::from_json(&a["connect"]));
-            o.elapsed = o.elapsed.max(Duration::from_micros(a["elapsed_us"].as_u64().unwrap_or(0)));
+            o.elapsed = o
+                .elapsed
+                .max(Duration::from_micros(a["elapsed_us"].as_u64().unwrap_or(0)));
         }
         Ok(o)
     }
 
     pub async fn phase(&mut self, tag: u32) -> Result<(), String> {
         self.send_all(&format!("phase {tag}")).await?;
-        self.answers("phase", Duration::from_secs(10)).await.map(|_| ())
+        self.answers("phase", Duration::from_secs(10))
+            .await
+            .map(|_| ())
     }
 
     async fn tally(&mut self, command: &str) -> Result<Tally, String> {
@@ -202,7 +226,12 @@ impl Fleet {
 
     /// Waits until `expected` deliveries arrived, or nothing arrived for
     /// `quiet`, or `limit` passed. Returns the last stats.
-    pub async fn wait_for(&mut self, expected: u64, quiet: Duration, limit: Duration) -> Result<Tally, String> {
+    pub async fn wait_for(
+        &mut self,
+        expected: u64,
+        quiet: Duration,
+        limit: Duration,
+    ) -> Result<Tally, String> {
         let start = tokio::time::Instant::now();
         let mut last = self.stats().await?;
         let mut last_change = start;
@@ -220,7 +249,10 @@ impl Fleet {
     pub async fn quit(mut self) {
         let _ = self.send_all("quit").await;
         for m in &mut self.members {
-            if tokio::time::timeout(Duration::from_secs(10), m.child.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), m.child.wait())
+                .await
+                .is_err()
+            {
                 let _ = m.child.kill().await;
             }
         }
@@ -233,7 +265,9 @@ pub fn parse_sources(text: &str) -> Result<Vec<Ipv4Addr>, String> {
     let b: Ipv4Addr = b.parse().map_err(|_| format!("bad address {b:?}"))?;
     let (a, b) = (u32::from(a), u32::from(b));
     if a > b || a >> 24 != 127 || b >> 24 != 127 || b - a > 65_535 {
-        return Err(format!("{text:?}: a range of loopback addresses (127.x.x.x) is needed"));
+        return Err(format!(
+            "{text:?}: a range of loopback addresses (127.x.x.x) is needed"
+        ));
     }
     Ok((a..=b).map(Ipv4Addr::from).collect())
 }

@@ -18,7 +18,12 @@ pub struct Hist {
 
 impl Default for Hist {
     fn default() -> Self {
-        Hist { counts: vec![0; BUCKETS], total: 0, max: 0, sum: 0 }
+        Hist {
+            counts: vec![0; BUCKETS],
+            total: 0,
+            max: 0,
+            sum: 0,
+        }
     }
 }
 
@@ -70,7 +75,11 @@ impl Hist {
     }
 
     pub fn mean(&self) -> f64 {
-        if self.total == 0 { 0.0 } else { self.sum as f64 / self.total as f64 }
+        if self.total == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.total as f64
+        }
     }
 
     /// The q-quantile (0..=1), in microseconds; 0 when empty.
@@ -107,7 +116,12 @@ impl Hist {
         let mut h = Hist::default();
         if let Some(buckets) = v.get("buckets").and_then(Value::as_array) {
             for b in buckets {
-                let (Some(i), Some(c)) = (b.get(0).and_then(Value::as_u64), b.get(1).and_then(Value::as_u64)) else { continue };
+                let (Some(i), Some(c)) = (
+                    b.get(0).and_then(Value::as_u64),
+                    b.get(1).and_then(Value::as_u64),
+                ) else {
+                    continue;
+                };
                 if (i as usize) < BUCKETS {
                     h.counts[i as usize] += c;
                     h.total += c;
@@ -151,7 +165,11 @@ mod tests {
         let mut a = Hist::default();
         let mut b = Hist::default();
         for v in 1..=1000u64 {
-            if v % 2 == 0 { a.record(v * 100) } else { b.record(v * 100) }
+            if v % 2 == 0 {
+                a.record(v * 100)
+            } else {
+                b.record(v * 100)
+            }
         }
         let mut m = Hist::from_json(&a.to_json());
         m.merge(&b);

@@ -68,7 +68,9 @@ pub async fn connect_from(source: Option<Ipv4Addr>, server: SocketAddr) -> io::R
 pub async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Head, OpenError> {
     let mut scanned: usize = 0;
     loop {
-        if let Some(end) = find(&buf[scanned.saturating_sub(3)..], b"\r\n\r\n").map(|i| i + scanned.saturating_sub(3)) {
+        if let Some(end) = find(&buf[scanned.saturating_sub(3)..], b"\r\n\r\n")
+            .map(|i| i + scanned.saturating_sub(3))
+        {
             let head = parse_head(&buf[..end])?;
             buf.drain(..end + 4);
             return Ok(head);
@@ -95,9 +97,15 @@ fn parse_head(head: &[u8]) -> Result<Head, OpenError> {
         .and_then(|s| s.get(2..5))
         .and_then(|s| s.parse().ok())
         .ok_or(OpenError::Protocol("bad status line"))?;
-    let mut out = Head { status, chunked: false, content_length: None };
+    let mut out = Head {
+        status,
+        chunked: false,
+        content_length: None,
+    };
     for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         if name.eq_ignore_ascii_case("transfer-encoding") {
             out.chunked = value.to_ascii_lowercase().contains("chunked");
@@ -134,7 +142,11 @@ enum ChunkState {
 impl Chunked {
     /// Feeds body bytes; `out` gets the decoded data. Returns true once the
     /// last chunk was read.
-    pub fn feed(&mut self, mut input: &[u8], out: &mut impl FnMut(&[u8])) -> Result<bool, &'static str> {
+    pub fn feed(
+        &mut self,
+        mut input: &[u8],
+        out: &mut impl FnMut(&[u8]),
+    ) -> Result<bool, &'static str> {
         while !input.is_empty() {
             match self.state {
                 ChunkState::Size => {
@@ -143,22 +155,24 @@ impl Chunked {
                     match b {
                         b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
                             let d = (b as char).to_digit(16).unwrap_or(0) as usize;
-                            self.size = self.size.checked_mul(16).and_then(|s| s.checked_add(d)).ok_or("chunk too big")?;
+                            self.size = self
+                                .size
+                                .checked_mul(16)
+                                .and_then(|s| s.checked_add(d))
+                                .ok_or("chunk too big")?;
                         }
                         b';' | b'\r' | b' ' => self.state = ChunkState::SizeRest,
                         b'\n' => self.end_size(),
                         _ => return Err("bad chunk size"),
                     }
                 }
-                ChunkState::SizeRest => {
-                    match input.iter().position(|&b| b == b'\n') {
-                        Some(i) => {
-                            input = &input[i + 1..];
-                            self.end_size();
-                        }
-                        None => input = &[],
+                ChunkState::SizeRest => match input.iter().position(|&b| b == b'\n') {
+                    Some(i) => {
+                        input = &input[i + 1..];
+                        self.end_size();
                     }
-                }
+                    None => input = &[],
+                },
                 ChunkState::Data => {
                     let n = self.size.min(input.len());
                     out(&input[..n]);
@@ -184,7 +198,11 @@ impl Chunked {
     }
 
     fn end_size(&mut self) {
-        self.state = if self.size == 0 { ChunkState::Done } else { ChunkState::Data };
+        self.state = if self.size == 0 {
+            ChunkState::Done
+        } else {
+            ChunkState::Data
+        };
     }
 }
 
@@ -204,7 +222,11 @@ impl Payload {
     fn parse(data: &[u8]) -> Option<Payload> {
         let text = std::str::from_utf8(data).ok()?;
         let mut it = text.split(' ');
-        let p = Payload { tag: it.next()?.parse().ok()?, seq: it.next()?.parse().ok()?, sent_us: it.next()?.trim_end().parse().ok()? };
+        let p = Payload {
+            tag: it.next()?.parse().ok()?,
+            seq: it.next()?.parse().ok()?,
+            sent_us: it.next()?.trim_end().parse().ok()?,
+        };
         it.next().is_none().then_some(p)
     }
 }
@@ -256,7 +278,12 @@ impl SseParser {
 }
 
 /// Sends the GET of an event stream and reads the response head.
-pub async fn open_stream(source: Option<Ipv4Addr>, server: SocketAddr, path: &str, buf: &mut Vec<u8>) -> Result<(TcpStream, Head), OpenError> {
+pub async fn open_stream(
+    source: Option<Ipv4Addr>,
+    server: SocketAddr,
+    path: &str,
+    buf: &mut Vec<u8>,
+) -> Result<(TcpStream, Head), OpenError> {
     let mut stream = connect_from(source, server).await?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {server}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
@@ -270,7 +297,9 @@ pub async fn open_stream(source: Option<Ipv4Addr>, server: SocketAddr, path: &st
 /// GET with `Accept: application/json` (redisse's stats); the body as text.
 pub async fn get_json(server: SocketAddr) -> Result<String, OpenError> {
     let mut stream = connect_from(None, server).await?;
-    let request = format!("GET / HTTP/1.1\r\nHost: {server}\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {server}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await?;
     let mut buf = Vec::new();
     let head = read_head(&mut stream, &mut buf).await?;
@@ -301,12 +330,21 @@ pub struct PostConnection {
 
 impl PostConnection {
     pub fn new(server: SocketAddr) -> Self {
-        PostConnection { server, stream: None, buf: Vec::with_capacity(4096) }
+        PostConnection {
+            server,
+            stream: None,
+            buf: Vec::with_capacity(4096),
+        }
     }
 
     /// POSTs `body` to `path`; returns the status. Reconnects once if the
     /// kept-alive connection was closed.
-    pub async fn post(&mut self, path: &str, body: &[u8], timeout: Duration) -> Result<u16, OpenError> {
+    pub async fn post(
+        &mut self,
+        path: &str,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<u16, OpenError> {
         for attempt in 0..2 {
             let fresh = self.stream.is_none();
             match tokio::time::timeout(timeout, self.try_post(path, body)).await {
@@ -346,7 +384,9 @@ impl PostConnection {
             let mut chunked = Chunked::default();
             loop {
                 let leftover = std::mem::take(&mut self.buf);
-                let done = chunked.feed(&leftover, &mut |_| {}).map_err(OpenError::Protocol)?;
+                let done = chunked
+                    .feed(&leftover, &mut |_| {})
+                    .map_err(OpenError::Protocol)?;
                 if done {
                     break;
                 }
@@ -386,10 +426,21 @@ mod tests {
         // Byte by byte, to cross every boundary.
         let mut done = false;
         for b in body.iter() {
-            done = chunked.feed(std::slice::from_ref(b), &mut |d| sse.feed(d, &mut |p| events.push(p))).unwrap();
+            done = chunked
+                .feed(std::slice::from_ref(b), &mut |d| {
+                    sse.feed(d, &mut |p| events.push(p))
+                })
+                .unwrap();
         }
         assert!(done);
-        assert_eq!(events, vec![Payload { tag: 7, seq: 12, sent_us: 1_000_000 }]);
+        assert_eq!(
+            events,
+            vec![Payload {
+                tag: 7,
+                seq: 12,
+                sent_us: 1_000_000
+            }]
+        );
     }
 
     #[test]
@@ -397,12 +448,22 @@ mod tests {
         let mut events = Vec::new();
         let mut sse = SseParser::default();
         sse.feed(b"id: 9\nevent: lastEventId\ndata: \n\n: hb\nid: 1:0\r\ndata: 1 2 3\r\n\r\ndata: 1 2 3\ndata: x\n\n", &mut |p| events.push(p));
-        assert_eq!(events, vec![Payload { tag: 1, seq: 2, sent_us: 3 }]);
+        assert_eq!(
+            events,
+            vec![Payload {
+                tag: 1,
+                seq: 2,
+                sent_us: 3
+            }]
+        );
     }
 
     #[test]
     fn head() {
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream").unwrap();
+        let h = parse_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream",
+        )
+        .unwrap();
         assert_eq!(h.status, 200);
         assert!(h.chunked);
     }

@@ -64,7 +64,9 @@ impl Args {
         let mut pairs = Vec::new();
         let mut it = args.iter();
         while let Some(a) = it.next() {
-            let name = a.strip_prefix("--").ok_or_else(|| format!("unexpected argument {a:?}\n{USAGE}"))?;
+            let name = a
+                .strip_prefix("--")
+                .ok_or_else(|| format!("unexpected argument {a:?}\n{USAGE}"))?;
             if flags.contains(&name) {
                 pairs.push((name.to_string(), None));
             } else {
@@ -76,7 +78,11 @@ impl Args {
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 
     fn flag(&self, name: &str) -> bool {
@@ -116,8 +122,17 @@ fn subscribe(args: &[String]) -> Result<i32, String> {
 fn capture(cmd: &str, args: &[&str]) -> String {
     match Command::new(cmd).args(args).output() {
         Ok(o) => {
-            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
-            String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_string()
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
         }
         Err(_) => "?".into(),
     }
@@ -126,14 +141,24 @@ fn capture(cmd: &str, args: &[&str]) -> String {
 fn report_only(args: &[String]) -> Result<i32, String> {
     let a = Args::parse(args, &[])?;
     let out = PathBuf::from(a.get("out").ok_or("--out is required")?);
-    let text = std::fs::read_to_string(out.join("results.json")).map_err(|e| format!("cannot read results.json: {e}"))?;
+    let text = std::fs::read_to_string(out.join("results.json"))
+        .map_err(|e| format!("cannot read results.json: {e}"))?;
     let results: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let records = results["records"].as_array().cloned().unwrap_or_default();
-    let mut failures: Vec<String> = results["failures"].as_array().into_iter().flatten().filter_map(|f| f.as_str().map(String::from)).collect();
+    let mut failures: Vec<String> = results["failures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str().map(String::from))
+        .collect();
     if let Err(e) = report::chart(&records, &out) {
         failures.push(format!("chart: {e}"));
     }
-    let md = report::markdown(&records, &report::Meta::from_json(&results["meta"]), &failures);
+    let md = report::markdown(
+        &records,
+        &report::Meta::from_json(&results["meta"]),
+        &failures,
+    );
     std::fs::write(out.join("REPORT.md"), &md).map_err(|e| e.to_string())?;
     println!("{md}");
     Ok(if failures.is_empty() { 0 } else { 1 })
@@ -152,12 +177,19 @@ fn run(args: &[String]) -> Result<i32, String> {
     };
     let work = out.join("work");
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    let scenarios: Vec<String> = a.get("scenarios").map_or(SCENARIOS.iter().map(|s| s.to_string()).collect(), |s| s.split(',').map(String::from).collect());
+    let scenarios: Vec<String> = a
+        .get("scenarios")
+        .map_or(SCENARIOS.iter().map(|s| s.to_string()).collect(), |s| {
+            s.split(',').map(String::from).collect()
+        });
     if let Some(bad) = scenarios.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
         return Err(format!("unknown scenario {bad:?}"));
     }
     let targets: Vec<Kind> = match a.get("servers") {
-        Some(s) => s.split(',').map(|n| Kind::parse(n).ok_or(format!("unknown server {n:?}"))).collect::<Result<_, _>>()?,
+        Some(s) => s
+            .split(',')
+            .map(|n| Kind::parse(n).ok_or(format!("unknown server {n:?}")))
+            .collect::<Result<_, _>>()?,
         None => Kind::ALL.to_vec(),
     };
     let heartbeat: u32 = a.parsed("heartbeat", Some(1))?;
@@ -165,10 +197,16 @@ fn run(args: &[String]) -> Result<i32, String> {
     let limit = sys::raise_nofile();
     let mut sizes = if quick { Sizes::quick() } else { Sizes::full() };
     if let Some(rates) = a.get("fanout-rates") {
-        sizes.fanout_rates = rates.split(',').map(|r| r.parse().map_err(|_| format!("invalid rate {r:?}"))).collect::<Result<_, _>>()?;
+        sizes.fanout_rates = rates
+            .split(',')
+            .map(|r| r.parse().map_err(|_| format!("invalid rate {r:?}")))
+            .collect::<Result<_, _>>()?;
     }
     if let Some(step) = a.get("step-seconds") {
-        sizes.fanout_step = Duration::from_secs_f64(step.parse().map_err(|_| format!("invalid --step-seconds {step:?}"))?);
+        sizes.fanout_step = Duration::from_secs_f64(
+            step.parse()
+                .map_err(|_| format!("invalid --step-seconds {step:?}"))?,
+        );
     }
     let sources = fleet::source_addresses(sizes.sources);
     let started = Instant::now();
@@ -176,14 +214,29 @@ fn run(args: &[String]) -> Result<i32, String> {
     let (mut redis, redis_port) = servers::start_redis(&work)?;
     let env = Env {
         work: work.clone(),
-        redisse_bin: a.get("redisse-bin").map_or(root.join("target/release/redisse"), PathBuf::from),
-        nchan_conf: a.get("nchan-conf").map_or(root.join("bench/nchan/nginx.conf"), PathBuf::from),
+        redisse_bin: a
+            .get("redisse-bin")
+            .map_or(root.join("target/release/redisse"), PathBuf::from),
+        nchan_conf: a
+            .get("nchan-conf")
+            .map_or(root.join("bench/nchan/nginx.conf"), PathBuf::from),
         heartbeat,
         redis_port,
     };
     eprintln!("bench: {} run, open-file limit {limit}, redis-server on port {redis_port}, work files in {}", if quick { "quick" } else { "full" }, work.display());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let mut bench = Bench::new(env, exe, root.clone(), sizes, targets, redis.pid(), a.flag("profile"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut bench = Bench::new(
+        env,
+        exe,
+        root.clone(),
+        sizes,
+        targets,
+        redis.pid(),
+        a.flag("profile"),
+    );
     runtime.block_on(async {
         for s in &scenarios {
             match s.as_str() {
@@ -200,34 +253,71 @@ fn run(args: &[String]) -> Result<i32, String> {
 
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let meta = report::Meta {
         quick,
         date: capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         commit: {
-            let head = capture("git", &["-C", &root.to_string_lossy(), "rev-parse", "--short", "HEAD"]);
+            let head = capture(
+                "git",
+                &[
+                    "-C",
+                    &root.to_string_lossy(),
+                    "rev-parse",
+                    "--short",
+                    "HEAD",
+                ],
+            );
             let dirty = Command::new("git")
-                .args(["-C", &root.to_string_lossy(), "status", "--porcelain", "--untracked-files=no"])
+                .args([
+                    "-C",
+                    &root.to_string_lossy(),
+                    "status",
+                    "--porcelain",
+                    "--untracked-files=no",
+                ])
                 .output()
                 .is_ok_and(|o| !o.stdout.is_empty());
-            if dirty { format!("{head} (with uncommitted changes)") } else { head }
+            if dirty {
+                format!("{head} (with uncommitted changes)")
+            } else {
+                head
+            }
         },
-        machine: format!("{cores} cores, {mem_gib:.0} GiB, Linux {}, open-file limit {limit} per process", capture("uname", &["-r"])),
+        machine: format!(
+            "{cores} cores, {mem_gib:.0} GiB, Linux {}, open-file limit {limit} per process",
+            capture("uname", &["-r"])
+        ),
         versions: format!(
             "{}; {} with nchan {}; {}",
-            capture("redis-server", &["--version"]).split(" sha=").next().unwrap_or(""),
+            capture("redis-server", &["--version"])
+                .split(" sha=")
+                .next()
+                .unwrap_or(""),
             capture("nginx", &["-v"]).replace("nginx version: ", ""),
             capture("dpkg-query", &["-W", "-f=${Version}", "libnginx-mod-nchan"]),
-            capture("rustc", &["--version"]).split(" (").next().unwrap_or("")
+            capture("rustc", &["--version"])
+                .split(" (")
+                .next()
+                .unwrap_or("")
         ),
         heartbeat,
         sources,
         duration_s: started.elapsed().as_secs_f64(),
     };
     let results = json!({ "quick": quick, "meta": meta.to_json(), "records": bench.records, "failures": bench.failures });
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results).unwrap_or_default()).map_err(|e| e.to_string())?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&results).unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
     let mut failures = bench.failures.clone();
     if let Err(e) = report::chart(&bench.records, &out) {
         failures.push(format!("chart: {e}"));
@@ -235,7 +325,10 @@ fn run(args: &[String]) -> Result<i32, String> {
     let md = report::markdown(&bench.records, &meta, &failures);
     std::fs::write(out.join("REPORT.md"), &md).map_err(|e| e.to_string())?;
     println!("{md}");
-    println!("bench: report written to {}", out.join("REPORT.md").display());
+    println!(
+        "bench: report written to {}",
+        out.join("REPORT.md").display()
+    );
     if failures.is_empty() {
         Ok(0)
     } else {

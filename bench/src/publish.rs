@@ -22,8 +22,13 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub enum Publisher {
-    Redis { connection: redis::aio::MultiplexedConnection, script: Arc<redis::Script> },
-    Http { server: SocketAddr },
+    Redis {
+        connection: redis::aio::MultiplexedConnection,
+        script: Arc<redis::Script>,
+    },
+    Http {
+        server: SocketAddr,
+    },
 }
 
 impl Publisher {
@@ -36,7 +41,10 @@ impl Publisher {
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| format!("cannot connect to Redis at {url}: {e}"))?;
-        Ok(Publisher::Redis { connection, script: Arc::new(publish_script()) })
+        Ok(Publisher::Redis {
+            connection,
+            script: Arc::new(publish_script()),
+        })
     }
 
     pub fn http(server: SocketAddr) -> Publisher {
@@ -59,7 +67,11 @@ pub struct Published {
 
 impl Published {
     pub fn rate(&self) -> f64 {
-        let s = self.elapsed.as_secs_f64().max(self.scheduled.as_secs_f64()).max(1e-6);
+        let s = self
+            .elapsed
+            .as_secs_f64()
+            .max(self.scheduled.as_secs_f64())
+            .max(1e-6);
         self.ok as f64 / s
     }
 }
@@ -71,12 +83,22 @@ struct Job {
 
 /// Publishes `count` events, one every 1/rate seconds, round-robin over
 /// `channels`; gives up on what is not sent by `limit`.
-pub async fn paced(publisher: &Publisher, channels: &[String], rate: f64, count: u64, tag: u32, limit: Duration) -> Published {
+pub async fn paced(
+    publisher: &Publisher,
+    channels: &[String],
+    rate: f64,
+    count: u64,
+    tag: u32,
+    limit: Duration,
+) -> Published {
     let workers = match publisher {
         Publisher::Redis { .. } => REDIS_WORKERS,
         Publisher::Http { .. } => HTTP_WORKERS,
     };
-    let result = Arc::new(Mutex::new(Published { per_channel: vec![0; channels.len()], ..Published::default() }));
+    let result = Arc::new(Mutex::new(Published {
+        per_channel: vec![0; channels.len()],
+        ..Published::default()
+    }));
     let channels: Arc<Vec<String>> = Arc::new(channels.to_vec());
     let (tx, rx) = mpsc::channel::<Job>(4096);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -84,7 +106,12 @@ pub async fn paced(publisher: &Publisher, channels: &[String], rate: f64, count:
     let give_up = started + limit;
     let mut handles = Vec::new();
     for _ in 0..workers {
-        let (rx, result, channels, publisher) = (rx.clone(), result.clone(), channels.clone(), publisher.clone());
+        let (rx, result, channels, publisher) = (
+            rx.clone(),
+            result.clone(),
+            channels.clone(),
+            publisher.clone(),
+        );
         handles.push(tokio::spawn(async move {
             let mut post = match &publisher {
                 Publisher::Http { server } => Some(PostConnection::new(*server)),
@@ -114,7 +141,10 @@ pub async fn paced(publisher: &Publisher, channels: &[String], rate: f64, count:
                         }
                     }
                     (Publisher::Http { .. }, Some(post)) => {
-                        match post.post(&format!("/pub/{channel}"), data.as_bytes(), PUBLISH_TIMEOUT).await {
+                        match post
+                            .post(&format!("/pub/{channel}"), data.as_bytes(), PUBLISH_TIMEOUT)
+                            .await
+                        {
                             Ok(s) if (200..300).contains(&s) => Ok(()),
                             Ok(s) => Err(format!("status {s}")),
                             Err(e) => Err(e.kind()),
@@ -144,13 +174,24 @@ pub async fn paced(publisher: &Publisher, channels: &[String], rate: f64, count:
             break;
         }
         tokio::time::sleep_until(at.into()).await;
-        if tx.send(Job { channel: (seq as usize) % channels.len(), seq }).await.is_err() {
+        if tx
+            .send(Job {
+                channel: (seq as usize) % channels.len(),
+                seq,
+            })
+            .await
+            .is_err()
+        {
             break;
         }
     }
     drop(tx);
     for h in handles {
-        let _ = tokio::time::timeout(give_up.saturating_duration_since(Instant::now()) + PUBLISH_TIMEOUT, h).await;
+        let _ = tokio::time::timeout(
+            give_up.saturating_duration_since(Instant::now()) + PUBLISH_TIMEOUT,
+            h,
+        )
+        .await;
     }
     let mut r = result.lock().unwrap().clone();
     r.scheduled = Duration::from_secs_f64(count.saturating_sub(1) as f64 * interval);

@@ -53,13 +53,25 @@ fn num(v: &Value) -> String {
         Value::Number(n) => {
             let x = n.as_f64().unwrap_or(0.0);
             if n.is_f64() && x.fract() != 0.0 {
-                if x.abs() >= 100.0 { format!("{x:.0}") } else if x.abs() >= 10.0 { format!("{x:.1}") } else { format!("{x:.2}") }
+                if x.abs() >= 100.0 {
+                    format!("{x:.0}")
+                } else if x.abs() >= 10.0 {
+                    format!("{x:.1}")
+                } else {
+                    format!("{x:.2}")
+                }
             } else {
                 group(x as i64)
             }
         }
         Value::Null => "-".into(),
-        Value::Bool(b) => if *b { "yes".into() } else { "no".into() },
+        Value::Bool(b) => {
+            if *b {
+                "yes".into()
+            } else {
+                "no".into()
+            }
+        }
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
@@ -69,12 +81,16 @@ fn group(n: i64) -> String {
     let s = n.abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
-    if n < 0 { format!("-{out}") } else { out }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
 }
 
 fn mib(kib: &Value) -> String {
@@ -83,20 +99,31 @@ fn mib(kib: &Value) -> String {
 
 fn errors(v: &Value) -> String {
     match v.as_object() {
-        Some(map) if !map.is_empty() => map.iter().map(|(k, v)| format!("{k}: {}", num(v))).collect::<Vec<_>>().join(", "),
+        Some(map) if !map.is_empty() => map
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", num(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
         _ => String::new(),
     }
 }
 
 fn ratio(a: f64, b: f64) -> String {
-    if a.is_finite() && b.is_finite() && b > 0.0 { format!("{:.2}", a / b) } else { "-".into() }
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "-".into()
+    }
 }
 
 fn by<'a>(records: &'a [Value], scenario: &str) -> Vec<&'a Value> {
-    records.iter().filter(|r| r["scenario"] == scenario && r.get("error").is_none()).collect()
+    records
+        .iter()
+        .filter(|r| r["scenario"] == scenario && r.get("error").is_none())
+        .collect()
 }
 
-fn find<'a>(records: &'a [Value], pred: impl Fn(&Value) -> bool) -> Option<&'a Value> {
+fn find(records: &[Value], pred: impl Fn(&Value) -> bool) -> Option<&Value> {
     records.iter().find(|r| r.get("error").is_none() && pred(r))
 }
 
@@ -109,8 +136,17 @@ struct Target {
 fn targets(records: &[Value]) -> Vec<Target> {
     let mut out = Vec::new();
     // RSS per idle stream, at the largest count measured.
-    let largest = by(records, "idle").iter().filter_map(|r| r["streams"].as_u64()).max();
-    let idle = |server: &str| largest.and_then(|n| find(records, |r| r["scenario"] == "idle" && r["server"] == server && r["streams"] == n));
+    let largest = by(records, "idle")
+        .iter()
+        .filter_map(|r| r["streams"].as_u64())
+        .max();
+    let idle = |server: &str| {
+        largest.and_then(|n| {
+            find(records, |r| {
+                r["scenario"] == "idle" && r["server"] == server && r["streams"] == n
+            })
+        })
+    };
     match (idle("redisse"), idle("nchan")) {
         (Some(ours), Some(theirs)) => {
             let (a, b) = (f(&ours["kib_per_stream"]), f(&theirs["kib_per_stream"]));
@@ -125,33 +161,76 @@ fn targets(records: &[Value]) -> Vec<Target> {
                 met: Some(a <= b),
             });
         }
-        _ => out.push(Target { what: "RSS per idle stream at most nchan's (aim 6 KiB)", figure: "not measured".into(), met: None }),
+        _ => out.push(Target {
+            what: "RSS per idle stream at most nchan's (aim 6 KiB)",
+            figure: "not measured".into(),
+            met: None,
+        }),
     }
-    match find(records, |r| r["scenario"] == "idle" && r["server"] == "redisse" && r["streams"] == 19_000) {
+    match find(records, |r| {
+        r["scenario"] == "idle" && r["server"] == "redisse" && r["streams"] == 19_000
+    }) {
         Some(r) => {
-            let ok = r["failed"] == 0 && r["closed"] == 0 && r["opened"] == 19_000 && r["server_alive"] == true;
+            let ok = r["failed"] == 0
+                && r["closed"] == 0
+                && r["opened"] == 19_000
+                && r["server_alive"] == true;
             out.push(Target {
                 what: "19k streams in one server process, no failure",
-                figure: format!("{} opened, {} failed, {} closed, server alive: {}", num(&r["opened"]), num(&r["failed"]), num(&r["closed"]), num(&r["server_alive"])),
+                figure: format!(
+                    "{} opened, {} failed, {} closed, server alive: {}",
+                    num(&r["opened"]),
+                    num(&r["failed"]),
+                    num(&r["closed"]),
+                    num(&r["server_alive"])
+                ),
                 met: Some(ok),
             });
         }
-        None => out.push(Target { what: "19k streams in one server process, no failure", figure: "not measured (quick run)".into(), met: None }),
+        None => out.push(Target {
+            what: "19k streams in one server process, no failure",
+            figure: "not measured (quick run)".into(),
+            met: None,
+        }),
     }
-    let bc = |server: &str| find(records, |r| r["scenario"] == "broadcast" && r["server"] == server && r["subscribers"] == 10_000 && r["interval_ms"] == 250);
+    let bc = |server: &str| {
+        find(records, |r| {
+            r["scenario"] == "broadcast"
+                && r["server"] == server
+                && r["subscribers"] == 10_000
+                && r["interval_ms"] == 250
+        })
+    };
     match (bc("redisse"), bc("nchan+redis")) {
         (Some(ours), Some(theirs)) => {
-            let (a, b) = (f(&ours["latency"]["p99_ms"]), f(&theirs["latency"]["p99_ms"]));
+            let (a, b) = (
+                f(&ours["latency"]["p99_ms"]),
+                f(&theirs["latency"]["p99_ms"]),
+            );
             out.push(Target {
                 what: "broadcast p99, 10k subscribers (250 ms apart), at most 1/3 of nchan+redis",
-                figure: format!("{a:.2} ms vs nchan+redis {b:.2} ms: ratio {} (missing: {})", ratio(a, b), num(&ours["missing"])),
+                figure: format!(
+                    "{a:.2} ms vs nchan+redis {b:.2} ms: ratio {} (missing: {})",
+                    ratio(a, b),
+                    num(&ours["missing"])
+                ),
                 met: Some(a * 3.0 <= b && ours["missing"] == 0),
             });
         }
-        _ => out.push(Target { what: "broadcast p99, 10k subscribers (250 ms apart), at most 1/3 of nchan+redis", figure: "not measured (quick run)".into(), met: None }),
+        _ => out.push(Target {
+            what: "broadcast p99, 10k subscribers (250 ms apart), at most 1/3 of nchan+redis",
+            figure: "not measured (quick run)".into(),
+            met: None,
+        }),
     }
-    let fan = find(records, |r| r["scenario"] == "fanout" && r["server"] == "redisse" && r["offered_per_s"] == 3000);
-    let best = by(records, "fanout").iter().filter(|r| r["server"] == "redisse" && r["sustained"] == true).filter_map(|r| r["offered_per_s"].as_u64()).max();
+    let fan = find(records, |r| {
+        r["scenario"] == "fanout" && r["server"] == "redisse" && r["offered_per_s"] == 3000
+    });
+    let best = by(records, "fanout")
+        .iter()
+        .filter(|r| r["server"] == "redisse" && r["sustained"] == true)
+        .filter_map(|r| r["offered_per_s"].as_u64())
+        .max();
     match fan {
         Some(r) => out.push(Target {
             what: "fan-out: 3,000 publishes/s to 1k subscribers on 10 channels, no loss, p99 < 100 ms",
@@ -176,10 +255,19 @@ fn targets(records: &[Value]) -> Vec<Target> {
     match find(records, |r| r["scenario"] == "publisher") {
         Some(r) => out.push(Target {
             what: "publisher at least 3x the 0.4 way, single-threaded",
-            figure: format!("{}/s vs {}/s: ratio {}", num(&r["new_1"]), num(&r["old_1"]), num(&r["ratio_1"])),
+            figure: format!(
+                "{}/s vs {}/s: ratio {}",
+                num(&r["new_1"]),
+                num(&r["old_1"]),
+                num(&r["ratio_1"])
+            ),
             met: Some(f(&r["ratio_1"]) >= 3.0),
         }),
-        None => out.push(Target { what: "publisher at least 3x the 0.4 way, single-threaded", figure: "not measured".into(), met: None }),
+        None => out.push(Target {
+            what: "publisher at least 3x the 0.4 way, single-threaded",
+            figure: "not measured".into(),
+            met: None,
+        }),
     }
     out
 }
@@ -191,7 +279,11 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
     if meta.quick {
         let _ = writeln!(w, "**Quick run** (`bin/bench --quick`): small counts to check that the harness works; the figures say little about performance.\n");
     }
-    let _ = writeln!(w, "Written by `bin/bench` on {} at commit {} ({:.0} s).\n", meta.date, meta.commit, meta.duration_s);
+    let _ = writeln!(
+        w,
+        "Written by `bin/bench` on {} at commit {} ({:.0} s).\n",
+        meta.date, meta.commit, meta.duration_s
+    );
     let _ = writeln!(w, "## Setup\n");
     let _ = writeln!(w, "- Machine: {}.", meta.machine);
     let _ = writeln!(w, "- {}.", meta.versions);
@@ -246,15 +338,33 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
             meta.heartbeat
         );
         let _ = writeln!(w, "| server | streams | opened | failed | closed | RSS before (MiB) | RSS with (MiB) | KiB / stream | fds | server CPU % | client CPU % | redis CPU % | other CPU % | heartbeat bytes/s received |");
-        let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            w,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for r in &idle {
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                num(&r["server"]), num(&r["streams"]), num(&r["opened"]), num(&r["failed"]),
-                if errors(&r["errors"]).is_empty() { String::new() } else { format!(" ({})", errors(&r["errors"])) },
-                num(&r["closed"]), mib(&r["rss_before_kib"]), mib(&r["rss_with_kib"]), num(&r["kib_per_stream"]), num(&r["fds_with"]),
-                num(&r["server_cpu_pct"]), num(&r["client_cpu_pct"]), num(&r["redis_cpu_pct"]), num(&r["other_cpu_pct"]), num(&r["heartbeat_bytes_per_s"]),
+                num(&r["server"]),
+                num(&r["streams"]),
+                num(&r["opened"]),
+                num(&r["failed"]),
+                if errors(&r["errors"]).is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", errors(&r["errors"]))
+                },
+                num(&r["closed"]),
+                mib(&r["rss_before_kib"]),
+                mib(&r["rss_with_kib"]),
+                num(&r["kib_per_stream"]),
+                num(&r["fds_with"]),
+                num(&r["server_cpu_pct"]),
+                num(&r["client_cpu_pct"]),
+                num(&r["redis_cpu_pct"]),
+                num(&r["other_cpu_pct"]),
+                num(&r["heartbeat_bytes_per_s"]),
             );
         }
         let counts: Vec<u64> = {
@@ -265,15 +375,32 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
         let _ = writeln!(w, "\nRatios (redisse / other; lower is better):\n");
         let _ = writeln!(w, "| streams | KiB per stream / nchan | / nchan+redis | server CPU / nchan | / nchan+redis |\n|---:|---:|---:|---:|---:|");
         for n in counts {
-            let get = |s: &str, k: &str| find(records, |r| r["scenario"] == "idle" && r["server"] == s && r["streams"] == n).map_or(f64::NAN, |r| f(&r[k]));
+            let get = |s: &str, k: &str| {
+                find(records, |r| {
+                    r["scenario"] == "idle" && r["server"] == s && r["streams"] == n
+                })
+                .map_or(f64::NAN, |r| f(&r[k]))
+            };
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | {} | {} |",
                 group(n as i64),
-                ratio(get("redisse", "kib_per_stream"), get("nchan", "kib_per_stream")),
-                ratio(get("redisse", "kib_per_stream"), get("nchan+redis", "kib_per_stream")),
-                ratio(get("redisse", "server_cpu_pct"), get("nchan", "server_cpu_pct")),
-                ratio(get("redisse", "server_cpu_pct"), get("nchan+redis", "server_cpu_pct")),
+                ratio(
+                    get("redisse", "kib_per_stream"),
+                    get("nchan", "kib_per_stream")
+                ),
+                ratio(
+                    get("redisse", "kib_per_stream"),
+                    get("nchan+redis", "kib_per_stream")
+                ),
+                ratio(
+                    get("redisse", "server_cpu_pct"),
+                    get("nchan", "server_cpu_pct")
+                ),
+                ratio(
+                    get("redisse", "server_cpu_pct"),
+                    get("nchan+redis", "server_cpu_pct")
+                ),
             );
         }
         let _ = writeln!(w);
@@ -283,29 +410,62 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
     let bc = by(records, "broadcast");
     if !bc.is_empty() {
         let _ = writeln!(w, "## 2. Broadcast\n");
-        let _ = writeln!(w, "All subscribers on one channel; events published at a fixed pace.\n");
+        let _ = writeln!(
+            w,
+            "All subscribers on one channel; events published at a fixed pace.\n"
+        );
         let _ = writeln!(w, "| case | server | streams opened | received / expected | missing | p50 ms | p95 ms | p99 ms | max ms | server CPU % | client CPU % | redis CPU % | other CPU % |");
-        let _ = writeln!(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            w,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for r in &bc {
             let l = &r["latency"];
             let e = errors(&r["errors"]);
             let _ = writeln!(
                 w,
                 "| {} | {} | {}{} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                num(&r["case"]), num(&r["server"]), num(&r["opened"]),
-                if e.is_empty() { String::new() } else { format!(" ({} failed: {e})", num(&r["failed"])) },
-                num(&r["received"]), num(&r["expected"]), num(&r["missing"]),
-                num(&l["p50_ms"]), num(&l["p95_ms"]), num(&l["p99_ms"]), num(&l["max_ms"]),
-                num(&r["server_cpu_pct"]), num(&r["client_cpu_pct"]), num(&r["redis_cpu_pct"]), num(&r["other_cpu_pct"]),
+                num(&r["case"]),
+                num(&r["server"]),
+                num(&r["opened"]),
+                if e.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} failed: {e})", num(&r["failed"]))
+                },
+                num(&r["received"]),
+                num(&r["expected"]),
+                num(&r["missing"]),
+                num(&l["p50_ms"]),
+                num(&l["p95_ms"]),
+                num(&l["p99_ms"]),
+                num(&l["max_ms"]),
+                num(&r["server_cpu_pct"]),
+                num(&r["client_cpu_pct"]),
+                num(&r["redis_cpu_pct"]),
+                num(&r["other_cpu_pct"]),
             );
         }
         let _ = writeln!(w, "\nRatios of p99 (redisse / other; lower is better):\n");
         let _ = writeln!(w, "| case | / nchan | / nchan+redis |\n|---|---:|---:|");
-        let mut cases: Vec<String> = bc.iter().filter_map(|r| r["case"].as_str().map(String::from)).collect();
+        let mut cases: Vec<String> = bc
+            .iter()
+            .filter_map(|r| r["case"].as_str().map(String::from))
+            .collect();
         cases.dedup();
         for c in cases {
-            let p99 = |s: &str| find(records, |r| r["scenario"] == "broadcast" && r["server"] == s && r["case"] == c.as_str()).map_or(f64::NAN, |r| f(&r["latency"]["p99_ms"]));
-            let _ = writeln!(w, "| {c} | {} | {} |", ratio(p99("redisse"), p99("nchan")), ratio(p99("redisse"), p99("nchan+redis")));
+            let p99 = |s: &str| {
+                find(records, |r| {
+                    r["scenario"] == "broadcast" && r["server"] == s && r["case"] == c.as_str()
+                })
+                .map_or(f64::NAN, |r| f(&r["latency"]["p99_ms"]))
+            };
+            let _ = writeln!(
+                w,
+                "| {c} | {} | {} |",
+                ratio(p99("redisse"), p99("nchan")),
+                ratio(p99("redisse"), p99("nchan+redis"))
+            );
         }
         let _ = writeln!(w);
     }
@@ -323,26 +483,65 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
             num(&fan[0]["channels"])
         );
         let _ = writeln!(w, "| server | offered /s | publishes /s | deliveries /s | lost | closed | p50 ms | p99 ms | max ms | server CPU % | client CPU % | redis CPU % | other CPU % | sustained |");
-        let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        let _ = writeln!(
+            w,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
         for r in &fan {
             let l = &r["latency"];
-            let failed = if r["publish_failed"] != 0 { format!(" ({} failed: {})", num(&r["publish_failed"]), errors(&r["publish_errors"])) } else { String::new() };
+            let failed = if r["publish_failed"] != 0 {
+                format!(
+                    " ({} failed: {})",
+                    num(&r["publish_failed"]),
+                    errors(&r["publish_errors"])
+                )
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 w,
                 "| {} | {} | {}{failed} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                num(&r["server"]), num(&r["offered_per_s"]), num(&r["publishes_per_s"]), num(&r["deliveries_per_s"]), num(&r["lost"]),
-                if r["closed"].as_u64().unwrap_or(0) > 0 { format!("{} ({})", num(&r["closed"]), errors(&r["close_reasons"])) } else { num(&r["closed"]) },
-                num(&l["p50_ms"]), num(&l["p99_ms"]), num(&l["max_ms"]),
-                num(&r["server_cpu_pct"]), num(&r["client_cpu_pct"]), num(&r["redis_cpu_pct"]), num(&r["other_cpu_pct"]), num(&r["sustained"]),
+                num(&r["server"]),
+                num(&r["offered_per_s"]),
+                num(&r["publishes_per_s"]),
+                num(&r["deliveries_per_s"]),
+                num(&r["lost"]),
+                if r["closed"].as_u64().unwrap_or(0) > 0 {
+                    format!("{} ({})", num(&r["closed"]), errors(&r["close_reasons"]))
+                } else {
+                    num(&r["closed"])
+                },
+                num(&l["p50_ms"]),
+                num(&l["p99_ms"]),
+                num(&l["max_ms"]),
+                num(&r["server_cpu_pct"]),
+                num(&r["client_cpu_pct"]),
+                num(&r["redis_cpu_pct"]),
+                num(&r["other_cpu_pct"]),
+                num(&r["sustained"]),
             );
         }
-        let best = |s: &str| fan.iter().filter(|r| r["server"] == s && r["sustained"] == true).filter_map(|r| r["offered_per_s"].as_u64()).max();
+        let best = |s: &str| {
+            fan.iter()
+                .filter(|r| r["server"] == s && r["sustained"] == true)
+                .filter_map(|r| r["offered_per_s"].as_u64())
+                .max()
+        };
         let _ = writeln!(w, "\nHighest sustained rate (publishes/s):\n");
-        let _ = writeln!(w, "| server | highest sustained | redisse / this |\n|---|---:|---:|");
+        let _ = writeln!(
+            w,
+            "| server | highest sustained | redisse / this |\n|---|---:|---:|"
+        );
         let ours = best("redisse").map_or(f64::NAN, |b| b as f64);
         for k in Kind::ALL {
             let b = best(k.name());
-            let _ = writeln!(w, "| {} | {} | {} |", k.name(), b.map_or("none".into(), |b| group(b as i64)), ratio(ours, b.map_or(f64::NAN, |b| b as f64)));
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} |",
+                k.name(),
+                b.map_or("none".into(), |b| group(b as i64)),
+                ratio(ours, b.map_or(f64::NAN, |b| b as f64))
+            );
         }
         let _ = writeln!(w);
     }
@@ -353,20 +552,48 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
         let _ = writeln!(w, "## 4. Connection avalanche\n");
         let _ = writeln!(w, "Every stream opened at once (over {} channels); connect time runs from `connect()` until the response head is read.\n", 1000);
         let _ = writeln!(w, "| server | streams | opened | failed | p50 ms | p95 ms | p99 ms | max ms | all answered in s | listen backlog | SYNs dropped (ListenDrops) | server CPU % | client CPU % | other CPU % |");
-        let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            w,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for r in &ava {
             let e = errors(&r["errors"]);
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                num(&r["server"]), num(&r["streams"]), num(&r["opened"]), num(&r["failed"]),
-                if e.is_empty() { String::new() } else { format!(" ({e})") },
-                num(&r["connect_p50_ms"]), num(&r["connect_p95_ms"]), num(&r["connect_p99_ms"]), num(&r["connect_max_ms"]),
-                num(&r["all_opened_s"]), num(&r["listen_backlog"]), num(&r["listen_drops"]), num(&r["server_cpu_pct"]), num(&r["client_cpu_pct"]), num(&r["other_cpu_pct"]),
+                num(&r["server"]),
+                num(&r["streams"]),
+                num(&r["opened"]),
+                num(&r["failed"]),
+                if e.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({e})")
+                },
+                num(&r["connect_p50_ms"]),
+                num(&r["connect_p95_ms"]),
+                num(&r["connect_p99_ms"]),
+                num(&r["connect_max_ms"]),
+                num(&r["all_opened_s"]),
+                num(&r["listen_backlog"]),
+                num(&r["listen_drops"]),
+                num(&r["server_cpu_pct"]),
+                num(&r["client_cpu_pct"]),
+                num(&r["other_cpu_pct"]),
             );
         }
-        let p95 = |s: &str| find(records, |r| r["scenario"] == "avalanche" && r["server"] == s).map_or(f64::NAN, |r| f(&r["connect_p95_ms"]));
-        let _ = writeln!(w, "\nRatio of connect p95 (redisse / other): nchan {}, nchan+redis {}.\n", ratio(p95("redisse"), p95("nchan")), ratio(p95("redisse"), p95("nchan+redis")));
+        let p95 = |s: &str| {
+            find(records, |r| {
+                r["scenario"] == "avalanche" && r["server"] == s
+            })
+            .map_or(f64::NAN, |r| f(&r["connect_p95_ms"]))
+        };
+        let _ = writeln!(
+            w,
+            "\nRatio of connect p95 (redisse / other): nchan {}, nchan+redis {}.\n",
+            ratio(p95("redisse"), p95("nchan")),
+            ratio(p95("redisse"), p95("nchan+redis"))
+        );
     }
 
     // 5. publisher
@@ -379,9 +606,18 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
             num(&r["seconds"]),
             r["redis_rb"].as_str().map(|v| format!("(redis-rb {v})")).unwrap_or_default()
         );
-        let _ = writeln!(w, "| threads | Redisse.publish /s | 0.4 way /s | ratio |\n|---:|---:|---:|---:|");
+        let _ = writeln!(
+            w,
+            "| threads | Redisse.publish /s | 0.4 way /s | ratio |\n|---:|---:|---:|---:|"
+        );
         for t in [1, 8] {
-            let _ = writeln!(w, "| {t} | {} | {} | {} |", num(&r[format!("new_{t}")]), num(&r[format!("old_{t}")]), num(&r[format!("ratio_{t}")]));
+            let _ = writeln!(
+                w,
+                "| {t} | {} | {} | {} |",
+                num(&r[format!("new_{t}")]),
+                num(&r[format!("old_{t}")]),
+                num(&r[format!("ratio_{t}")])
+            );
         }
         let _ = writeln!(w);
     }
@@ -425,9 +661,15 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
 /// Remarks drawn from the figures.
 fn observations(records: &[Value]) -> Vec<String> {
     let mut out = Vec::new();
-    let ava = |s: &str| find(records, |r| r["scenario"] == "avalanche" && r["server"] == s);
+    let ava = |s: &str| {
+        find(records, |r| {
+            r["scenario"] == "avalanche" && r["server"] == s
+        })
+    };
     if let (Some(ours), Some(theirs)) = (ava("redisse"), ava("nchan")) {
-        if f(&ours["listen_backlog"]) < f(&theirs["listen_backlog"]) && f(&ours["listen_drops"]) > f(&theirs["listen_drops"]) {
+        if f(&ours["listen_backlog"]) < f(&theirs["listen_backlog"])
+            && f(&ours["listen_drops"]) > f(&theirs["listen_drops"])
+        {
             out.push(format!(
                 "Avalanche: redisse listens with an accept queue of {} (nginx: {}). With {} connections arriving at once the kernel dropped {} SYNs \
                  (nginx: {}); clients retry a dropped SYN after 1 s, then 3 s, 7 s..., which is why redisse's connect p50 is {} ms and p95 {} ms \
@@ -438,7 +680,10 @@ fn observations(records: &[Value]) -> Vec<String> {
         }
     }
     for r in by(records, "fanout") {
-        let last = by(records, "fanout").into_iter().filter(|x| x["server"] == r["server"]).last();
+        let last = by(records, "fanout")
+            .into_iter()
+            .filter(|x| x["server"] == r["server"])
+            .next_back();
         if last.is_some_and(|l| std::ptr::eq(l, r)) {
             let total = f(&r["server_cpu_pct"]) + f(&r["client_cpu_pct"]) + f(&r["redis_cpu_pct"]);
             if total > 170.0 {
@@ -450,7 +695,11 @@ fn observations(records: &[Value]) -> Vec<String> {
             }
         }
     }
-    let bc = |s: &str| find(records, |r| r["scenario"] == "broadcast" && r["server"] == s && r["subscribers"] == 10_000);
+    let bc = |s: &str| {
+        find(records, |r| {
+            r["scenario"] == "broadcast" && r["server"] == s && r["subscribers"] == 10_000
+        })
+    };
     if let (Some(ours), Some(theirs)) = (bc("redisse"), bc("nchan+redis")) {
         out.push(format!(
             "Broadcast to 10k: each event is 10,000 socket writes. redisse's median delivery is {} ms and its p99 {} ms (nchan+redis: {} / {} ms): \
@@ -494,7 +743,10 @@ pub fn chart(records: &[Value], dir: &Path) -> Result<(), String> {
             floor(f(&l["p99_ms"]))
         );
     }
-    let mut rates: Vec<u64> = by(records, "fanout").iter().filter_map(|r| r["offered_per_s"].as_u64()).collect();
+    let mut rates: Vec<u64> = by(records, "fanout")
+        .iter()
+        .filter_map(|r| r["offered_per_s"].as_u64())
+        .collect();
     rates.sort_unstable();
     rates.dedup();
     // The first step (every server ran it) and the target rate.
@@ -505,12 +757,26 @@ pub fn chart(records: &[Value], dir: &Path) -> Result<(), String> {
         chosen.push(*r);
     }
     for rate in chosen {
-        for r in by(records, "fanout").into_iter().filter(|r| r["offered_per_s"] == rate) {
+        for r in by(records, "fanout")
+            .into_iter()
+            .filter(|r| r["offered_per_s"] == rate)
+        {
             let l = &r["latency"];
-            let _ = writeln!(latency, "\"fan {}/s {}\" {} {} {}", rate, num(&r["server"]), floor(f(&l["p50_ms"])), floor(f(&l["p95_ms"])), floor(f(&l["p99_ms"])));
+            let _ = writeln!(
+                latency,
+                "\"fan {}/s {}\" {} {} {}",
+                rate,
+                num(&r["server"]),
+                floor(f(&l["p50_ms"])),
+                floor(f(&l["p95_ms"])),
+                floor(f(&l["p99_ms"]))
+            );
         }
     }
-    let mut counts: Vec<u64> = by(records, "idle").iter().filter_map(|r| r["streams"].as_u64()).collect();
+    let mut counts: Vec<u64> = by(records, "idle")
+        .iter()
+        .filter_map(|r| r["streams"].as_u64())
+        .collect();
     counts.sort_unstable();
     counts.dedup();
     let mut rss = String::from("server");
@@ -521,8 +787,19 @@ pub fn chart(records: &[Value], dir: &Path) -> Result<(), String> {
     for k in Kind::ALL {
         let _ = write!(rss, "\"{}\"", k.name());
         for n in &counts {
-            let v = find(records, |r| r["scenario"] == "idle" && r["server"] == k.name() && r["streams"] == *n).map_or(f64::NAN, |r| f(&r["kib_per_stream"]));
-            let _ = write!(rss, " {}", if v.is_finite() { format!("{v:.2}") } else { "NaN".into() });
+            let v = find(records, |r| {
+                r["scenario"] == "idle" && r["server"] == k.name() && r["streams"] == *n
+            })
+            .map_or(f64::NAN, |r| f(&r["kib_per_stream"]));
+            let _ = write!(
+                rss,
+                " {}",
+                if v.is_finite() {
+                    format!("{v:.2}")
+                } else {
+                    "NaN".into()
+                }
+            );
         }
         rss.push('\n');
     }
@@ -530,7 +807,12 @@ pub fn chart(records: &[Value], dir: &Path) -> Result<(), String> {
     fs::write(dir.join("rss.dat"), &rss).map_err(|e| e.to_string())?;
     let mut rss_plot = String::from("plot 'rss.dat' using 2:xtic(1) title columnheader(2)");
     for i in 1..counts.len() {
-        let _ = write!(rss_plot, ", '' using {} title columnheader({})", i + 2, i + 2);
+        let _ = write!(
+            rss_plot,
+            ", '' using {} title columnheader({})",
+            i + 2,
+            i + 2
+        );
     }
     if counts.is_empty() {
         rss_plot = "plot 0 notitle".into();

@@ -44,10 +44,15 @@ impl Sizes {
             idle_channels: 1000,
             idle_settle: Duration::from_secs(3),
             idle_window: Duration::from_secs(5),
-            broadcast: vec![(1000, 50, Duration::from_millis(20)), (10_000, 50, Duration::from_millis(250))],
+            broadcast: vec![
+                (1000, 50, Duration::from_millis(20)),
+                (10_000, 50, Duration::from_millis(250)),
+            ],
             fanout_streams: 1000,
             fanout_channels: 10,
-            fanout_rates: vec![500, 1000, 2000, 3000, 4000, 6000, 8000, 12_000, 16_000, 24_000, 32_000],
+            fanout_rates: vec![
+                500, 1000, 2000, 3000, 4000, 6000, 8000, 12_000, 16_000, 24_000, 32_000,
+            ],
             fanout_step: Duration::from_secs(10),
             avalanche_streams: 15_000,
             publisher_seconds: 5.0,
@@ -146,9 +151,29 @@ fn round2(x: f64) -> f64 {
 
 impl Bench {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(env: Env, exe: PathBuf, root: PathBuf, sizes: Sizes, targets: Vec<Kind>, redis_pid: u32, profile: bool) -> Bench {
+    pub fn new(
+        env: Env,
+        exe: PathBuf,
+        root: PathBuf,
+        sizes: Sizes,
+        targets: Vec<Kind>,
+        redis_pid: u32,
+        profile: bool,
+    ) -> Bench {
         let run_id = (sys::now_us() / 1_000_000 % 100_000) as u32;
-        Bench { env, exe, root, sizes, targets, redis_pid, profile, run_id, tag: run_id * 1000, records: Vec::new(), failures: Vec::new() }
+        Bench {
+            env,
+            exe,
+            root,
+            sizes,
+            targets,
+            redis_pid,
+            profile,
+            run_id,
+            tag: run_id * 1000,
+            records: Vec::new(),
+            failures: Vec::new(),
+        }
     }
 
     fn next_tag(&mut self) -> u32 {
@@ -160,7 +185,15 @@ impl Bench {
         format!("b{}{}", self.run_id, scenario)
     }
 
-    fn fleet_spec(&self, server: &Server, channel_prefix: &str, channels: usize, streams: usize, concurrency: usize, connect_timeout: Duration) -> Spec {
+    fn fleet_spec(
+        &self,
+        server: &Server,
+        channel_prefix: &str,
+        channels: usize,
+        streams: usize,
+        concurrency: usize,
+        connect_timeout: Duration,
+    ) -> Spec {
         Spec {
             exe: self.exe.clone(),
             server: server.addr,
@@ -184,13 +217,22 @@ impl Bench {
         }
         let started = Instant::now();
         loop {
-            let (m0, r0) = (sys::machine_busy_seconds(), sys::cpu_seconds(self.redis_pid, false).unwrap_or(0.0));
+            let (m0, r0) = (
+                sys::machine_busy_seconds(),
+                sys::cpu_seconds(self.redis_pid, false).unwrap_or(0.0),
+            );
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let (m1, r1) = (sys::machine_busy_seconds(), sys::cpu_seconds(self.redis_pid, false).unwrap_or(0.0));
+            let (m1, r1) = (
+                sys::machine_busy_seconds(),
+                sys::cpu_seconds(self.redis_pid, false).unwrap_or(0.0),
+            );
             let busy = ((m1 - m0) - (r1 - r0)) * 100.0;
             if busy < 20.0 {
                 if started.elapsed() > Duration::from_secs(2) {
-                    eprintln!("bench: waited {:.0} s for the machine to be quiet", started.elapsed().as_secs_f64());
+                    eprintln!(
+                        "bench: waited {:.0} s for the machine to be quiet",
+                        started.elapsed().as_secs_f64()
+                    );
                 }
                 return;
             }
@@ -204,7 +246,11 @@ impl Bench {
     /// Measurements per case: a measurement that other processes disturbed
     /// is taken again once (full runs only).
     fn attempts(&self) -> u32 {
-        if self.sizes.quiet_wait.is_zero() { 1 } else { 2 }
+        if self.sizes.quiet_wait.is_zero() {
+            1
+        } else {
+            2
+        }
     }
 
     fn keep_less_disturbed(&self, best: Option<Value>, mut r: Value, attempt: u32) -> Value {
@@ -213,7 +259,12 @@ impl Bench {
             eprintln!("bench: {} / {} was disturbed by other processes ({} % of a core): measuring it again", r["scenario"], r["server"], r["other_cpu_pct"]);
         }
         match best {
-            Some(b) if b["other_cpu_pct"].as_f64().unwrap_or(0.0) <= r["other_cpu_pct"].as_f64().unwrap_or(0.0) => b,
+            Some(b)
+                if b["other_cpu_pct"].as_f64().unwrap_or(0.0)
+                    <= r["other_cpu_pct"].as_f64().unwrap_or(0.0) =>
+            {
+                b
+            }
             _ => r,
         }
     }
@@ -222,7 +273,8 @@ impl Bench {
         let name = server.map_or("-", Kind::name);
         eprintln!("bench: {scenario} / {name}: FAILED: {error}");
         self.failures.push(format!("{scenario} / {name}: {error}"));
-        self.records.push(json!({ "scenario": scenario, "server": name, "error": error }));
+        self.records
+            .push(json!({ "scenario": scenario, "server": name, "error": error }));
     }
 
     fn record(&mut self, record: Value) {
@@ -266,11 +318,19 @@ impl Bench {
 
     async fn idle_one(&mut self, kind: Kind, n: usize) -> Result<Value, String> {
         self.wait_quiet().await;
-        let mut server = Server::start(kind, &self.env, &format!("idle{n}"), self.env.heartbeat).await?;
+        let mut server =
+            Server::start(kind, &self.env, &format!("idle{n}"), self.env.heartbeat).await?;
         let rss_before = server.rss_kib();
         let fds_before = server.fds();
         let channels = self.sizes.idle_channels;
-        let spec = self.fleet_spec(&server, &self.prefix(&format!("idle{n}")), channels, n, OPEN_CONCURRENCY, Duration::from_secs(30));
+        let spec = self.fleet_spec(
+            &server,
+            &self.prefix(&format!("idle{n}")),
+            channels,
+            n,
+            OPEN_CONCURRENCY,
+            Duration::from_secs(30),
+        );
         let mut fleet = Fleet::spawn(&spec).await?;
         let opened = fleet.open(Duration::from_secs(180)).await?;
         if opened.ok == 0 {
@@ -285,7 +345,11 @@ impl Bench {
         let cpu = mark.since(&server, &fleet, self.redis_pid);
         let after = fleet.stats().await?;
         let window = cpu["window_s"].as_f64().unwrap_or(1.0);
-        let connected = if kind == Kind::Redisse { redisse_connected(&server).await } else { Value::Null };
+        let connected = if kind == Kind::Redisse {
+            redisse_connected(&server).await
+        } else {
+            Value::Null
+        };
         let processes = fleet.processes();
         fleet.quit().await;
         let alive = server.alive();
@@ -320,10 +384,16 @@ impl Bench {
     pub async fn broadcast(&mut self) {
         for (subscribers, events, interval) in self.sizes.broadcast.clone() {
             for kind in self.targets.clone() {
-                eprintln!("bench: broadcast {subscribers} x {events} / {}", kind.name());
+                eprintln!(
+                    "bench: broadcast {subscribers} x {events} / {}",
+                    kind.name()
+                );
                 let mut best: Option<Value> = None;
                 for attempt in 1..=self.attempts() {
-                    match self.broadcast_one(kind, subscribers, events, interval).await {
+                    match self
+                        .broadcast_one(kind, subscribers, events, interval)
+                        .await
+                    {
                         Ok(r) => best = Some(self.keep_less_disturbed(best, r, attempt)),
                         Err(e) => {
                             self.fail("broadcast", Some(kind), e);
@@ -342,11 +412,30 @@ impl Bench {
         }
     }
 
-    async fn broadcast_one(&mut self, kind: Kind, subscribers: usize, events: u64, interval: Duration) -> Result<Value, String> {
+    async fn broadcast_one(
+        &mut self,
+        kind: Kind,
+        subscribers: usize,
+        events: u64,
+        interval: Duration,
+    ) -> Result<Value, String> {
         self.wait_quiet().await;
-        let mut server = Server::start(kind, &self.env, &format!("broadcast{subscribers}"), DEFAULT_HEARTBEAT).await?;
+        let mut server = Server::start(
+            kind,
+            &self.env,
+            &format!("broadcast{subscribers}"),
+            DEFAULT_HEARTBEAT,
+        )
+        .await?;
         let prefix = self.prefix(&format!("bc{subscribers}"));
-        let spec = self.fleet_spec(&server, &prefix, 1, subscribers, OPEN_CONCURRENCY, Duration::from_secs(30));
+        let spec = self.fleet_spec(
+            &server,
+            &prefix,
+            1,
+            subscribers,
+            OPEN_CONCURRENCY,
+            Duration::from_secs(30),
+        );
         let mut fleet = Fleet::spawn(&spec).await?;
         let opened = fleet.open(Duration::from_secs(180)).await?;
         if opened.ok == 0 {
@@ -359,16 +448,29 @@ impl Bench {
         let mark = CpuMark::take(&server, &fleet, self.redis_pid);
         let rate = 1.0 / interval.as_secs_f64();
         let limit = interval * events as u32 + Duration::from_secs(30);
-        let published = paced(&publisher, &[format!("{prefix}_0")], rate, events, tag, limit).await;
+        let published = paced(
+            &publisher,
+            &[format!("{prefix}_0")],
+            rate,
+            events,
+            tag,
+            limit,
+        )
+        .await;
         let expected = published.ok * opened.ok;
-        fleet.wait_for(expected, Duration::from_secs(3), Duration::from_secs(20)).await?;
+        fleet
+            .wait_for(expected, Duration::from_secs(3), Duration::from_secs(20))
+            .await?;
         let cpu = mark.since(&server, &fleet, self.redis_pid);
         let tally = fleet.report().await?;
         fleet.quit().await;
         let alive = server.alive();
         server.stop();
         if tally.received == 0 {
-            return Err(format!("no event delivered ({} published, errors {:?})", published.ok, published.errors));
+            return Err(format!(
+                "no event delivered ({} published, errors {:?})",
+                published.ok, published.errors
+            ));
         }
         let mut r = json!({
             "scenario": "broadcast",
@@ -411,14 +513,23 @@ impl Bench {
         let mut server = Server::start(kind, &self.env, "fanout", DEFAULT_HEARTBEAT).await?;
         let (streams, channels) = (self.sizes.fanout_streams, self.sizes.fanout_channels);
         let prefix = self.prefix("fan");
-        let spec = self.fleet_spec(&server, &prefix, channels, streams, OPEN_CONCURRENCY, Duration::from_secs(30));
+        let spec = self.fleet_spec(
+            &server,
+            &prefix,
+            channels,
+            streams,
+            OPEN_CONCURRENCY,
+            Duration::from_secs(30),
+        );
         let mut fleet = Fleet::spawn(&spec).await?;
         let opened = fleet.open(Duration::from_secs(180)).await?;
         if opened.ok == 0 {
             return Err(format!("no stream opened: {:?}", opened.errors));
         }
         // Stream n listens to channel n % channels.
-        let subscribers: Vec<u64> = (0..channels).map(|c| ((streams + channels - 1 - c) / channels) as u64).collect();
+        let subscribers: Vec<u64> = (0..channels)
+            .map(|c| ((streams + channels - 1 - c) / channels) as u64)
+            .collect();
         let names: Vec<String> = (0..channels).map(|c| format!("{prefix}_{c}")).collect();
         let publisher = self.publisher_for(&server).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -426,63 +537,90 @@ impl Bench {
         let mut any_delivered = false;
         if self.profile && kind == Kind::Redisse {
             // Profiled at the target rate, before the scan can overload anything.
-            match self.profile_step(&server, &mut fleet, &publisher, &names, 3000).await {
+            match self
+                .profile_step(&server, &mut fleet, &publisher, &names, 3000)
+                .await
+            {
                 Ok(r) => self.record(r),
                 Err(e) => self.fail("profile", Some(kind), e),
             }
         }
         'rates: for rate in self.sizes.fanout_rates.clone() {
-          let mut attempt = 0;
-          loop {
-            attempt += 1;
-            let tag = self.next_tag();
-            fleet.phase(tag).await?;
-            let count = (rate as f64 * step.as_secs_f64()).round() as u64;
-            let mark = CpuMark::take(&server, &fleet, self.redis_pid);
-            let published = paced(&publisher, &names, rate as f64, count, tag, step + Duration::from_secs(10)).await;
-            let expected: u64 = published.per_channel.iter().zip(&subscribers).map(|(p, s)| p * s).sum();
-            fleet.wait_for(expected, Duration::from_secs(2), Duration::from_secs(15)).await?;
-            let cpu = mark.since(&server, &fleet, self.redis_pid);
-            let tally = fleet.report().await?;
-            any_delivered |= tally.received > 0;
-            let lost = expected.saturating_sub(tally.received);
-            let p99_ms = tally.latency.quantile(0.99) as f64 / 1000.0;
-            let achieved = published.rate();
-            let secs = published.elapsed.as_secs_f64().max(published.scheduled.as_secs_f64()).max(1e-3);
-            let kept_up = achieved >= 0.95 * rate as f64;
-            let ok = lost == 0 && p99_ms < 100.0 && kept_up && published.failed == 0;
-            let mut r = json!({
-                "scenario": "fanout",
-                "server": kind.name(),
-                "streams": streams,
-                "channels": channels,
-                "opened": opened.ok,
-                "offered_per_s": rate,
-                "publishes_per_s": achieved.round(),
-                "publish_failed": published.failed,
-                "publish_errors": published.errors,
-                "deliveries_per_s": (tally.received as f64 / secs).round(),
-                "expected": expected,
-                "received": tally.received,
-                "lost": lost,
-                "closed": tally.closed,
-                "close_reasons": tally.close_reasons,
-                "latency": tally.latency.summary_ms(),
-                "sustained": ok,
-                "attempt": attempt,
-            });
-            merge(&mut r, cpu);
-            if disturbed(Some(&r)) && attempt < self.attempts() && server.alive() {
-                eprintln!("bench: fan-out step {rate}/s was disturbed by other processes ({} % of a core): measuring it again", r["other_cpu_pct"]);
-                self.wait_quiet().await;
-                continue;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let tag = self.next_tag();
+                fleet.phase(tag).await?;
+                let count = (rate as f64 * step.as_secs_f64()).round() as u64;
+                let mark = CpuMark::take(&server, &fleet, self.redis_pid);
+                let published = paced(
+                    &publisher,
+                    &names,
+                    rate as f64,
+                    count,
+                    tag,
+                    step + Duration::from_secs(10),
+                )
+                .await;
+                let expected: u64 = published
+                    .per_channel
+                    .iter()
+                    .zip(&subscribers)
+                    .map(|(p, s)| p * s)
+                    .sum();
+                fleet
+                    .wait_for(expected, Duration::from_secs(2), Duration::from_secs(15))
+                    .await?;
+                let cpu = mark.since(&server, &fleet, self.redis_pid);
+                let tally = fleet.report().await?;
+                any_delivered |= tally.received > 0;
+                let lost = expected.saturating_sub(tally.received);
+                let p99_ms = tally.latency.quantile(0.99) as f64 / 1000.0;
+                let achieved = published.rate();
+                let secs = published
+                    .elapsed
+                    .as_secs_f64()
+                    .max(published.scheduled.as_secs_f64())
+                    .max(1e-3);
+                let kept_up = achieved >= 0.95 * rate as f64;
+                let ok = lost == 0 && p99_ms < 100.0 && kept_up && published.failed == 0;
+                let mut r = json!({
+                    "scenario": "fanout",
+                    "server": kind.name(),
+                    "streams": streams,
+                    "channels": channels,
+                    "opened": opened.ok,
+                    "offered_per_s": rate,
+                    "publishes_per_s": achieved.round(),
+                    "publish_failed": published.failed,
+                    "publish_errors": published.errors,
+                    "deliveries_per_s": (tally.received as f64 / secs).round(),
+                    "expected": expected,
+                    "received": tally.received,
+                    "lost": lost,
+                    "closed": tally.closed,
+                    "close_reasons": tally.close_reasons,
+                    "latency": tally.latency.summary_ms(),
+                    "sustained": ok,
+                    "attempt": attempt,
+                });
+                merge(&mut r, cpu);
+                if disturbed(Some(&r)) && attempt < self.attempts() && server.alive() {
+                    eprintln!("bench: fan-out step {rate}/s was disturbed by other processes ({} % of a core): measuring it again", r["other_cpu_pct"]);
+                    self.wait_quiet().await;
+                    continue;
+                }
+                self.record(r);
+                if lost > 0
+                    || p99_ms > 100.0
+                    || achieved < 0.8 * rate as f64
+                    || !server.alive()
+                    || tally.open == 0
+                {
+                    break 'rates;
+                }
+                break;
             }
-            self.record(r);
-            if lost > 0 || p99_ms > 100.0 || achieved < 0.8 * rate as f64 || !server.alive() || tally.open == 0 {
-                break 'rates;
-            }
-            break;
-          }
         }
         fleet.quit().await;
         let alive = server.alive();
@@ -496,7 +634,14 @@ impl Bench {
         Ok(())
     }
 
-    async fn profile_step(&mut self, server: &Server, fleet: &mut Fleet, publisher: &Publisher, names: &[String], rate: u64) -> Result<Value, String> {
+    async fn profile_step(
+        &mut self,
+        server: &Server,
+        fleet: &mut Fleet,
+        publisher: &Publisher,
+        names: &[String],
+        rate: u64,
+    ) -> Result<Value, String> {
         let data = self.env.work.join("perf.data");
         let step = self.sizes.fanout_step;
         let tag = self.next_tag();
@@ -504,7 +649,13 @@ impl Bench {
         let mut perf = tokio::process::Command::new("perf")
             .args(["record", "-e", "cpu-clock", "-F", "999", "-g", "-o"])
             .arg(&data)
-            .args(["-p", &server.pid.to_string(), "--", "sleep", &step.as_secs_f64().to_string()])
+            .args([
+                "-p",
+                &server.pid.to_string(),
+                "--",
+                "sleep",
+                &step.as_secs_f64().to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -512,11 +663,30 @@ impl Bench {
             .spawn()
             .map_err(|e| format!("cannot run perf: {e}"))?;
         let count = (rate as f64 * step.as_secs_f64()) as u64;
-        let published = paced(publisher, names, rate as f64, count, tag, step + Duration::from_secs(10)).await;
+        let published = paced(
+            publisher,
+            names,
+            rate as f64,
+            count,
+            tag,
+            step + Duration::from_secs(10),
+        )
+        .await;
         let _ = tokio::time::timeout(Duration::from_secs(30), perf.wait()).await;
         let tally = fleet.report().await?;
         let report = tokio::process::Command::new("perf")
-            .args(["report", "--stdio", "--no-children", "--sort", "symbol", "-g", "none", "--percent-limit", "0.7", "-i"])
+            .args([
+                "report",
+                "--stdio",
+                "--no-children",
+                "--sort",
+                "symbol",
+                "-g",
+                "none",
+                "--percent-limit",
+                "0.7",
+                "-i",
+            ])
             .arg(&data)
             .stdin(Stdio::null())
             .stderr(Stdio::null())
@@ -581,7 +751,14 @@ impl Bench {
         self.wait_quiet().await;
         let mut server = Server::start(kind, &self.env, "avalanche", DEFAULT_HEARTBEAT).await?;
         let n = self.sizes.avalanche_streams;
-        let spec = self.fleet_spec(&server, &self.prefix("ava"), 1000, n, 0, Duration::from_secs(30));
+        let spec = self.fleet_spec(
+            &server,
+            &self.prefix("ava"),
+            1000,
+            n,
+            0,
+            Duration::from_secs(30),
+        );
         let mut fleet = Fleet::spawn(&spec).await?;
         tokio::time::sleep(Duration::from_millis(300)).await; // let every child start
         let backlog = sys::listen_backlog(server.addr.port());
@@ -641,7 +818,12 @@ impl Bench {
             .arg("-I")
             .arg(self.root.join("lib"))
             .arg(&script)
-            .args(["--redis", &self.env.redis_url(), "--seconds", &seconds.to_string()])
+            .args([
+                "--redis",
+                &self.env.redis_url(),
+                "--seconds",
+                &seconds.to_string(),
+            ])
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
@@ -655,8 +837,13 @@ impl Bench {
             return Err(format!("bench/publisher.rb failed ({})", output.status));
         }
         let text = String::from_utf8_lossy(&output.stdout);
-        let line = text.lines().rev().find(|l| l.starts_with('{')).ok_or("bench/publisher.rb printed no JSON line")?;
-        let mut v: Value = serde_json::from_str(line).map_err(|e| format!("bench/publisher.rb: {e}"))?;
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .ok_or("bench/publisher.rb printed no JSON line")?;
+        let mut v: Value =
+            serde_json::from_str(line).map_err(|e| format!("bench/publisher.rb: {e}"))?;
         v["scenario"] = json!("publisher");
         Ok(v)
     }
@@ -664,11 +851,17 @@ impl Bench {
 
 async fn redisse_connected(server: &Server) -> Value {
     match tokio::time::timeout(Duration::from_secs(5), get_json(server.addr)).await {
-        Ok(Ok(body)) => serde_json::from_str::<Value>(&body).map(|v| v["connected"].clone()).unwrap_or(Value::Null),
+        Ok(Ok(body)) => serde_json::from_str::<Value>(&body)
+            .map(|v| v["connected"].clone())
+            .unwrap_or(Value::Null),
         _ => Value::Null,
     }
 }
 
 pub fn thousands(n: usize) -> String {
-    if n >= 1000 && n % 1000 == 0 { format!("{}k", n / 1000) } else { n.to_string() }
+    if n >= 1000 && n.is_multiple_of(1000) {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
 }

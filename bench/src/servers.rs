@@ -30,7 +30,9 @@ impl Kind {
     }
 
     pub fn parse(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name || k.name().replace('+', "-") == name)
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == name || k.name().replace('+', "-") == name)
     }
 
     /// The path of an event stream on `channel`.
@@ -60,7 +62,9 @@ impl Env {
 }
 
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 /// A process that is killed when dropped.
@@ -87,7 +91,10 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("bench: {} did not stop within {grace:?}; killing it", self.name);
+        eprintln!(
+            "bench: {} did not stop within {grace:?}; killing it",
+            self.name
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -107,7 +114,10 @@ impl Drop for Proc {
 }
 
 fn log_file(dir: &Path, name: &str) -> std::io::Result<(Stdio, Stdio)> {
-    let file = fs::OpenOptions::new().create(true).append(true).open(dir.join(name))?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))?;
     Ok((Stdio::from(file.try_clone()?), Stdio::from(file)))
 }
 
@@ -117,7 +127,16 @@ pub fn start_redis(work: &Path) -> Result<(Proc, u16), String> {
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let (out, err) = log_file(&dir, "redis.log").map_err(|e| e.to_string())?;
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .args(["--daemonize", "no", "--maxclients", "1000"])
         .arg("--dir")
         .arg(&dir)
@@ -126,14 +145,20 @@ pub fn start_redis(work: &Path) -> Result<(Proc, u16), String> {
         .stderr(err)
         .spawn()
         .map_err(|e| format!("cannot run redis-server: {e}"))?;
-    let mut proc = Proc { child, name: "redis-server".into() };
+    let mut proc = Proc {
+        child,
+        name: "redis-server".into(),
+    };
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         if std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
             return Ok((proc, port));
         }
         if proc.exited() || Instant::now() > until {
-            return Err(format!("redis-server did not start (see {})", dir.join("redis.log").display()));
+            return Err(format!(
+                "redis-server did not start (see {})",
+                dir.join("redis.log").display()
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -153,17 +178,31 @@ pub const DEFAULT_HEARTBEAT: u32 = 15;
 
 impl Server {
     /// Starts a server; `heartbeat` is the seconds between heartbeats (redisse) or pings (nchan).
-    pub async fn start(kind: Kind, env: &Env, label: &str, heartbeat: u32) -> Result<Server, String> {
+    pub async fn start(
+        kind: Kind,
+        env: &Env,
+        label: &str,
+        heartbeat: u32,
+    ) -> Result<Server, String> {
         let port = free_port().map_err(|e| e.to_string())?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let dir = env.work.join(format!("{label}-{}", kind.name().replace('+', "-")));
+        let dir = env
+            .work
+            .join(format!("{label}-{}", kind.name().replace('+', "-")));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
         fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
         let (out, err) = log_file(&dir.join("logs"), "server.log").map_err(|e| e.to_string())?;
         let child = match kind {
             Kind::Redisse => Command::new(&env.redisse_bin)
-                .args(["--redis", &env.redis_url(), "-p", &port.to_string(), "-a", "127.0.0.1"])
+                .args([
+                    "--redis",
+                    &env.redis_url(),
+                    "-p",
+                    &port.to_string(),
+                    "-a",
+                    "127.0.0.1",
+                ])
                 .args(["--heartbeat", &heartbeat.to_string(), "--stdout"])
                 .stdin(Stdio::null())
                 .stdout(out)
@@ -176,7 +215,14 @@ impl Server {
                 let conf = template
                     .replace("@PORT@", &port.to_string())
                     .replace("@REDIS_URL@", &env.redis_url())
-                    .replace("@USE_REDIS@", if kind == Kind::NchanRedis { "on" } else { "off" })
+                    .replace(
+                        "@USE_REDIS@",
+                        if kind == Kind::NchanRedis {
+                            "on"
+                        } else {
+                            "off"
+                        },
+                    )
                     .replace("@PING@", &heartbeat.to_string());
                 let conf_path = dir.join("nginx.conf");
                 fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
@@ -193,20 +239,35 @@ impl Server {
                     .map_err(|e| format!("cannot run nginx: {e}"))?
             }
         };
-        let mut proc = Proc { child, name: kind.name().into() };
+        let mut proc = Proc {
+            child,
+            name: kind.name().into(),
+        };
         let until = Instant::now() + Duration::from_secs(15);
         let probe = kind.stream_path("bench_probe");
         loop {
             if proc.exited() {
-                return Err(format!("{} exited at start (see {})", kind.name(), dir.join("logs").display()));
+                return Err(format!(
+                    "{} exited at start (see {})",
+                    kind.name(),
+                    dir.join("logs").display()
+                ));
             }
             let mut buf = Vec::new();
-            let ok = tokio::time::timeout(Duration::from_secs(1), open_stream(None, addr, &probe, &mut buf)).await;
+            let ok = tokio::time::timeout(
+                Duration::from_secs(1),
+                open_stream(None, addr, &probe, &mut buf),
+            )
+            .await;
             if matches!(ok, Ok(Ok(_))) {
                 break;
             }
             if Instant::now() > until {
-                return Err(format!("{} did not answer an event-stream request within 15 s: {:?}", kind.name(), ok.map(|r| r.err())));
+                return Err(format!(
+                    "{} did not answer an event-stream request within 15 s: {:?}",
+                    kind.name(),
+                    ok.map(|r| r.err())
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -222,7 +283,12 @@ impl Server {
         };
         // Let the probe's close settle so the baseline is quiet.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        Ok(Server { kind, addr, proc, pid })
+        Ok(Server {
+            kind,
+            addr,
+            proc,
+            pid,
+        })
     }
 
     pub fn alive(&mut self) -> bool {
