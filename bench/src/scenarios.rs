@@ -277,6 +277,30 @@ impl Bench {
             .push(json!({ "scenario": scenario, "server": name, "error": error }));
     }
 
+    /// Runs one case, again while other processes disturbed it (up to
+    /// `attempts`), and records the least disturbed run; a case that
+    /// cannot run at all is recorded as a failure.
+    async fn measure(
+        &mut self,
+        scenario: &str,
+        kind: Kind,
+        mut run: impl AsyncFnMut(&mut Self) -> Result<Value, String>,
+    ) {
+        let mut best: Option<Value> = None;
+        for attempt in 1..=self.attempts() {
+            match run(self).await {
+                Ok(r) => best = Some(self.keep_less_disturbed(best, r, attempt)),
+                Err(e) => return self.fail(scenario, Some(kind), e),
+            }
+            if !disturbed(best.as_ref()) {
+                break;
+            }
+        }
+        if let Some(r) = best {
+            self.record(r);
+        }
+    }
+
     fn record(&mut self, record: Value) {
         eprintln!("bench: {record}");
         self.records.push(record);
@@ -295,23 +319,10 @@ impl Bench {
         for n in self.sizes.idle_streams.clone() {
             for kind in self.targets.clone() {
                 eprintln!("bench: idle {n} streams / {}", kind.name());
-                let mut best: Option<Value> = None;
-                for attempt in 1..=self.attempts() {
-                    match self.idle_one(kind, n).await {
-                        Ok(r) => best = Some(self.keep_less_disturbed(best, r, attempt)),
-                        Err(e) => {
-                            self.fail("idle", Some(kind), e);
-                            best = None;
-                            break;
-                        }
-                    }
-                    if !disturbed(best.as_ref()) {
-                        break;
-                    }
-                }
-                if let Some(r) = best {
-                    self.record(r);
-                }
+                self.measure("idle", kind, async |bench: &mut Self| {
+                    bench.idle_one(kind, n).await
+                })
+                .await;
             }
         }
     }
@@ -388,26 +399,12 @@ impl Bench {
                     "bench: broadcast {subscribers} x {events} / {}",
                     kind.name()
                 );
-                let mut best: Option<Value> = None;
-                for attempt in 1..=self.attempts() {
-                    match self
+                self.measure("broadcast", kind, async |bench: &mut Self| {
+                    bench
                         .broadcast_one(kind, subscribers, events, interval)
                         .await
-                    {
-                        Ok(r) => best = Some(self.keep_less_disturbed(best, r, attempt)),
-                        Err(e) => {
-                            self.fail("broadcast", Some(kind), e);
-                            best = None;
-                            break;
-                        }
-                    }
-                    if !disturbed(best.as_ref()) {
-                        break;
-                    }
-                }
-                if let Some(r) = best {
-                    self.record(r);
-                }
+                })
+                .await;
             }
         }
     }
@@ -727,23 +724,10 @@ impl Bench {
     pub async fn avalanche(&mut self) {
         for kind in self.targets.clone() {
             eprintln!("bench: avalanche / {}", kind.name());
-            let mut best: Option<Value> = None;
-            for attempt in 1..=self.attempts() {
-                match self.avalanche_one(kind).await {
-                    Ok(r) => best = Some(self.keep_less_disturbed(best, r, attempt)),
-                    Err(e) => {
-                        self.fail("avalanche", Some(kind), e);
-                        best = None;
-                        break;
-                    }
-                }
-                if !disturbed(best.as_ref()) {
-                    break;
-                }
-            }
-            if let Some(r) = best {
-                self.record(r);
-            }
+            self.measure("avalanche", kind, async |bench: &mut Self| {
+                bench.avalanche_one(kind).await
+            })
+            .await;
         }
     }
 
