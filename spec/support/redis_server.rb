@@ -4,6 +4,7 @@ require "redis"
 require "socket"
 require "tmpdir"
 require "fileutils"
+require_relative "free_port"
 
 # A throwaway redis-server for the specs, on a free port, without
 # persistence. It can be stopped and started again on the same port to
@@ -88,14 +89,5 @@ class RedisServerHarness
 
       sleep 0.02
     end
-  end
-
-  # Asking the kernel for port 0 gives a free port; it stays free long
-  # enough for redis-server to bind it.
-  def free_port
-    server = TCPServer.new("127.0.0.1", 0)
-    server.addr[1]
-  ensure
-    server&.close
   end
 end

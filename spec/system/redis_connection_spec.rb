@@ -40,7 +40,7 @@ RSpec.describe "The server's Redis connections", :system do
 
   describe "when Redis is not up" do
     before(:all) do
-      @server = ServerProcess.new(kind: :gem, redis_url: "redis://127.0.0.1:#{ServerProcess.free_port}/").start(redis: false)
+      @server = ServerProcess.new(kind: :gem, redis_url: "redis://127.0.0.1:#{free_port}/").start(redis: false)
     end
 
     after(:all) { @server&.stop }

@@ -212,13 +212,6 @@ class Deployment
     false
   end
 
-  def free_port
-    server = TCPServer.new("127.0.0.1", 0)
-    server.addr[1]
-  ensure
-    server&.close
-  end
-
   def monotonic_now
     Process.clock_gettime(Process::CLOCK_MONOTONIC)
   end

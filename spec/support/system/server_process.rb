@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "json"
+require_relative "../free_port"
 require "net/http"
 require "rbconfig"
 require "socket"
@@ -47,7 +48,7 @@ class ServerProcess
   # Starts the server and waits until its stats answer and, unless
   # `redis: false`, until it is connected to Redis (streams stop answering 503).
   def start(redis: true)
-    @port = self.class.free_port
+    @port = free_port
     @pid = Process.spawn(@env, *command, out: @log.path, err: @log.path, in: File::NULL)
     wait_until("the stats of #{@kind} server on port #{@port} answer", START_TIMEOUT) { stats_text }
     wait_until("the #{@kind} server is connected to Redis", START_TIMEOUT) { probe_status != 503 } if redis
@@ -119,10 +120,6 @@ class ServerProcess
     File.read(@log.path)
   rescue SystemCallError
     ""
-  end
-
-  def self.free_port
-    TCPServer.open("127.0.0.1", 0) { |server| server.addr[1] }
   end
 
   private
