@@ -163,7 +163,7 @@ async fn subscribe(
         polling,
         shared.hub.clone(),
         shared.stats.clone(),
-        peer.remote.to_string(),
+        peer.remote,
     ))
 }
 

@@ -7,6 +7,7 @@
 //! polling it ends one second after its first event.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -45,7 +46,7 @@ struct Registration {
     hub: Hub,
     stream: u64,
     stats: Arc<Stats>,
-    peer: String,
+    peer: SocketAddr,
     opened: Instant,
     events_sent: u64,
 }
@@ -72,7 +73,7 @@ impl EventStream {
         polling: bool,
         hub: Hub,
         stats: Arc<Stats>,
-        peer: String,
+        peer: SocketAddr,
     ) -> Self {
         stats.connected.fetch_add(1, Relaxed);
         let mut text = BytesMut::new();
