@@ -729,19 +729,22 @@ fn observations(records: &[Value]) -> Vec<String> {
 /// Writes the chart's data and script into `dir` and runs gnuplot there.
 pub fn chart(records: &[Value], dir: &Path) -> Result<(), String> {
     let mut latency = String::from("label p50 p95 p99\n");
-    let floor = |x: f64| if x.is_finite() { x.max(0.01) } else { 0.01 };
-    for r in by(records, "broadcast") {
+    // One bar group: the percentiles of a record, floored for the log scale.
+    let mut bars = |label: String, r: &Value| {
+        let floor = |x: f64| if x.is_finite() { x.max(0.01) } else { 0.01 };
         let l = &r["latency"];
-        let _ = writeln!(
-            latency,
-            "\"bc {}/{}ms {}\" {} {} {}",
-            crate::scenarios::thousands(r["subscribers"].as_u64().unwrap_or(0) as usize),
+        let [p50, p95, p99] = ["p50_ms", "p95_ms", "p99_ms"].map(|p| floor(f(&l[p])));
+        let _ = writeln!(latency, "\"{label}\" {p50} {p95} {p99}");
+    };
+    for r in by(records, "broadcast") {
+        let subscribers = r["subscribers"].as_u64().unwrap_or(0) as usize;
+        let label = format!(
+            "bc {}/{}ms {}",
+            crate::scenarios::thousands(subscribers),
             num(&r["interval_ms"]),
-            num(&r["server"]),
-            floor(f(&l["p50_ms"])),
-            floor(f(&l["p95_ms"])),
-            floor(f(&l["p99_ms"]))
+            num(&r["server"])
         );
+        bars(label, r);
     }
     let mut rates: Vec<u64> = by(records, "fanout")
         .iter()
@@ -761,16 +764,7 @@ pub fn chart(records: &[Value], dir: &Path) -> Result<(), String> {
             .into_iter()
             .filter(|r| r["offered_per_s"] == rate)
         {
-            let l = &r["latency"];
-            let _ = writeln!(
-                latency,
-                "\"fan {}/s {}\" {} {} {}",
-                rate,
-                num(&r["server"]),
-                floor(f(&l["p50_ms"])),
-                floor(f(&l["p95_ms"])),
-                floor(f(&l["p99_ms"]))
-            );
+            bars(format!("fan {}/s {}", rate, num(&r["server"])), r);
         }
     }
     let mut counts: Vec<u64> = by(records, "idle")
