@@ -256,3 +256,68 @@ async fn a_slow_channels_answer_delays_only_its_own_request() {
     application.join().unwrap();
     let _ = slow.await;
 }
+
+/// Sends raw bytes, returns everything the server answers until it closes.
+async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(DEADLINE, socket.read_to_end(&mut response))
+        .await
+        .expect("closed in time")
+        .unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_clear_answer_and_the_server_goes_on() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, ChannelSource::Query).await;
+
+    let garbage = exchange(server.addr, b"\x00\x01 nonsense\r\n\r\n").await;
+    assert!(
+        garbage.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{garbage}"
+    );
+    assert!(garbage.contains("malformed request"), "{garbage}");
+
+    let mut huge = b"GET /?".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 70 * 1024));
+    huge.extend_from_slice(b" HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n");
+    let too_large = exchange(server.addr, &huge).await;
+    assert!(
+        too_large.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{too_large}"
+    );
+
+    let mut stream = server.open("/?still_serving", &[]).await;
+    assert_eq!(stream.status, 200);
+    let publisher =
+        Publisher::new(&redis.url(), Duration::from_secs(1), Duration::from_secs(2)).unwrap();
+    let id = publisher
+        .publish(b"still_serving", b"message", b"x")
+        .unwrap();
+    assert_eq!(stream.wait_for_ids(1).await, vec![id]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_0_streams_are_not_chunked_and_end_with_the_connection() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, ChannelSource::Query).await;
+    let publisher =
+        Publisher::new(&redis.url(), Duration::from_secs(1), Duration::from_secs(2)).unwrap();
+    publisher.publish(b"old", b"message", b"one").unwrap();
+    publisher.publish(b"old", b"message", b"two").unwrap();
+    let request =
+        b"GET /?old&polling HTTP/1.0\r\nAccept: text/event-stream\r\nLast-Event-ID: 1\r\n\r\n";
+    let response = exchange(server.addr, request).await;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.contains("Connection: close"),
+        "{head}"
+    );
+    assert!(!head.contains("Transfer-Encoding"), "{head}");
+    assert_eq!(body, "id: 2\nevent: message\ndata: two\n\n");
+    server.stop().await;
+}

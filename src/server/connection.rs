@@ -61,12 +61,10 @@ pub async fn serve(
             Ok(Ok(Some(request))) => request,
             Ok(Err(e)) => {
                 debug!("bad request from {}: {e}", peer.remote);
-                let _ = write_reply(
-                    &mut socket,
-                    plain(e.status(), format!("{}\n{e}\n", e.status().line())),
-                    false,
-                )
-                .await;
+                let reply = plain(e.status(), format!("{}\n{e}\n", e.status().line()));
+                if write_reply(&mut socket, reply, false).await.is_ok() {
+                    linger_close(socket).await;
+                }
                 return;
             }
             // Closed by the client, or idle too long.
@@ -74,13 +72,24 @@ pub async fn serve(
         };
         let keep_alive = request.keep_alive() && !request.has_body();
         let reply = respond(&shared, &request, &peer).await;
-        let keep_alive = match reply {
+        match reply {
             Reply::Stream(stream) => {
-                stream_to(&mut socket, stream, &request, keep_alive, &peer).await
+                let kept = stream_to(&mut socket, stream, &request, keep_alive, &peer).await;
+                if !kept {
+                    return;
+                }
             }
-            text => write_reply(&mut socket, text, keep_alive).await.is_ok() && keep_alive,
-        };
-        if !keep_alive || *stop.borrow() {
+            text => {
+                if write_reply(&mut socket, text, keep_alive).await.is_err() {
+                    return;
+                }
+                if !keep_alive {
+                    // A body may still be coming: it must not reset the answer.
+                    return linger_close(socket).await;
+                }
+            }
+        }
+        if *stop.borrow() {
             return;
         }
     }
@@ -193,6 +202,32 @@ fn frame(text: Bytes, framing: Framing) -> impl Buf {
         Framing::Chunked => ChunkHeader::new(text.len()).chain(text).chain(CRLF),
         _ => ChunkHeader::none().chain(text).chain(&b""[..]),
     }
+}
+
+/// How long, and how much, a closing connection reads and discards.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Closes after an answer the client may still be sending to (the rest of
+/// a huge head, a body this server never reads): closing with unread data
+/// would reset the connection, and the client could lose the answer. So
+/// the write side is shut first, and what comes is read and dropped, for a
+/// bounded time and size, as nginx's lingering close does.
+async fn linger_close(mut socket: TcpStream) {
+    if socket.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match socket.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// Completes when the client closed its side (or the socket failed).
