@@ -65,9 +65,14 @@ RSpec.describe "Redisse.run" do
                            "--redis", REDIS_SERVER.url, "--port", port.to_s,
                            "--address", "127.0.0.1", "--stdout",
                            out: log.path, err: log.path)
-      wait_until("the server listens on #{port}", timeout: 10) do
-        Socket.tcp("127.0.0.1", port, connect_timeout: 0.2).close
-        true
+      # Ready once it listens and its Redis connection is up (no more 503).
+      wait_until("the server is ready on #{port}", timeout: 10) do
+        probe = HttpClient.new(port)
+        begin
+          probe.get("/?probe", "Accept" => "text/event-stream").status == 200
+        ensure
+          probe.close
+        end
       rescue SystemCallError
         raise "the server exited: #{File.read(log.path)}" if Process.wait(@pid, Process::WNOHANG)
 

@@ -34,13 +34,14 @@ module Redisse
     end
 
     in_process = nginx_internal_url.nil?
-    server = Redisse::Native::Server.start(options, in_process)
-    # A signal arriving before every thread is started would leave the
-    # server running without them; it is handled once they are.
-    threads = Thread.handle_interrupt(SignalException => :never) do
-      [start_waiter(server), *(in_process ? start_channel_workers(server) : [])]
+    # A signal arriving while the server starts (it listens as soon as
+    # `start` returns) is held until every thread is up and the handler
+    # that stops the server cleanly is in place.
+    Thread.handle_interrupt(SignalException => :never) do
+      server = Redisse::Native::Server.start(options, in_process)
+      threads = [start_waiter(server), *(in_process ? start_channel_workers(server) : [])]
+      Thread.handle_interrupt(SignalException => :immediate) { join_until_stopped(server, threads) }
     end
-    join_until_stopped(server, threads)
     0
   rescue Redisse::CommandLineError => e
     warn e.message
