@@ -151,6 +151,7 @@ impl Listeners {
         }
         // A channel emptied then joined again within the batch stays subscribed.
         emptied.retain(|channel| self.channels.get(channel).is_some_and(Vec::is_empty));
+        emptied.sort_unstable();
         emptied.dedup();
         for channel in &emptied {
             self.channels.remove(channel);
