@@ -65,7 +65,7 @@ impl Hub {
             commands: receiver,
             up: up.clone(),
             stop,
-            ..HubTask::default()
+            listeners: Listeners::default(),
         };
         (Hub { commands, up }, tokio::spawn(task.run()))
     }
@@ -209,20 +209,6 @@ struct HubTask {
     up: Arc<AtomicBool>,
     stop: watch::Receiver<bool>,
     listeners: Listeners,
-}
-
-impl Default for HubTask {
-    fn default() -> Self {
-        let (_, commands) = mpsc::unbounded_channel();
-        HubTask {
-            url: RedisUrl::parse("redis://localhost/").expect("a valid URL"),
-            heartbeat: Duration::from_secs(15),
-            commands,
-            up: Arc::default(),
-            stop: watch::channel(false).1,
-            listeners: Listeners::default(),
-        }
-    }
 }
 
 enum Outcome {
