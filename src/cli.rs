@@ -4,7 +4,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -415,19 +415,6 @@ impl Drop for PidFile {
     }
 }
 
-/// A log destination that several threads write whole lines to.
-#[derive(Clone)]
-struct LogFile(Arc<Mutex<File>>);
-
-impl Write for LogFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
-    }
-}
-
 /// Logs to `--log FILE`, else standard output with `--stdout`, else
 /// standard error. The first server of a process sets it up.
 fn init_logging(options: &Options) -> Result<(), StartError> {
@@ -449,8 +436,8 @@ fn init_logging(options: &Options) -> Result<(), StartError> {
                 path: path.display().to_string(),
                 source,
             })?;
-        let file = LogFile(Arc::new(Mutex::new(file)));
-        builder.with_writer(move || file.clone()).try_init()
+        // A Mutex of a file is a writer that threads share, line by line.
+        builder.with_writer(Mutex::new(file)).try_init()
     } else if options.stdout {
         builder.with_writer(io::stdout).try_init()
     } else {

@@ -33,13 +33,22 @@ pub fn parse_query(query: &[u8]) -> Result<(QueryOptions, Vec<Channel>), BadQuer
         } else if item.starts_with(b"lastEventId") {
             // `lastEventId` alone: an option without a value, never a channel.
         } else {
-            let channel = Bytes::from(form_decode(item)?);
-            if !channels.contains(&channel) {
-                channels.push(channel);
-            }
+            channels.push(Bytes::from(form_decode(item)?));
         }
     }
-    Ok((options, channels))
+    Ok((options, unique_channels(channels)))
+}
+
+/// The channels a stream subscribes to: each once, in the order given,
+/// without empty names (the application's block may return any list).
+pub fn unique_channels(channels: impl IntoIterator<Item = Channel>) -> Vec<Channel> {
+    let mut unique: Vec<Channel> = Vec::new();
+    for channel in channels {
+        if !channel.is_empty() && !unique.contains(&channel) {
+            unique.push(channel);
+        }
+    }
+    unique
 }
 
 /// A last event id as the 0.4 server took it (Ruby's `to_i`): leading
@@ -120,6 +129,15 @@ mod tests {
         assert_eq!(channels("&&a&&a&"), vec!["a"]);
         assert_eq!(channels(""), Vec::<String>::new());
         assert_eq!(channels("polling=1&lastEventId&x"), vec!["x"]);
+    }
+
+    #[test]
+    fn channels_are_unique_and_named() {
+        let given = ["b", "", "a", "b"].map(Bytes::from);
+        assert_eq!(
+            unique_channels(given),
+            vec![Bytes::from("b"), Bytes::from("a")]
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio::sync::{watch, Notify};
 use tracing::debug;
 
 use super::channels::ChannelSource;
-use super::respond::{plain, respond, Peer, Reply, STREAM_HEADERS};
+use super::respond::{respond, Peer, Reply, Text, STREAM_HEADERS};
 use super::stream::EventStream;
 use super::Shared;
 use crate::protocol::http::{
@@ -61,8 +61,8 @@ pub async fn serve(
             Ok(Ok(Some(request))) => request,
             Ok(Err(e)) => {
                 debug!("bad request from {}: {e}", peer.remote);
-                let reply = plain(e.status(), format!("{}\n{e}\n", e.status().line()));
-                if write_reply(&mut socket, reply, false).await.is_ok() {
+                let text = Text::plain(e.status(), format!("{}\n{e}\n", e.status().line()));
+                if write_text(&mut socket, text, false).await.is_ok() {
                     linger_close(socket).await;
                 }
                 return;
@@ -79,8 +79,8 @@ pub async fn serve(
                     return;
                 }
             }
-            text => {
-                if write_reply(&mut socket, text, keep_alive).await.is_err() {
+            Reply::Text(text) => {
+                if write_text(&mut socket, text, keep_alive).await.is_err() {
                     return;
                 }
                 if !keep_alive {
@@ -118,19 +118,12 @@ async fn read_head(
     }
 }
 
-async fn write_reply(
-    socket: &mut TcpStream,
-    reply: Reply,
-    keep_alive: bool,
-) -> std::io::Result<()> {
-    let Reply::Text {
+async fn write_text(socket: &mut TcpStream, text: Text, keep_alive: bool) -> std::io::Result<()> {
+    let Text {
         status,
         content_type,
         body,
-    } = reply
-    else {
-        unreachable!("streams are written by stream_to")
-    };
+    } = text;
     let mut response = response_head(
         status,
         &[("Content-Type", content_type)],

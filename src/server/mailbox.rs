@@ -5,7 +5,6 @@
 //! memory. When it overflows, the queue is emptied and the stream is ended;
 //! the browser reconnects with its last id and gets the rest from history.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -48,7 +47,7 @@ pub struct Mailbox {
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<Delivery>,
+    queue: Vec<Delivery>,
     queued_bytes: usize,
     heartbeat_due: bool,
     /// Heartbeats that came while the previous one was still due.
@@ -63,6 +62,19 @@ pub struct Batch {
     pub deliveries: Vec<Delivery>,
     pub heartbeat: bool,
     pub closed: Option<Closed>,
+}
+
+/// Capacity a stream keeps for its events between bursts.
+const RETAINED_CAPACITY: usize = 16;
+
+impl Batch {
+    /// Gives back the memory of a burst once written, or every stream
+    /// would keep the largest queue it ever had.
+    pub fn release_burst(&mut self) {
+        if self.deliveries.capacity() > RETAINED_CAPACITY {
+            self.deliveries = Vec::new();
+        }
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -95,7 +107,7 @@ impl Mailbox {
             self.overflow(&mut state);
         } else {
             state.queued_bytes += delivery.text.len();
-            state.queue.push_back(delivery);
+            state.queue.push(delivery);
         }
         wake(state);
     }
@@ -119,7 +131,7 @@ impl Mailbox {
     }
 
     fn overflow(&self, state: &mut State) {
-        state.queue = VecDeque::new();
+        state.queue = Vec::new();
         state.queued_bytes = 0;
         state.closed = Some(Closed::Overflowed);
         self.abort.notify_one();
@@ -144,7 +156,12 @@ impl Mailbox {
             }
             return Poll::Pending;
         }
-        into.deliveries.extend(state.queue.drain(..));
+        // The filled queue changes places with the batch's empty one: no copy.
+        if into.deliveries.is_empty() {
+            std::mem::swap(&mut state.queue, &mut into.deliveries);
+        } else {
+            into.deliveries.append(&mut state.queue);
+        }
         state.queued_bytes = 0;
         into.heartbeat = std::mem::take(&mut state.heartbeat_due);
         state.untaken_heartbeats = 0;
@@ -196,6 +213,22 @@ mod tests {
         );
         assert!(batch.heartbeat);
         assert!(take(&m).is_none());
+    }
+
+    #[test]
+    fn a_burst_s_memory_is_given_back() {
+        let m = Mailbox::new(Arc::default());
+        for id in 0..1000 {
+            m.push(Delivery {
+                id: Some(id),
+                text: Bytes::from_static(b"x"),
+            });
+        }
+        let mut batch = take(&m).unwrap();
+        assert_eq!(batch.deliveries.len(), 1000);
+        batch.deliveries.clear();
+        batch.release_burst();
+        assert_eq!(batch.deliveries.capacity(), 0);
     }
 
     #[test]

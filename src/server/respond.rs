@@ -16,24 +16,33 @@ use super::Shared;
 use crate::protocol::accept::{negotiate, Representation};
 use crate::protocol::history::{plan_opening, Start};
 use crate::protocol::http::{RequestHead, Status};
-use crate::protocol::request::{parse_last_event_id, parse_query, Channel};
+use crate::protocol::request::{parse_last_event_id, parse_query, unique_channels, Channel};
 
 /// What a request gets: a whole text, or an event stream.
 pub enum Reply {
-    Text {
-        status: Status,
-        content_type: &'static str,
-        body: Bytes,
-    },
+    Text(Text),
     Stream(EventStream),
 }
 
-pub fn plain(status: Status, body: impl Into<Bytes>) -> Reply {
-    Reply::Text {
-        status,
-        content_type: "text/plain",
-        body: body.into(),
+/// A response with a body known in full.
+pub struct Text {
+    pub status: Status,
+    pub content_type: &'static str,
+    pub body: Bytes,
+}
+
+impl Text {
+    pub fn plain(status: Status, body: impl Into<Bytes>) -> Self {
+        Text {
+            status,
+            content_type: "text/plain",
+            body: body.into(),
+        }
     }
+}
+
+fn plain(status: Status, body: impl Into<Bytes>) -> Reply {
+    Reply::Text(Text::plain(status, body))
 }
 
 pub const STREAM_HEADERS: &[(&str, &str)] = &[
@@ -58,11 +67,11 @@ pub struct Peer {
 
 pub async fn respond(shared: &Arc<Shared>, request: &RequestHead, peer: &Peer) -> Reply {
     match negotiate(request.header("accept")) {
-        Representation::Stats => Reply::Text {
+        Representation::Stats => Reply::Text(Text {
             status: Status::Ok,
             content_type: "application/json",
             body: shared.stats.to_json().into(),
-        },
+        }),
         Representation::NotAcceptable => plain(Status::NotAcceptable, NOT_ACCEPTABLE),
         Representation::EventStream => open_stream(shared, request, peer).await,
     }
@@ -77,7 +86,7 @@ async fn open_stream(shared: &Arc<Shared>, request: &RequestHead, peer: &Peer) -
         ChannelSource::Query => query_channels,
         ChannelSource::Application(requests) => {
             match requests.submit(request_info(request, peer)).await {
-                Ok(Ok(channels)) => dedup(channels),
+                Ok(Ok(channels)) => unique_channels(channels),
                 Ok(Err(message)) => {
                     warn!("the channels block failed for {}: {message}", peer.remote);
                     return plain(Status::InternalServerError, INTERNAL_ERROR);
@@ -187,16 +196,6 @@ fn request_info(request: &RequestHead, peer: &Peer) -> RequestInfo {
         remote_addr: peer.remote,
         local_addr: peer.local,
     }
-}
-
-fn dedup(channels: Vec<Channel>) -> Vec<Channel> {
-    let mut unique: Vec<Channel> = Vec::with_capacity(channels.len());
-    for channel in channels {
-        if !channel.is_empty() && !unique.contains(&channel) {
-            unique.push(channel);
-        }
-    }
-    unique
 }
 
 fn describe(channels: &[Channel]) -> String {

@@ -143,7 +143,7 @@ impl EventStream {
             self.start_closing();
         }
         let heartbeat = std::mem::take(&mut self.batch.heartbeat);
-        match (self.batch.deliveries.len(), heartbeat) {
+        let text = match (self.batch.deliveries.len(), heartbeat) {
             (0, false) => None,
             // The common case: the hub's buffer goes out as is.
             (1, false) => self.batch.deliveries.pop().map(|delivery| delivery.text),
@@ -164,7 +164,9 @@ impl EventStream {
                 }
                 Some(text.freeze())
             }
-        }
+        };
+        self.batch.release_burst();
+        text
     }
 }
 
