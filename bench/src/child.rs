@@ -3,6 +3,7 @@
 //! The coordinator runs several of these (the open-file limit is per
 //! process) and talks to each over stdin/stdout, one JSON line per answer:
 //!
+//! - at start: `{"event":"ready"}`, once it reads commands.
 //! - `open`: opens every stream (at most `--concurrency` connecting at a
 //!   time, 0 for all at once), then answers `{"event":"opened",...}` with
 //!   the connect times (until the response head) and the failures.
@@ -83,6 +84,7 @@ async fn serve(options: Options) -> i32 {
     tokio::pin!(deadline);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut opening: Option<Instant> = None;
+    say(json!({ "event": "ready" }));
     loop {
         tokio::select! {
             _ = &mut deadline => {

@@ -109,7 +109,9 @@ impl Fleet {
             });
             first += count;
         }
-        Ok(Fleet { members })
+        let mut fleet = Fleet { members };
+        fleet.answers("ready", Duration::from_secs(30)).await?;
+        Ok(fleet)
     }
 
     pub fn processes(&self) -> usize {

@@ -681,9 +681,7 @@ fn observations(records: &[Value]) -> Vec<String> {
     }
     for r in by(records, "fanout") {
         let last = by(records, "fanout")
-            .into_iter()
-            .filter(|x| x["server"] == r["server"])
-            .next_back();
+            .into_iter().rfind(|x| x["server"] == r["server"]);
         if last.is_some_and(|l| std::ptr::eq(l, r)) {
             let total = f(&r["server_cpu_pct"]) + f(&r["client_cpu_pct"]) + f(&r["redis_cpu_pct"]);
             if total > 170.0 {

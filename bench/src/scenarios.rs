@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::fleet::{Fleet, Spec};
+use crate::fleet::{Fleet, Opened, Spec};
 use crate::http::get_json;
 use crate::publish::{paced, Publisher};
 use crate::servers::{Env, Kind, Server, DEFAULT_HEARTBEAT};
@@ -185,6 +185,31 @@ impl Bench {
         format!("b{}{}", self.run_id, scenario)
     }
 
+    /// Starts subscriber processes and opens their streams, some at a time;
+    /// an error if none opened.
+    async fn open_fleet(
+        &self,
+        server: &Server,
+        channel_prefix: &str,
+        channels: usize,
+        streams: usize,
+    ) -> Result<(Fleet, Opened), String> {
+        let spec = self.fleet_spec(
+            server,
+            channel_prefix,
+            channels,
+            streams,
+            OPEN_CONCURRENCY,
+            Duration::from_secs(30),
+        );
+        let mut fleet = Fleet::spawn(&spec).await?;
+        let opened = fleet.open(Duration::from_secs(180)).await?;
+        if opened.ok == 0 {
+            return Err(format!("no stream opened: {:?}", opened.errors));
+        }
+        Ok((fleet, opened))
+    }
+
     fn fleet_spec(
         &self,
         server: &Server,
@@ -334,19 +359,9 @@ impl Bench {
         let rss_before = server.rss_kib();
         let fds_before = server.fds();
         let channels = self.sizes.idle_channels;
-        let spec = self.fleet_spec(
-            &server,
-            &self.prefix(&format!("idle{n}")),
-            channels,
-            n,
-            OPEN_CONCURRENCY,
-            Duration::from_secs(30),
-        );
-        let mut fleet = Fleet::spawn(&spec).await?;
-        let opened = fleet.open(Duration::from_secs(180)).await?;
-        if opened.ok == 0 {
-            return Err(format!("no stream opened: {:?}", opened.errors));
-        }
+        let (mut fleet, opened) = self
+            .open_fleet(&server, &self.prefix(&format!("idle{n}")), channels, n)
+            .await?;
         tokio::time::sleep(self.sizes.idle_settle).await;
         let rss_with = server.rss_kib();
         let fds_with = server.fds();
@@ -425,19 +440,7 @@ impl Bench {
         )
         .await?;
         let prefix = self.prefix(&format!("bc{subscribers}"));
-        let spec = self.fleet_spec(
-            &server,
-            &prefix,
-            1,
-            subscribers,
-            OPEN_CONCURRENCY,
-            Duration::from_secs(30),
-        );
-        let mut fleet = Fleet::spawn(&spec).await?;
-        let opened = fleet.open(Duration::from_secs(180)).await?;
-        if opened.ok == 0 {
-            return Err(format!("no stream opened: {:?}", opened.errors));
-        }
+        let (mut fleet, opened) = self.open_fleet(&server, &prefix, 1, subscribers).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let tag = self.next_tag();
         fleet.phase(tag).await?;
@@ -510,19 +513,7 @@ impl Bench {
         let mut server = Server::start(kind, &self.env, "fanout", DEFAULT_HEARTBEAT).await?;
         let (streams, channels) = (self.sizes.fanout_streams, self.sizes.fanout_channels);
         let prefix = self.prefix("fan");
-        let spec = self.fleet_spec(
-            &server,
-            &prefix,
-            channels,
-            streams,
-            OPEN_CONCURRENCY,
-            Duration::from_secs(30),
-        );
-        let mut fleet = Fleet::spawn(&spec).await?;
-        let opened = fleet.open(Duration::from_secs(180)).await?;
-        if opened.ok == 0 {
-            return Err(format!("no stream opened: {:?}", opened.errors));
-        }
+        let (mut fleet, opened) = self.open_fleet(&server, &prefix, channels, streams).await?;
         // Stream n listens to channel n % channels.
         let subscribers: Vec<u64> = (0..channels)
             .map(|c| ((streams + channels - 1 - c) / channels) as u64)
@@ -744,7 +735,6 @@ impl Bench {
             Duration::from_secs(30),
         );
         let mut fleet = Fleet::spawn(&spec).await?;
-        tokio::time::sleep(Duration::from_millis(300)).await; // let every child start
         let backlog = sys::listen_backlog(server.addr.port());
         let drops_before = sys::listen_drops();
         let mark = CpuMark::take(&server, &fleet, self.redis_pid);
