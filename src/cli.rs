@@ -1,24 +1,15 @@
 //! The `redisse` command line (SPEC §2), shared by the plain binary and the
-//! gem's executable: options, logging, pid file, and a server running on
-//! its own threads that the caller waits on.
+//! gem's executable: its options, their defaults and their help. What
+//! they start is `server::runtime`.
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches};
 use thiserror::Error;
-use tokio::sync::Notify;
-use tracing::{info, warn, Level};
 
-use crate::blocking::{BlockingQueue, Popped};
-use crate::redis_url::{InvalidUrl, RedisUrl};
-use crate::server::{self, channels::ChannelSource, Config};
-use crate::signal_mask;
+use crate::server::runtime::Settings;
 
 /// The defaults that the caller knows: the gem's configured Redis URL and port.
 #[derive(Debug, Clone)]
@@ -38,23 +29,9 @@ impl Defaults {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub redis: String,
-    pub address: String,
-    pub port: u16,
-    pub stdout: bool,
-    pub verbose: bool,
-    pub log: Option<PathBuf>,
-    pub pid: Option<PathBuf>,
-    pub heartbeat: Duration,
-    /// Options of the 0.4 server that are accepted but ignored, with why.
-    pub notices: Vec<String>,
-}
-
 pub enum Command {
     Help(String),
-    Serve(Options),
+    Serve(Settings),
 }
 
 #[derive(Debug, Error)]
@@ -176,7 +153,7 @@ pub fn parse(
     options(&matches).map(Command::Serve)
 }
 
-fn options(matches: &ArgMatches) -> Result<Options, CliError> {
+fn options(matches: &ArgMatches) -> Result<Settings, CliError> {
     let value = |name: &str| matches.get_one::<String>(name).cloned();
     let usage =
         |message: String| CliError::Usage(format!("redisse: {message}\nTry 'redisse --help'."));
@@ -205,7 +182,7 @@ fn options(matches: &ArgMatches) -> Result<Options, CliError> {
     if let Some(environment) = value("environment") {
         notices.push(format!("--environment {environment} is ignored: the server behaves the same in every environment"));
     }
-    Ok(Options {
+    Ok(Settings {
         redis: value("redis").unwrap_or_default(),
         address: value("address").unwrap_or_default(),
         port,
@@ -216,236 +193,6 @@ fn options(matches: &ArgMatches) -> Result<Options, CliError> {
         heartbeat,
         notices,
     })
-}
-
-#[derive(Debug, Error)]
-pub enum StartError {
-    #[error(transparent)]
-    InvalidUrl(#[from] InvalidUrl),
-    #[error("cannot listen on {address}: {source}")]
-    Bind { address: String, source: io::Error },
-    #[error("cannot open the log file {path}: {source}")]
-    Log { path: String, source: io::Error },
-    #[error("cannot write the pid file {path}: {source}")]
-    PidFile { path: String, source: io::Error },
-    #[error("cannot start the server's threads: {0}")]
-    Runtime(io::Error),
-}
-
-/// A server running on its own threads.
-pub struct RunningServer {
-    pub local_addr: SocketAddr,
-    stop: Arc<Notify>,
-    /// Closed once the server has stopped; waiting on it can be interrupted.
-    stopped: Arc<BlockingQueue<()>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-/// Where a wait on the server ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Waited {
-    Stopped,
-    Interrupted,
-}
-
-impl RunningServer {
-    /// Stops accepting and ends the streams; `wait` returns once done.
-    pub fn shutdown(&self) {
-        self.stop.notify_one();
-    }
-
-    /// Blocks until the server stopped, or `interrupt` was called.
-    pub fn wait(&self) -> Waited {
-        match self.stopped.pop() {
-            Popped::Interrupted => Waited::Interrupted,
-            Popped::Item(()) | Popped::Closed => {
-                if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    let _ = thread.join();
-                }
-                Waited::Stopped
-            }
-        }
-    }
-
-    pub fn interrupt(&self) {
-        self.stopped.interrupt();
-    }
-}
-
-/// Sets up logging, binds, writes the pid file and starts serving.
-/// `handle_signals`: stop on SIGTERM/SIGINT (the binary; in Ruby, Ruby owns signals).
-pub fn start(
-    options: Options,
-    channels: ChannelSource,
-    handle_signals: bool,
-) -> Result<RunningServer, StartError> {
-    init_logging(&options)?;
-    for notice in &options.notices {
-        warn!("{notice}");
-    }
-    let redis = RedisUrl::parse(&options.redis)?;
-    match server::raise_fd_limit() {
-        Ok(limit) => info!("open file limit: {limit}"),
-        Err(e) => warn!("cannot raise the open file limit: {e}"),
-    }
-    let address = format!("{}:{}", options.address, options.port);
-    let bind_error = |source| StartError::Bind {
-        address: address.clone(),
-        source,
-    };
-    let addr = address
-        .to_socket_addrs()
-        .map_err(bind_error)?
-        .next()
-        .ok_or_else(|| bind_error(io::Error::new(io::ErrorKind::NotFound, "no such address")))?;
-    let listener = listen(addr).map_err(bind_error)?;
-    let local_addr = listener.local_addr().map_err(bind_error)?;
-    let pid_file = options
-        .pid
-        .as_ref()
-        .map(|path| PidFile::write(path.clone()))
-        .transpose()?;
-    let stop = Arc::new(Notify::new());
-    let stopped = Arc::new(BlockingQueue::default());
-    let config = Config {
-        redis,
-        heartbeat: options.heartbeat,
-        channels,
-    };
-    let serve = {
-        let (stop, stopped) = (stop.clone(), stopped.clone());
-        move || -> Result<std::thread::JoinHandle<()>, StartError> {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("redisse")
-                .build()
-                .map_err(StartError::Runtime)?;
-            std::thread::Builder::new()
-                .name("redisse-server".into())
-                .spawn(move || {
-                    runtime.block_on(async move {
-                        let shutdown = async move {
-                            tokio::select! {
-                                _ = stop.notified() => {}
-                                _ = signals(handle_signals) => info!("signal received"),
-                            }
-                        };
-                        match tokio::net::TcpListener::from_std(listener) {
-                            Ok(listener) => {
-                                if let Err(e) = server::run(listener, config, shutdown).await {
-                                    tracing::error!("server failed: {e}");
-                                }
-                            }
-                            Err(e) => tracing::error!("cannot listen: {e}"),
-                        }
-                    });
-                    runtime.shutdown_timeout(Duration::from_secs(1));
-                    drop(pid_file);
-                    stopped.close();
-                })
-                .map_err(StartError::Runtime)
-        }
-    };
-    // Without our own handlers (in Ruby), the server's threads take no signal.
-    let thread = if handle_signals {
-        serve()?
-    } else {
-        signal_mask::with_signals_blocked(serve)?
-    };
-    Ok(RunningServer {
-        local_addr,
-        stop,
-        stopped,
-        thread: Mutex::new(Some(thread)),
-    })
-}
-
-/// Connections the kernel may hold for `accept`; it caps this at
-/// `net.core.somaxconn`. The usual 128 overflows when thousands of
-/// browsers reconnect at once (a server restart), and every dropped SYN
-/// costs its client a second or more before it tries again.
-const LISTEN_BACKLOG: i32 = 4096;
-
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
-}
-
-async fn signals(enabled: bool) {
-    if !enabled {
-        return std::future::pending().await;
-    }
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        warn!("cannot handle signals; stop the server another way");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-}
-
-/// Removed when the server stops.
-struct PidFile(PathBuf);
-
-impl PidFile {
-    fn write(path: PathBuf) -> Result<Self, StartError> {
-        std::fs::write(&path, format!("{}\n", std::process::id())).map_err(|source| {
-            StartError::PidFile {
-                path: path.display().to_string(),
-                source,
-            }
-        })?;
-        Ok(PidFile(path))
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Logs to `--log FILE`, else standard output with `--stdout`, else
-/// standard error. The first server of a process sets it up.
-fn init_logging(options: &Options) -> Result<(), StartError> {
-    let level = if options.verbose {
-        Level::DEBUG
-    } else {
-        Level::INFO
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(false)
-        .with_target(false);
-    let result = if let Some(path) = &options.log {
-        let file = File::options()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| StartError::Log {
-                path: path.display().to_string(),
-                source,
-            })?;
-        // A Mutex of a file is a writer that threads share, line by line.
-        builder.with_writer(Mutex::new(file)).try_init()
-    } else if options.stdout {
-        builder.with_writer(io::stdout).try_init()
-    } else {
-        builder.with_writer(io::stderr).try_init()
-    };
-    // Already set up by an earlier server in this process: keep it.
-    let _ = result;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -460,7 +207,7 @@ mod tests {
         parse(args.iter().map(OsString::from), &defaults)
     }
 
-    fn serve(args: &[&str]) -> Options {
+    fn serve(args: &[&str]) -> Settings {
         match parse_args(args) {
             Ok(Command::Serve(options)) => options,
             Ok(Command::Help(_)) => panic!("help"),

@@ -10,13 +10,14 @@
 //!   content negotiation, query parsing, history merging, stats JSON.
 //! - [`redis_url`]: Redis URLs, and showing them without passwords.
 //! - [`publisher`]: publishing an event (blocking, for the Ruby gem).
-//! - [`server`]: the server's I/O: the accept loop (`server::run`), one
-//!   task per connection (`connection`), what a request gets (`respond`),
-//!   the pub/sub hub and the streams' mailboxes, the command store, and
-//!   the streams themselves.
+//! - [`server`]: the server's I/O: the accept loop (`server::run`), its
+//!   life cycle on threads of its own (`runtime`: logging, pid file,
+//!   signals), one task per connection (`connection`), what a request gets
+//!   (`respond`), a stream from its opening on (`stream`), the streams'
+//!   mailboxes, the pub/sub hub and the command store.
 //! - [`blocking`]: a queue that non-async threads (Ruby's) wait on.
 //! - [`signal_mask`]: keeping signals on Ruby's threads, off the server's.
-//! - [`cli`]: the command line, logging and pid file, shared by the binary
+//! - [`cli`]: the command line's options and help, shared by the binary
 //!   and the gem's `redisse` executable.
 
 pub mod blocking;

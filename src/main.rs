@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use redisse::cli::{self, Command, Defaults};
 use redisse::server::channels::ChannelSource;
+use redisse::server::runtime::{self, Signals, Waited};
 
 fn main() -> ExitCode {
     let options = match cli::parse(std::env::args_os().skip(1), &Defaults::from_env()) {
@@ -17,9 +18,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli::start(options, ChannelSource::Query, true) {
+    match runtime::start(options, ChannelSource::Query, Signals::Handle) {
         Ok(server) => {
-            while server.wait() != cli::Waited::Stopped {}
+            while server.wait() != Waited::Stopped {}
             ExitCode::SUCCESS
         }
         Err(e) => {

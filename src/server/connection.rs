@@ -7,20 +7,20 @@
 //! notice at once a client that left.
 
 use std::future::poll_fn;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::ReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tracing::debug;
 
 use super::channels::ChannelSource;
 use super::respond::{respond, Peer, Reply, Text, STREAM_HEADERS};
-use super::stream::EventStream;
+use super::stream::{EventStream, Next};
 use super::Shared;
 use crate::protocol::http::{
     parse_request_head, response_head, ChunkHeader, Framing, HeadError, RequestHead, Status, CRLF,
@@ -33,159 +33,196 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_SIZE: usize = 2048;
 const UNKNOWN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
-pub async fn serve(
-    mut socket: TcpStream,
-    remote: SocketAddr,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) {
-    // Events go out as soon as they are written, not when the last one was acknowledged.
-    let _ = socket.set_nodelay(true);
-    let local = match shared.channels {
-        // Only the application's Rack env needs it: spare the system call otherwise.
-        ChannelSource::Application(_) => socket.local_addr().unwrap_or(UNKNOWN_ADDR),
-        ChannelSource::Query => UNKNOWN_ADDR,
-    };
-    let peer = Peer {
-        remote,
-        local,
-        abort: Arc::new(Notify::new()),
-    };
-    let mut leftover = Vec::new();
-    loop {
-        let head = tokio::select! {
-            head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket, &mut leftover)) => head,
-            _ = stop.wait_for(|stop| *stop) => return,
+/// How long, and how much, a closing connection reads and discards.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
+
+pub struct Connection {
+    socket: TcpStream,
+    /// Bytes read and not parsed yet: a head coming in, or a pipelined request.
+    buffer: Vec<u8>,
+    peer: Peer,
+}
+
+impl Connection {
+    pub fn new(socket: TcpStream, remote: SocketAddr, shared: &Shared) -> Self {
+        // Events go out as soon as they are written, not when the last one was acknowledged.
+        let _ = socket.set_nodelay(true);
+        let local = match shared.channels {
+            // Only the application's Rack env needs it: spare the system call otherwise.
+            ChannelSource::Application(_) => socket.local_addr().unwrap_or(UNKNOWN_ADDR),
+            ChannelSource::Query => UNKNOWN_ADDR,
         };
-        let request = match head {
-            Ok(Ok(Some(request))) => request,
-            Ok(Err(e)) => {
-                debug!("bad request from {}: {e}", peer.remote);
-                let text = Text::plain(e.status(), format!("{}\n{e}\n", e.status().line()));
-                if write_text(&mut socket, text, false).await.is_ok() {
-                    linger_close(socket).await;
+        Connection {
+            socket,
+            buffer: Vec::new(),
+            peer: Peer { remote, local },
+        }
+    }
+
+    /// Answers requests until the client leaves, a response ends the
+    /// connection, or the server stops.
+    pub async fn serve(mut self, shared: &Shared, mut stop: watch::Receiver<bool>) {
+        loop {
+            let head = tokio::select! {
+                head = tokio::time::timeout(HEAD_TIMEOUT, self.read_head()) => head,
+                _ = stop.wait_for(|stop| *stop) => return,
+            };
+            let request = match head {
+                Ok(Ok(Some(request))) => request,
+                Ok(Err(e)) => return self.refuse(e).await,
+                // Closed by the client, or idle too long.
+                Ok(Ok(None)) | Err(_) => return,
+            };
+            let keep_alive = request.keep_alive() && !request.has_body();
+            match respond(shared, &request, &self.peer).await {
+                Reply::Stream(stream) => {
+                    if !self.write_stream(stream, &request, keep_alive).await {
+                        return;
+                    }
                 }
+                Reply::Text(text) => {
+                    if self.write_text(text, keep_alive).await.is_err() {
+                        return;
+                    }
+                    if !keep_alive {
+                        // A body may still be coming: it must not reset the answer.
+                        return self.linger_close().await;
+                    }
+                }
+            }
+            if *stop.borrow() {
                 return;
             }
-            // Closed by the client, or idle too long.
-            Ok(Ok(None)) | Err(_) => return,
-        };
-        let keep_alive = request.keep_alive() && !request.has_body();
-        let reply = respond(&shared, &request, &peer).await;
-        match reply {
-            Reply::Stream(stream) => {
-                let kept = stream_to(&mut socket, stream, &request, keep_alive, &peer).await;
-                if !kept {
-                    return;
+        }
+    }
+
+    /// Reads until a whole head is in; `None` if the client closed first.
+    /// Bytes after the head (a pipelined request) stay in the buffer.
+    async fn read_head(&mut self) -> Result<Option<RequestHead>, HeadError> {
+        loop {
+            if let Some((head, length)) = parse_request_head(&self.buffer)? {
+                self.buffer.drain(..length);
+                if self.buffer.is_empty() {
+                    // Free it: a stream may now live for hours.
+                    self.buffer = Vec::new();
                 }
+                return Ok(Some(head));
             }
-            Reply::Text(text) => {
-                if write_text(&mut socket, text, keep_alive).await.is_err() {
-                    return;
-                }
-                if !keep_alive {
-                    // A body may still be coming: it must not reset the answer.
-                    return linger_close(socket).await;
-                }
+            self.buffer
+                .reserve(READ_SIZE.min(MAX_HEAD + 1 - self.buffer.len()));
+            match self.socket.read_buf(&mut self.buffer).await {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(_) => {}
             }
         }
-        if *stop.borrow() {
+    }
+
+    /// Answers a head that could not be read, and closes.
+    async fn refuse(mut self, error: HeadError) {
+        debug!("bad request from {}: {error}", self.peer.remote);
+        let status = error.status();
+        let text = Text::plain(status, format!("{}\n{error}\n", status.line()));
+        if self.write_text(text, false).await.is_ok() {
+            self.linger_close().await;
+        }
+    }
+
+    async fn write_text(&mut self, text: Text, keep_alive: bool) -> io::Result<()> {
+        let Text {
+            status,
+            content_type,
+            body,
+        } = text;
+        let mut response = response_head(
+            status,
+            &[("Content-Type", content_type)],
+            Framing::Length(body.len()),
+            keep_alive,
+        );
+        response.extend_from_slice(&body);
+        self.socket.write_all(&response).await
+    }
+
+    /// Writes a stream until it ends (true: the connection may serve another
+    /// request) or the client goes (false).
+    async fn write_stream(
+        &mut self,
+        mut stream: EventStream,
+        request: &RequestHead,
+        keep_alive: bool,
+    ) -> bool {
+        // HTTP/1.0 has no chunks: the body ends when the connection does.
+        let framing = if request.minor_version == 0 {
+            Framing::UntilClose
+        } else {
+            Framing::Chunked
+        };
+        let keep_alive = keep_alive && framing == Framing::Chunked;
+        let (mut reader, mut writer) = self.socket.split();
+        // The head and the opening (history, lastEventId) in one write.
+        let head = Bytes::from(response_head(
+            Status::Ok,
+            STREAM_HEADERS,
+            framing,
+            keep_alive,
+        ));
+        let written = match stream.take_opening() {
+            Some(opening) => {
+                writer
+                    .write_all_buf(&mut head.chain(frame(opening, framing)))
+                    .await
+            }
+            None => writer.write_all(&head).await,
+        };
+        if written.is_err() {
+            return false;
+        }
+        loop {
+            let next = tokio::select! {
+                next = poll_fn(|cx| stream.poll_next(cx)) => next,
+                _ = client_gone(&mut reader) => return false,
+            };
+            let text = match next {
+                Next::Write(text) => text,
+                Next::End => break,
+                Next::Drop => return false,
+            };
+            let mut framed = frame(text, framing);
+            tokio::select! {
+                written = writer.write_all_buf(&mut framed) => if written.is_err() { return false },
+                _ = client_gone(&mut reader) => return false,
+                _ = stream.overflowed() => return false,
+            }
+        }
+        if framing == Framing::Chunked && writer.write_all(LAST_CHUNK).await.is_err() {
+            return false;
+        }
+        keep_alive
+    }
+
+    /// Closes after an answer the client may still be sending to (the rest of
+    /// a huge head, a body this server never reads): closing with unread data
+    /// would reset the connection, and the client could lose the answer. So
+    /// the write side is shut first, and what comes is read and dropped, for a
+    /// bounded time and size, as nginx's lingering close does.
+    async fn linger_close(mut self) {
+        if self.socket.shutdown().await.is_err() {
             return;
         }
-    }
-}
-
-/// Reads until a whole head is in; `None` if the client closed first.
-/// Bytes after the head (a pipelined request) stay in `buffer`.
-async fn read_head(
-    socket: &mut TcpStream,
-    buffer: &mut Vec<u8>,
-) -> Result<Option<RequestHead>, HeadError> {
-    loop {
-        if let Some((head, length)) = parse_request_head(buffer)? {
-            buffer.drain(..length);
-            if buffer.is_empty() {
-                // Free it: a stream may now live for hours.
-                *buffer = Vec::new();
+        let socket = &mut self.socket;
+        let drain = async {
+            let mut scratch = [0u8; 4096];
+            let mut drained = 0;
+            while drained < LINGER_BYTES {
+                match socket.read(&mut scratch).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => drained += n,
+                }
             }
-            return Ok(Some(head));
-        }
-        buffer.reserve(READ_SIZE.min(MAX_HEAD + 1 - buffer.len()));
-        match socket.read_buf(buffer).await {
-            Ok(0) | Err(_) => return Ok(None),
-            Ok(_) => {}
-        }
-    }
-}
-
-async fn write_text(socket: &mut TcpStream, text: Text, keep_alive: bool) -> std::io::Result<()> {
-    let Text {
-        status,
-        content_type,
-        body,
-    } = text;
-    let mut response = response_head(
-        status,
-        &[("Content-Type", content_type)],
-        Framing::Length(body.len()),
-        keep_alive,
-    );
-    response.extend_from_slice(&body);
-    socket.write_all(&response).await
-}
-
-/// Writes a stream until it ends (true: the connection may serve another
-/// request) or the client goes (false).
-async fn stream_to(
-    socket: &mut TcpStream,
-    mut stream: EventStream,
-    request: &RequestHead,
-    keep_alive: bool,
-    peer: &Peer,
-) -> bool {
-    // HTTP/1.0 has no chunks: the body ends when the connection does.
-    let framing = if request.minor_version == 0 {
-        Framing::UntilClose
-    } else {
-        Framing::Chunked
-    };
-    let keep_alive = keep_alive && framing == Framing::Chunked;
-    let (mut reader, mut writer) = socket.split();
-    // The head and the opening (history, lastEventId) in one write.
-    let head = Bytes::from(response_head(
-        Status::Ok,
-        STREAM_HEADERS,
-        framing,
-        keep_alive,
-    ));
-    let written = match stream.take_opening() {
-        Some(opening) => {
-            writer
-                .write_all_buf(&mut head.chain(frame(opening, framing)))
-                .await
-        }
-        None => writer.write_all(&head).await,
-    };
-    if written.is_err() {
-        return false;
-    }
-    loop {
-        let chunk = tokio::select! {
-            chunk = poll_fn(|cx| stream.poll_chunk(cx)) => chunk,
-            _ = client_gone(&mut reader) => return false,
         };
-        let Some(text) = chunk else { break };
-        let mut framed = frame(text, framing);
-        tokio::select! {
-            written = writer.write_all_buf(&mut framed) => if written.is_err() { return false },
-            _ = client_gone(&mut reader) => return false,
-            _ = peer.abort.notified() => return false,
-        }
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
     }
-    if framing == Framing::Chunked && writer.write_all(LAST_CHUNK).await.is_err() {
-        return false;
-    }
-    keep_alive
 }
 
 /// A text as the body's framing wants it: for chunks, size line, the
@@ -195,32 +232,6 @@ fn frame(text: Bytes, framing: Framing) -> impl Buf {
         Framing::Chunked => ChunkHeader::new(text.len()).chain(text).chain(CRLF),
         _ => ChunkHeader::none().chain(text).chain(&b""[..]),
     }
-}
-
-/// How long, and how much, a closing connection reads and discards.
-const LINGER_TIME: Duration = Duration::from_secs(2);
-const LINGER_BYTES: usize = 1 << 20;
-
-/// Closes after an answer the client may still be sending to (the rest of
-/// a huge head, a body this server never reads): closing with unread data
-/// would reset the connection, and the client could lose the answer. So
-/// the write side is shut first, and what comes is read and dropped, for a
-/// bounded time and size, as nginx's lingering close does.
-async fn linger_close(mut socket: TcpStream) {
-    if socket.shutdown().await.is_err() {
-        return;
-    }
-    let drain = async {
-        let mut scratch = [0u8; 4096];
-        let mut drained = 0;
-        while drained < LINGER_BYTES {
-            match socket.read(&mut scratch).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => drained += n,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// Completes when the client closed its side (or the socket failed).

@@ -2,8 +2,9 @@
 //! stream's body when the client's socket can take more.
 //!
 //! It is bounded: a client that stops reading must not grow the server's
-//! memory. When it overflows, the queue is emptied and the stream is ended;
-//! the browser reconnects with its last id and gets the rest from history.
+//! memory. When it overflows, the queue is dropped and the connection
+//! closed (see [`Mailbox::closed`]); the browser reconnects with its last id
+//! and gets the rest from history.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -29,9 +30,10 @@ pub struct Delivery {
 /// Why a stream's mailbox stopped taking events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Closed {
-    /// The server is stopping, or lost Redis: end the stream cleanly.
+    /// The server is stopping, or lost Redis: end the stream cleanly, once
+    /// what is queued went out.
     Ended,
-    /// The client fell too far behind: drop its connection.
+    /// The client fell too far behind: its queue is gone, drop its connection.
     Overflowed,
 }
 
@@ -40,9 +42,9 @@ pub type StreamId = u64;
 pub struct Mailbox {
     id: StreamId,
     state: Mutex<State>,
-    /// Wakes the connection's task to drop it: a stalled client is not
-    /// reading, so its body is not being polled and cannot end itself.
-    abort: Arc<Notify>,
+    /// Wakes [`Mailbox::closed`]: a stalled client is not reading, so the
+    /// connection's task is stuck writing, not taking from the mailbox.
+    closing: Notify,
 }
 
 #[derive(Default)]
@@ -80,11 +82,11 @@ impl Batch {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Mailbox {
-    pub fn new(abort: Arc<Notify>) -> Arc<Self> {
+    pub fn new() -> Arc<Self> {
         Arc::new(Mailbox {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             state: Mutex::default(),
-            abort,
+            closing: Notify::new(),
         })
     }
 
@@ -134,13 +136,31 @@ impl Mailbox {
         state.queue = Vec::new();
         state.queued_bytes = 0;
         state.closed = Some(Closed::Overflowed);
-        self.abort.notify_one();
+        self.closing.notify_waiters();
     }
 
     pub fn close(&self) {
         let mut state = self.lock();
-        state.closed.get_or_insert(Closed::Ended);
+        if state.closed.is_none() {
+            state.closed = Some(Closed::Ended);
+            self.closing.notify_waiters();
+        }
         wake(state);
+    }
+
+    /// Completes once the mailbox is closed, with why: for a connection
+    /// that is busy writing and must hear of an overflow at once.
+    pub async fn closed(&self) -> Closed {
+        loop {
+            let notified = self.closing.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a close in between is not missed.
+            notified.as_mut().enable();
+            if let Some(closed) = self.lock().closed {
+                return closed;
+            }
+            notified.await;
+        }
     }
 
     /// Everything waiting, or `Pending` (and a wake-up later) if nothing is.
@@ -181,6 +201,7 @@ fn wake(mut state: MutexGuard<'_, State>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
     use std::task::Waker;
 
     fn take(m: &Mailbox) -> Option<Batch> {
@@ -191,7 +212,7 @@ mod tests {
 
     #[test]
     fn delivers_in_order_then_waits() {
-        let m = Mailbox::new(Arc::default());
+        let m = Mailbox::new();
         assert!(take(&m).is_none());
         m.push(Delivery {
             id: Some(1),
@@ -217,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_burst_s_memory_is_given_back() {
-        let m = Mailbox::new(Arc::default());
+        let m = Mailbox::new();
         for id in 0..1000 {
             m.push(Delivery {
                 id: Some(id),
@@ -232,26 +253,44 @@ mod tests {
     }
 
     #[test]
-    fn overflow_empties_the_queue_and_aborts() {
-        let abort = Arc::new(Notify::new());
-        let m = Mailbox::new(abort.clone());
+    fn overflow_empties_the_queue_and_says_so() {
+        let m = Mailbox::new();
+        let closed = m.closed();
+        futures_util::pin_mut!(closed);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(closed.as_mut().poll(&mut cx).is_pending());
         for id in 0..=MAX_QUEUED_EVENTS as u64 {
             m.push(Delivery {
                 id: Some(id),
                 text: Bytes::from_static(b"x"),
             });
         }
+        assert_eq!(
+            closed.as_mut().poll(&mut cx),
+            Poll::Ready(Closed::Overflowed),
+            "the connection hears of it while writing"
+        );
         let batch = take(&m).unwrap();
         assert!(batch.deliveries.is_empty());
         assert_eq!(batch.closed, Some(Closed::Overflowed));
-        let notified = abort.notified();
-        futures_util::pin_mut!(notified);
-        assert!(notified.as_mut().enable(), "the connection is told to drop");
+    }
+
+    #[test]
+    fn an_ended_mailbox_keeps_what_was_queued() {
+        let m = Mailbox::new();
+        m.push(Delivery {
+            id: Some(1),
+            text: Bytes::from_static(b"a"),
+        });
+        m.close();
+        let batch = take(&m).unwrap();
+        assert_eq!(batch.deliveries.len(), 1);
+        assert_eq!(batch.closed, Some(Closed::Ended));
     }
 
     #[test]
     fn a_heartbeat_never_taken_means_stalled() {
-        let m = Mailbox::new(Arc::default());
+        let m = Mailbox::new();
         m.heartbeat(2);
         assert!(take(&m).unwrap().heartbeat);
         m.heartbeat(2);
@@ -268,7 +307,7 @@ mod tests {
 
     #[test]
     fn too_many_bytes_overflow_too() {
-        let m = Mailbox::new(Arc::default());
+        let m = Mailbox::new();
         m.push(Delivery {
             id: None,
             text: Bytes::from(vec![b'x'; MAX_QUEUED_BYTES]),

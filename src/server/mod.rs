@@ -1,14 +1,25 @@
-//! The SSE server: accepts connections, answers each with hyper, and keeps
-//! the shared parts (hub, store, stats) that streams use.
+//! The SSE server: accepts connections, serves each in a task of its own
+//! (HTTP/1.1 parsed with httparse, see `protocol::http`), and keeps the
+//! shared parts (hub, store, stats) that streams use.
 //!
 //! `run(listener, config, shutdown)` serves until `shutdown` completes, then
-//! stops accepting, ends every stream cleanly and returns.
+//! stops accepting, ends every stream cleanly and returns. `runtime` runs
+//! it on threads of its own, for the binary and the gem.
+//!
+//! - `connection`: one client connection: request heads in, answers out.
+//! - `respond`: what a request gets (stats, an error, a stream).
+//! - `stream`: one event stream: opening it, then its live events.
+//! - `mailbox`: a stream's bounded queue, filled by the hub.
+//! - `hub`: the one pub/sub connection, fanning events out to mailboxes.
+//! - `store`: the one command connection (counter, histories).
+//! - `channels`: where a stream's channels come from (query or application).
 
 pub mod channels;
 pub mod connection;
 pub mod hub;
 pub mod mailbox;
 pub mod respond;
+pub mod runtime;
 pub mod store;
 pub mod stream;
 
@@ -22,6 +33,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use self::channels::ChannelSource;
+use self::connection::Connection;
 use self::hub::Hub;
 use self::store::Store;
 use crate::protocol::stats::Stats;
@@ -57,7 +69,7 @@ pub async fn run(
     let (hub, hub_task) = Hub::start(config.redis.clone(), config.heartbeat, stopped.clone());
     let shared = Arc::new(Shared {
         hub,
-        store: Store::new(config.redis),
+        store: Store::new(&config.redis).map_err(io::Error::other)?,
         stats: Arc::default(),
         channels: config.channels,
     });
@@ -88,7 +100,9 @@ pub async fn run(
         // this loop only accepts: thousands of browsers may arrive at once.
         let (shared, stopped, alive) = (shared.clone(), stopped.clone(), connection_alive.clone());
         tokio::spawn(async move {
-            connection::serve(socket, remote, shared, stopped).await;
+            Connection::new(socket, remote, &shared)
+                .serve(&shared, stopped)
+                .await;
             drop(alive);
         });
     }
@@ -108,25 +122,4 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
-}
-/// Raises the soft limit on open files to the hard one: every stream is a
-/// socket. Returns the limit now in force.
-pub fn raise_fd_limit() -> io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain system calls on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-    }
-    Ok(limit.rlim_cur)
 }

@@ -2,19 +2,14 @@
 //! new event stream.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::channels::{ChannelSource, RequestInfo};
-use super::hub::Hub;
-use super::mailbox::Mailbox;
-use super::stream::EventStream;
+use super::stream::{EventStream, StreamRequest};
 use super::Shared;
 use crate::protocol::accept::{negotiate, Representation};
-use crate::protocol::history::{plan_opening, Start};
 use crate::protocol::http::{RequestHead, Status};
 use crate::protocol::request::{parse_last_event_id, parse_query, unique_channels, Channel};
 
@@ -61,11 +56,9 @@ const INTERNAL_ERROR: &str = "500 Internal Server Error\n";
 pub struct Peer {
     pub remote: SocketAddr,
     pub local: SocketAddr,
-    /// Drops the connection when its stream's client has stalled.
-    pub abort: Arc<Notify>,
 }
 
-pub async fn respond(shared: &Arc<Shared>, request: &RequestHead, peer: &Peer) -> Reply {
+pub async fn respond(shared: &Shared, request: &RequestHead, peer: &Peer) -> Reply {
     match negotiate(request.header("accept")) {
         Representation::Stats => Reply::Text(Text {
             status: Status::Ok,
@@ -77,7 +70,7 @@ pub async fn respond(shared: &Arc<Shared>, request: &RequestHead, peer: &Peer) -
     }
 }
 
-async fn open_stream(shared: &Arc<Shared>, request: &RequestHead, peer: &Peer) -> Reply {
+async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Reply {
     let (options, query_channels) = match parse_query(request.query.as_bytes()) {
         Ok(parsed) => parsed,
         Err(e) => return plain(Status::BadRequest, format!("400 Bad Request\n{e}\n")),
@@ -105,12 +98,18 @@ async fn open_stream(shared: &Arc<Shared>, request: &RequestHead, peer: &Peer) -
         .header("last-event-id")
         .and_then(parse_last_event_id)
         .or(options.last_event_id);
-    match subscribe(shared, &channels, last_event_id, options.polling, peer).await {
+    let described = describe(&channels);
+    let stream = StreamRequest {
+        channels,
+        last_event_id,
+        polling: options.polling,
+        remote: peer.remote,
+    };
+    match EventStream::open(shared, stream).await {
         Ok(stream) => {
             info!(
-                "stream opened: {} channels {} last id {} {}",
+                "stream opened: {} channels {described} last id {} {}",
                 peer.remote,
-                describe(&channels),
                 last_event_id.map_or("none".to_string(), |id| id.to_string()),
                 if options.polling {
                     "(long polling)"
@@ -124,66 +123,6 @@ async fn open_stream(shared: &Arc<Shared>, request: &RequestHead, peer: &Peer) -
             warn!("stream refused to {}: {reason}", peer.remote);
             plain(Status::ServiceUnavailable, UNAVAILABLE)
         }
-    }
-}
-
-/// Subscribes first, then reads history, so that nothing published in
-/// between is lost (SPEC §2); the stream skips what it gets twice.
-async fn subscribe(
-    shared: &Arc<Shared>,
-    channels: &[Channel],
-    last_event_id: Option<u64>,
-    polling: bool,
-    peer: &Peer,
-) -> Result<EventStream, String> {
-    let start = match last_event_id {
-        Some(id) => Start::After(id),
-        None => Start::Opened {
-            counter: shared
-                .store
-                .counter()
-                .await
-                .map_err(|e| e.to_string())?
-                .unwrap_or(0),
-        },
-    };
-    let mailbox = Mailbox::new(peer.abort.clone());
-    // Until the stream exists, leaving (an error, or the client going away
-    // and this future dropped) must not leave the mailbox subscribed.
-    let pending = PendingSubscription {
-        hub: &shared.hub,
-        stream: mailbox.id(),
-    };
-    shared
-        .hub
-        .subscribe(mailbox.clone(), channels.to_vec())
-        .await
-        .map_err(|e| e.to_string())?;
-    let snapshot = shared
-        .store
-        .snapshot(start, channels)
-        .await
-        .map_err(|e| e.to_string())?;
-    std::mem::forget(pending);
-    let opening = plan_opening(start, snapshot.histories, snapshot.counter);
-    Ok(EventStream::new(
-        opening,
-        mailbox,
-        polling,
-        shared.hub.clone(),
-        shared.stats.clone(),
-        peer.remote,
-    ))
-}
-
-struct PendingSubscription<'a> {
-    hub: &'a Hub,
-    stream: u64,
-}
-
-impl Drop for PendingSubscription<'_> {
-    fn drop(&mut self) {
-        self.hub.unsubscribe(self.stream);
     }
 }
 

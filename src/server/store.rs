@@ -1,13 +1,17 @@
 //! The server's one connection for commands: the event counter and the
-//! channels' histories. Multiplexed, so every opening stream shares it;
-//! reopened on the next use after it failed.
+//! channels' histories. Multiplexed, so every opening stream shares it.
+//!
+//! It is the `redis` crate's `ConnectionManager`, made lazily and without
+//! retries of its own: the first request connects (those arriving meanwhile
+//! wait for that one attempt), a failed attempt fails the requests waiting
+//! on it (they get a 503), and a connection found broken is replaced in the
+//! background for the next request.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Value};
-use tokio::sync::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Value;
 
 use crate::protocol::history::{Start, StoredEvent};
 use crate::protocol::request::Channel;
@@ -17,8 +21,7 @@ use crate::redis_url::RedisUrl;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Store {
-    url: RedisUrl,
-    connection: Mutex<Option<MultiplexedConnection>>,
+    connection: ConnectionManager,
 }
 
 /// What a stream reads after subscribing: the counter, then each channel's history.
@@ -28,11 +31,15 @@ pub struct Snapshot {
 }
 
 impl Store {
-    pub fn new(url: RedisUrl) -> Self {
-        Store {
-            url,
-            connection: Mutex::new(None),
-        }
+    /// Connects on first use; must be called within the tokio runtime.
+    pub fn new(url: &RedisUrl) -> redis::RedisResult<Self> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            // A request waits for one attempt, not for a series of them.
+            .set_number_of_retries(0);
+        let connection = ConnectionManager::new_lazy_with_config(url.client().clone(), config)?;
+        Ok(Store { connection })
     }
 
     /// `GET redisse:lastEventId`.
@@ -74,37 +81,13 @@ impl Store {
     /// its last use) is replaced and the commands sent once more, which is
     /// safe as they only read.
     async fn query(&self, pipe: redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
-        let mut retried = false;
-        loop {
-            let mut connection = self.connection().await?;
-            match pipe.query_async::<Vec<Value>>(&mut connection).await {
-                Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
-                    *self.connection.lock().await = None;
-                    if retried {
-                        return Err(e);
-                    }
-                    retried = true;
-                }
-                result => return result,
+        let mut connection = self.connection.clone();
+        match pipe.query_async::<Vec<Value>>(&mut connection).await {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                pipe.query_async(&mut connection).await
             }
+            result => result,
         }
-    }
-
-    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
-        }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT));
-        let connection = self
-            .url
-            .client()
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        *slot = Some(connection.clone());
-        Ok(connection)
     }
 }
 

@@ -1,10 +1,13 @@
 //! One event stream: the body of a `text/event-stream` response.
 //!
-//! It writes the opening (missed events, history or `lastEventId`), then
-//! live events from its mailbox, never an id it already sent and never an
-//! older one. Whatever is waiting when the socket can take more goes out as
-//! one chunk, so a burst costs one write, not one per event. With long
-//! polling it ends one second after its first event.
+//! [`EventStream::open`] is where a stream starts: it subscribes to the
+//! channels, then reads the history (in that order, so that nothing
+//! published in between is lost, SPEC §2), and builds the opening: missed
+//! events, history or `lastEventId`. Then the stream hands out live events
+//! from its mailbox, never an id it already sent and never an older one.
+//! Whatever is waiting when the socket can take more goes out as one
+//! chunk, so a burst costs one write, not one per event. With long polling
+//! it ends one second after its first event.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,18 +18,38 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use thiserror::Error;
 use tokio::time::Sleep;
 use tracing::info;
 
-use super::hub::Hub;
-use super::mailbox::{Batch, Mailbox};
-use crate::protocol::history::{self, Opening};
+use super::hub::{Hub, HubDown};
+use super::mailbox::{Batch, Closed, Mailbox, StreamId};
+use super::Shared;
+use crate::protocol::history::{self, plan_opening, Opening, Start};
+use crate::protocol::request::Channel;
 use crate::protocol::stats::Stats;
 
 /// How long a long-polling stream stays open after its first event, so
 /// that events published close together arrive in one response.
 pub const POLLING_LINGER: Duration = Duration::from_secs(1);
 pub const HEARTBEAT: &[u8] = b": hb\n";
+
+/// Why a stream could not be opened: the request gets a 503.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    HubDown(#[from] HubDown),
+    #[error("cannot read the history: {0}")]
+    Store(#[from] redis::RedisError),
+}
+
+/// What a stream asks for.
+pub struct StreamRequest {
+    pub channels: Vec<Channel>,
+    pub last_event_id: Option<u64>,
+    pub polling: bool,
+    pub remote: SocketAddr,
+}
 
 pub struct EventStream {
     /// The opening, written first.
@@ -37,45 +60,57 @@ pub struct EventStream {
     polling: bool,
     closing: Option<Pin<Box<Sleep>>>,
     batch: Batch,
-    done: bool,
+    end: Option<Next>,
     registration: Registration,
 }
 
-/// Keeps the stream counted and subscribed while it lives.
-struct Registration {
-    hub: Hub,
-    stream: u64,
-    stats: Arc<Stats>,
-    peer: SocketAddr,
-    opened: Instant,
-    events_sent: u64,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        self.hub.unsubscribe(self.stream);
-        self.stats.connected.fetch_sub(1, Relaxed);
-        self.stats.served.fetch_add(1, Relaxed);
-        info!(
-            "stream closed: {} after {:.1}s, {} event(s)",
-            self.peer,
-            self.opened.elapsed().as_secs_f64(),
-            self.events_sent
-        );
-    }
+/// What the connection does next with a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Write(Bytes),
+    /// The stream ended: finish the response.
+    End,
+    /// The client fell too far behind: close the connection.
+    Drop,
 }
 
 impl EventStream {
-    /// A stream whose mailbox the hub already fills.
-    pub fn new(
+    /// Subscribes, reads the history and builds the opening.
+    pub async fn open(shared: &Shared, request: StreamRequest) -> Result<Self, OpenError> {
+        let StreamRequest {
+            channels,
+            last_event_id,
+            polling,
+            remote,
+        } = request;
+        let start = match last_event_id {
+            Some(id) => Start::After(id),
+            None => Start::Opened {
+                counter: shared.store.counter().await?.unwrap_or(0),
+            },
+        };
+        let mailbox = Mailbox::new();
+        // Until the stream exists, leaving (an error, or the client going
+        // away and this future dropped) must not leave it subscribed.
+        let subscription = SubscriptionGuard::new(&shared.hub, mailbox.id());
+        shared
+            .hub
+            .subscribe(mailbox.clone(), channels.clone())
+            .await?;
+        let snapshot = shared.store.snapshot(start, &channels).await?;
+        // From here on the stream's registration unsubscribes it.
+        let registration = Registration::new(shared, subscription.disarm(), remote);
+        let opening = plan_opening(start, snapshot.histories, snapshot.counter);
+        Ok(EventStream::new(opening, mailbox, polling, registration))
+    }
+
+    fn new(
         opening: Opening,
         mailbox: Arc<Mailbox>,
         polling: bool,
-        hub: Hub,
-        stats: Arc<Stats>,
-        peer: SocketAddr,
+        mut registration: Registration,
     ) -> Self {
-        stats.connected.fetch_add(1, Relaxed);
+        let stats = &registration.stats;
         let mut text = BytesMut::new();
         let mut count = 0;
         if opening.missed {
@@ -94,7 +129,7 @@ impl EventStream {
             count += 1;
         }
         stats.events.fetch_add(count, Relaxed);
-        let stream = mailbox.id();
+        registration.events_sent = count;
         let mut this = EventStream {
             opening: (!text.is_empty()).then(|| text.freeze()),
             mailbox,
@@ -102,15 +137,8 @@ impl EventStream {
             polling,
             closing: None,
             batch: Batch::default(),
-            done: false,
-            registration: Registration {
-                hub,
-                stream,
-                stats,
-                peer,
-                opened: Instant::now(),
-                events_sent: count,
-            },
+            end: None,
+            registration,
         };
         if starts_poll {
             this.start_closing();
@@ -121,6 +149,49 @@ impl EventStream {
     fn start_closing(&mut self) {
         if self.polling && self.closing.is_none() {
             self.closing = Some(Box::pin(tokio::time::sleep(POLLING_LINGER)));
+        }
+    }
+
+    /// The opening (missed events, history, lastEventId), if not taken yet.
+    pub fn take_opening(&mut self) -> Option<Bytes> {
+        self.opening.take()
+    }
+
+    /// What to do next: write a text, end the response, or drop the connection.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
+        if let Some(opening) = self.opening.take() {
+            return Poll::Ready(Next::Write(opening));
+        }
+        loop {
+            if let Some(end) = &self.end {
+                return Poll::Ready(end.clone());
+            }
+            if let Some(closing) = self.closing.as_mut() {
+                if closing.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Next::End);
+                }
+            }
+            if self.mailbox.poll_take(cx, &mut self.batch).is_pending() {
+                return Poll::Pending;
+            }
+            // Events queued before the mailbox ended still go out; an overflowed one has none.
+            self.end = match self.batch.closed {
+                None => None,
+                Some(Closed::Ended) => Some(Next::End),
+                Some(Closed::Overflowed) => Some(Next::Drop),
+            };
+            if let Some(text) = self.write_batch() {
+                return Poll::Ready(Next::Write(text));
+            }
+        }
+    }
+
+    /// Completes when the client fell too far behind, even while the
+    /// connection is stuck writing to it.
+    pub async fn overflowed(&self) {
+        while self.mailbox.closed().await != Closed::Overflowed {
+            // Ended: the stream ends by itself once its queue went out.
+            std::future::pending::<()>().await;
         }
     }
 
@@ -170,34 +241,69 @@ impl EventStream {
     }
 }
 
-impl EventStream {
-    /// The opening (missed events, history, lastEventId), if not written yet.
-    pub fn take_opening(&mut self) -> Option<Bytes> {
-        self.opening.take()
+/// Unsubscribes a stream that did not finish opening.
+struct SubscriptionGuard<'a> {
+    hub: &'a Hub,
+    /// `None` once disarmed.
+    stream: Option<StreamId>,
+}
+
+impl<'a> SubscriptionGuard<'a> {
+    fn new(hub: &'a Hub, stream: StreamId) -> Self {
+        SubscriptionGuard {
+            hub,
+            stream: Some(stream),
+        }
     }
 
-    /// The next text to write, `None` once the stream has ended.
-    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if let Some(opening) = self.opening.take() {
-            return Poll::Ready(Some(opening));
+    /// The stream opened: gives its id to whoever unsubscribes it from now on.
+    fn disarm(mut self) -> StreamId {
+        self.stream.take().expect("armed until disarmed")
+    }
+}
+
+impl Drop for SubscriptionGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(stream) = self.stream {
+            self.hub.unsubscribe(stream);
         }
-        loop {
-            if self.done {
-                return Poll::Ready(None);
-            }
-            if let Some(closing) = self.closing.as_mut() {
-                if closing.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(None);
-                }
-            }
-            if self.mailbox.poll_take(cx, &mut self.batch).is_pending() {
-                return Poll::Pending;
-            }
-            // Events queued before the mailbox closed still go out; an overflowed one has none.
-            self.done = self.batch.closed.is_some();
-            if let Some(text) = self.write_batch() {
-                return Poll::Ready(Some(text));
-            }
+    }
+}
+
+/// Keeps the stream counted and subscribed while it lives.
+struct Registration {
+    hub: Hub,
+    stream: StreamId,
+    stats: Arc<Stats>,
+    peer: SocketAddr,
+    opened: Instant,
+    events_sent: u64,
+}
+
+impl Registration {
+    fn new(shared: &Shared, stream: StreamId, peer: SocketAddr) -> Self {
+        shared.stats.connected.fetch_add(1, Relaxed);
+        Registration {
+            hub: shared.hub.clone(),
+            stream,
+            stats: shared.stats.clone(),
+            peer,
+            opened: Instant::now(),
+            events_sent: 0,
         }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.stream);
+        self.stats.connected.fetch_sub(1, Relaxed);
+        self.stats.served.fetch_add(1, Relaxed);
+        info!(
+            "stream closed: {} after {:.1}s, {} event(s)",
+            self.peer,
+            self.opened.elapsed().as_secs_f64(),
+            self.events_sent
+        );
     }
 }

@@ -16,9 +16,10 @@ use magnus::{
     RString, Ruby, Value,
 };
 use redisse::blocking::Popped;
-use redisse::cli::{self, Command, Defaults, Waited};
+use redisse::cli::{self, Command, Defaults};
 use redisse::publisher::PublishError;
 use redisse::server::channels::{ChannelRequest, ChannelRequests, ChannelSource};
+use redisse::server::runtime::{self, RunningServer, Settings, Signals, Waited};
 use redisse::signal_mask::with_signals_blocked;
 
 static REDISSE: Lazy<RModule> = Lazy::new(|ruby| {
@@ -128,7 +129,7 @@ fn publish_error(ruby: &Ruby, e: PublishError) -> Error {
 // ---- server ---------------------------------------------------------------
 
 #[magnus::wrap(class = "Redisse::Native::Options", free_immediately, size)]
-struct Options(RefCell<Option<cli::Options>>);
+struct Options(RefCell<Option<Settings>>);
 
 fn parse_command_line(
     ruby: &Ruby,
@@ -147,7 +148,7 @@ fn parse_command_line(
 
 #[magnus::wrap(class = "Redisse::Native::Server", free_immediately, size)]
 struct Server {
-    running: cli::RunningServer,
+    running: RunningServer,
     requests: Option<std::sync::Arc<ChannelRequests>>,
 }
 
@@ -162,13 +163,13 @@ impl Server {
         let channels = requests
             .clone()
             .map_or(ChannelSource::Query, ChannelSource::Application);
-        let running = cli::start(options, channels, false)
+        let running = runtime::start(options, channels, Signals::LeaveToCaller)
             .map_err(|e| error(ruby, "Error", e.to_string()))?;
         Ok(Server { running, requests })
     }
 
     fn port(&self) -> u16 {
-        self.running.local_addr.port()
+        self.running.local_addr().port()
     }
 
     /// `true` once stopped; `false` when interrupted, for Ruby to handle the interrupt.

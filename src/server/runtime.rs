@@ -1,0 +1,309 @@
+//! The server's life cycle, for the plain binary and the gem alike: set up
+//! logging, bind, write the pid file, run [`super::run`] on a tokio runtime
+//! of its own threads, and let the caller stop it and wait for it.
+//!
+//! ```text
+//! start(settings, channels, signals) ──▶ RunningServer
+//!     .shutdown()   stop accepting, end the streams
+//!     .wait()       until stopped (interruptible, for Ruby)
+//! ```
+
+use std::fs::File;
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::Notify;
+use tracing::{info, warn, Level};
+
+use super::channels::ChannelSource;
+use super::Config;
+use crate::blocking::{BlockingQueue, Popped};
+use crate::redis_url::{InvalidUrl, RedisUrl};
+use crate::signal_mask;
+
+/// What a server is started with: the command line's options (see `cli`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub redis: String,
+    pub address: String,
+    pub port: u16,
+    pub stdout: bool,
+    pub verbose: bool,
+    pub log: Option<PathBuf>,
+    pub pid: Option<PathBuf>,
+    pub heartbeat: Duration,
+    /// Options of the 0.4 server that are accepted but ignored, with why.
+    pub notices: Vec<String>,
+}
+
+/// Who handles SIGTERM and SIGINT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signals {
+    /// The server stops on them (the plain binary).
+    Handle,
+    /// The caller owns them (Ruby): the server's threads never take a signal.
+    LeaveToCaller,
+}
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    InvalidUrl(#[from] InvalidUrl),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: String, source: io::Error },
+    #[error("cannot open the log file {path}: {source}")]
+    Log { path: String, source: io::Error },
+    #[error("cannot write the pid file {path}: {source}")]
+    PidFile { path: String, source: io::Error },
+    #[error("cannot start the server's threads: {0}")]
+    Runtime(io::Error),
+}
+
+/// A server running on its own threads.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    stop: Arc<Notify>,
+    /// Closed once the server has stopped; waiting on it can be interrupted.
+    stopped: Arc<BlockingQueue<()>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Where a wait on the server ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Waited {
+    Stopped,
+    Interrupted,
+}
+
+impl RunningServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting and ends the streams; `wait` returns once done.
+    pub fn shutdown(&self) {
+        self.stop.notify_one();
+    }
+
+    /// Blocks until the server stopped, or `interrupt` was called.
+    pub fn wait(&self) -> Waited {
+        match self.stopped.pop() {
+            Popped::Interrupted => Waited::Interrupted,
+            Popped::Item(()) | Popped::Closed => {
+                let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(thread) = thread {
+                    let _ = thread.join();
+                }
+                Waited::Stopped
+            }
+        }
+    }
+
+    /// Makes a `wait` in progress return `Interrupted`.
+    pub fn interrupt(&self) {
+        self.stopped.interrupt();
+    }
+}
+
+/// Sets up logging, binds, writes the pid file and starts serving.
+pub fn start(
+    settings: Settings,
+    channels: ChannelSource,
+    signals: Signals,
+) -> Result<RunningServer, StartError> {
+    init_logging(&settings)?;
+    for notice in &settings.notices {
+        warn!("{notice}");
+    }
+    let redis = RedisUrl::parse(&settings.redis)?;
+    match raise_fd_limit() {
+        Ok(limit) => info!("open file limit: {limit}"),
+        Err(e) => warn!("cannot raise the open file limit: {e}"),
+    }
+    let listener = bind(&settings.address, settings.port)?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        address: format!("{}:{}", settings.address, settings.port),
+        source,
+    })?;
+    let pid_file = settings.pid.clone().map(PidFile::write).transpose()?;
+    let config = Config {
+        redis,
+        heartbeat: settings.heartbeat,
+        channels,
+    };
+    let stop = Arc::new(Notify::new());
+    let stopped = Arc::new(BlockingQueue::default());
+    let serve = {
+        let (stop, stopped) = (stop.clone(), stopped.clone());
+        move || -> Result<std::thread::JoinHandle<()>, StartError> {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("redisse")
+                .build()
+                .map_err(StartError::Runtime)?;
+            std::thread::Builder::new()
+                .name("redisse-server".into())
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        let shutdown = async move {
+                            tokio::select! {
+                                _ = stop.notified() => {}
+                                _ = signalled(signals) => info!("signal received"),
+                            }
+                        };
+                        match tokio::net::TcpListener::from_std(listener) {
+                            Ok(listener) => {
+                                if let Err(e) = super::run(listener, config, shutdown).await {
+                                    tracing::error!("server failed: {e}");
+                                }
+                            }
+                            Err(e) => tracing::error!("cannot listen: {e}"),
+                        }
+                    });
+                    runtime.shutdown_timeout(Duration::from_secs(1));
+                    drop(pid_file);
+                    stopped.close();
+                })
+                .map_err(StartError::Runtime)
+        }
+    };
+    // Threads inherit the signal mask of the thread that starts them.
+    let thread = match signals {
+        Signals::Handle => serve()?,
+        Signals::LeaveToCaller => signal_mask::with_signals_blocked(serve)?,
+    };
+    Ok(RunningServer {
+        local_addr,
+        stop,
+        stopped,
+        thread: Mutex::new(Some(thread)),
+    })
+}
+
+/// Connections the kernel may hold for `accept`; it caps this at
+/// `net.core.somaxconn`. The usual 128 overflows when thousands of
+/// browsers reconnect at once (a server restart), and every dropped SYN
+/// costs its client a second or more before it tries again.
+const LISTEN_BACKLOG: i32 = 4096;
+
+fn bind(address: &str, port: u16) -> Result<TcpListener, StartError> {
+    let address = format!("{address}:{port}");
+    let bind_error = |source| StartError::Bind {
+        address: address.clone(),
+        source,
+    };
+    let addr = address
+        .to_socket_addrs()
+        .map_err(bind_error)?
+        .next()
+        .ok_or_else(|| bind_error(io::Error::new(io::ErrorKind::NotFound, "no such address")))?;
+    listen(addr).map_err(bind_error)
+}
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+async fn signalled(signals: Signals) {
+    if signals == Signals::LeaveToCaller {
+        return std::future::pending().await;
+    }
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        warn!("cannot handle signals; stop the server another way");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Raises the soft limit on open files to the hard one: every stream is a
+/// socket. Returns the limit now in force.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// Removed when the server stops.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: PathBuf) -> Result<Self, StartError> {
+        std::fs::write(&path, format!("{}\n", std::process::id())).map_err(|source| {
+            StartError::PidFile {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
+        Ok(PidFile(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Logs to `--log FILE`, else standard output with `--stdout`, else
+/// standard error. The first server of a process sets it up.
+fn init_logging(settings: &Settings) -> Result<(), StartError> {
+    let level = if settings.verbose {
+        Level::DEBUG
+    } else {
+        Level::INFO
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_target(false);
+    let result = if let Some(path) = &settings.log {
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| StartError::Log {
+                path: path.display().to_string(),
+                source,
+            })?;
+        // A Mutex of a file is a writer that threads share, line by line.
+        builder.with_writer(Mutex::new(file)).try_init()
+    } else if settings.stdout {
+        builder.with_writer(io::stdout).try_init()
+    } else {
+        builder.with_writer(io::stderr).try_init()
+    };
+    // Already set up by an earlier server in this process: keep it.
+    let _ = result;
+    Ok(())
+}
