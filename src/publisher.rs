@@ -18,8 +18,11 @@ pub const LAST_EVENT_ID_KEY: &str = "redisse:lastEventId";
 /// Events kept per channel (SPEC §1): part of the format, not an option.
 pub const HISTORY_SIZE: usize = 100;
 
+/// The id is read back as a string: Lua's numbers are doubles, which
+/// `..` writes as `1e+14` from 10^14 on and which round ids above 2^53.
 const PUBLISH_SCRIPT: &str = r"
-local id = redis.call('INCR', KEYS[1])
+redis.call('INCR', KEYS[1])
+local id = redis.call('GET', KEYS[1])
 local text = ARGV[1] .. id .. ARGV[2]
 redis.call('PUBLISH', KEYS[2], text)
 redis.call('ZADD', KEYS[2], id, text)

@@ -112,3 +112,48 @@ fn out_of_descriptors_backs_off_logs_once_and_recovers() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// Connects the moment the port accepts, and asks for a stream.
+fn first_status(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut socket = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(socket) => break socket,
+            Err(_) if Instant::now() < deadline => std::thread::yield_now(),
+            Err(e) => panic!("the server never listened: {e}"),
+        }
+    };
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    socket
+        .write_all(b"GET /?fresh HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(socket).read_line(&mut line).unwrap();
+    line
+}
+
+#[test]
+fn a_fresh_server_serves_the_first_streams_instead_of_a_503() {
+    let redis = RedisServer::start();
+    for _ in 0..20 {
+        let port = free_port();
+        let mut server = Command::new(env!("CARGO_BIN_EXE_redisse"))
+            .args([
+                "--redis",
+                &redis.url(),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let status = first_status(port);
+        server.kill().unwrap();
+        server.wait().unwrap();
+        assert_eq!(status, "HTTP/1.1 200 OK\r\n");
+    }
+}

@@ -154,3 +154,21 @@ fn publishes_on_the_first_try_after_redis_restarted_behind_its_back() {
     redis.restart();
     assert_eq!(p.publish(b"c", b"message", b"2").unwrap(), 1);
 }
+
+#[test]
+fn ids_are_exact_integers_at_any_size() {
+    let redis = RedisServer::start();
+    let mut con = redis.client();
+    let p = publisher(&redis.url());
+    // From 10^14 Lua writes its numbers as `1e+14`; from 2^53 it rounds them.
+    for last in [99_999_999_999_999u64, (1 << 60) + 1] {
+        let _: () = con.set("redisse:lastEventId", last).unwrap();
+        let id = p.publish(b"big", b"message", b"x").unwrap();
+        assert_eq!(id, last + 1);
+        let history: Vec<Vec<u8>> = con.zrange("big", -1, -1).unwrap();
+        assert_eq!(
+            String::from_utf8(history[0].clone()).unwrap(),
+            format!("id: {}\nevent: message\ndata: x\n\n", last + 1)
+        );
+    }
+}

@@ -164,3 +164,121 @@ async fn http_1_0_streams_are_not_chunked_and_end_with_the_connection() {
     assert_eq!(body, "id: 2\nevent: message\ndata: two\n\n");
     server.stop().await;
 }
+
+/// Publishes like the 0.4 gem, one command per round trip, for ids that
+/// were taken from the counter beforehand (so that a test can publish them
+/// out of order, as two 0.4 app processes do).
+fn publish_old_way(con: &mut redis::Connection, channel: &str, id: u64) {
+    let text = format!("id: {id}\nevent: message\ndata: old {id}\n\n");
+    redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(&text)
+        .exec(con)
+        .unwrap();
+    redis::cmd("ZADD")
+        .arg(channel)
+        .arg(id)
+        .arg(&text)
+        .exec(con)
+        .unwrap();
+    redis::cmd("ZREMRANGEBYRANK")
+        .arg(channel)
+        .arg(0)
+        .arg(-101)
+        .exec(con)
+        .unwrap();
+}
+
+fn take_id(con: &mut redis::Connection) -> u64 {
+    redis::cmd("INCR")
+        .arg("redisse:lastEventId")
+        .query(con)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_id_that_comes_after_a_higher_one_is_delivered() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, ChannelSource::Query).await;
+    let mut con = redis.client();
+    let first = take_id(&mut con);
+    publish_old_way(&mut con, "mixed", first);
+    // Open before the race: it gets both live.
+    let mut before = server.open("/?mixed", &[]).await;
+    before
+        .wait_for("the lastEventId event", |s| s.ids() == vec![first])
+        .await;
+
+    let (seven, eight) = (take_id(&mut con), take_id(&mut con));
+    publish_old_way(&mut con, "mixed", eight);
+    // Opens between the two: 8 comes in its opening, 7 live afterwards.
+    let mut during = server
+        .open("/?mixed", &[("Last-Event-Id", &first.to_string())])
+        .await;
+    during
+        .wait_for("event 8 from history", |s| s.published_ids() == vec![eight])
+        .await;
+    publish_old_way(&mut con, "mixed", seven);
+
+    before
+        .wait_for("both events", |s| s.published_ids().len() == 2)
+        .await;
+    assert_eq!(before.published_ids(), vec![eight, seven]);
+    during
+        .wait_for("both events", |s| s.published_ids().len() == 2)
+        .await;
+    assert_eq!(during.published_ids(), vec![eight, seven]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_order_ids_racing_the_opening_arrive_once_each() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, ChannelSource::Query).await;
+    let mut con = redis.client();
+    let first = take_id(&mut con);
+    publish_old_way(&mut con, "race", first);
+    const PAIRS: u64 = 100;
+    // Pairs of ids published higher first. Each event's PUBLISH and ZADD
+    // go in one MULTI: a 0.4 publisher whose PUBLISH lands before a
+    // stream subscribes and whose ZADD lands after the stream read the
+    // history loses that event for that stream, and no server can help it.
+    let racing = tokio::task::spawn_blocking({
+        let mut con = redis.client();
+        move || {
+            for _ in 0..PAIRS {
+                let (low, high) = (take_id(&mut con), take_id(&mut con));
+                for id in [high, low] {
+                    let text = format!("id: {id}\nevent: message\ndata: x\n\n");
+                    redis::pipe()
+                        .atomic()
+                        .cmd("PUBLISH")
+                        .arg("race")
+                        .arg(&text)
+                        .cmd("ZADD")
+                        .arg("race")
+                        .arg(id)
+                        .arg(&text)
+                        .exec(&mut con)
+                        .unwrap();
+                }
+            }
+        }
+    });
+    let mut streams = Vec::new();
+    for _ in 0..20 {
+        let last = first.to_string();
+        streams.push(server.open("/?race", &[("Last-Event-Id", &last)]).await);
+    }
+    racing.await.unwrap();
+    let expected: Vec<u64> = (first + 1..=first + 2 * PAIRS).collect();
+    for stream in &mut streams {
+        stream
+            .wait_for("every event", |s| s.published_ids().len() >= expected.len())
+            .await;
+        let mut ids = stream.published_ids();
+        ids.sort_unstable();
+        assert_eq!(ids, expected, "every event once");
+    }
+    server.stop().await;
+}

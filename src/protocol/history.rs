@@ -42,9 +42,6 @@ pub struct Opening {
     pub events: Vec<StoredEvent>,
     /// Send a `lastEventId` event with this id (no history event was sent).
     pub last_event_id: Option<u64>,
-    /// The newest id the client has once the opening is written; live events
-    /// up to it are not sent again.
-    pub position: u64,
 }
 
 /// Plans the opening from the histories read after subscribing and the
@@ -58,12 +55,6 @@ pub fn plan_opening(
     events.sort_by_key(|e| e.id);
     events.dedup_by_key(|e| e.id);
     let mut missed = false;
-    let mut position = match start {
-        // An id above the counter comes from before Redis lost its data:
-        // the client is where the counter is, not where it thinks it is.
-        Start::After(id) => id.min(counter.unwrap_or(0)),
-        Start::Opened { counter } => counter,
-    };
     if let (Start::After(last), Some(first)) = (start, events.first()) {
         if first.id == last {
             events.remove(0);
@@ -72,14 +63,45 @@ pub fn plan_opening(
         }
     }
     let last_event_id = if events.is_empty() { counter } else { None };
-    if let Some(newest) = events.last().map(|e| e.id).or(last_event_id) {
-        position = position.max(newest);
-    }
     Opening {
         missed,
         events,
         last_event_id,
-        position,
+    }
+}
+
+/// The ids a stream's opening sent from history: the only live events the
+/// stream leaves out. An event published while the stream opened reaches
+/// it twice, from the history and from pub/sub; any other live event is
+/// sent, even one with a lower id than the last sent: 0.4 publishers (INCR,
+/// then PUBLISH, in separate round trips) can publish id 8 before id 7.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Replayed(Vec<u64>);
+
+impl Replayed {
+    pub fn of(opening: &Opening) -> Self {
+        let mut ids: Vec<u64> = opening.events.iter().map(|e| e.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Replayed(ids)
+    }
+
+    /// Whether a live event was sent already from history. Each id is
+    /// answered `true` once: an event is published once, so it is then
+    /// forgotten, and the memory goes with the last one.
+    pub fn take(&mut self, id: u64) -> bool {
+        let Ok(index) = self.0.binary_search(&id) else {
+            return false;
+        };
+        self.0.remove(index);
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        }
+        true
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -114,7 +136,6 @@ mod tests {
         assert!(!o.missed);
         assert_eq!(ids(&o), vec![4, 5, 6]);
         assert_eq!(o.last_event_id, None);
-        assert_eq!(o.position, 6);
     }
 
     #[test]
@@ -130,18 +151,43 @@ mod tests {
         assert!(!o.missed);
         assert!(o.events.is_empty());
         assert_eq!(o.last_event_id, Some(12));
-        assert_eq!(o.position, 12);
         let empty = plan_opening(Start::After(5), vec![vec![]], Some(12));
         assert!(!empty.missed, "no history at all is not a missed event");
         assert_eq!(empty.last_event_id, Some(12));
     }
 
     #[test]
-    fn an_id_from_before_redis_lost_its_data_does_not_hold_back_live_events() {
+    fn an_id_from_before_redis_lost_its_data_gets_the_counter() {
         let o = plan_opening(Start::After(7), vec![vec![]], Some(2));
-        assert_eq!((o.last_event_id, o.position), (Some(2), 2));
+        assert_eq!(o.last_event_id, Some(2));
         let empty = plan_opening(Start::After(7), vec![vec![]], None);
-        assert_eq!((empty.last_event_id, empty.position), (None, 0));
+        assert_eq!(empty.last_event_id, None);
+    }
+
+    #[test]
+    fn only_what_the_opening_replayed_is_left_out_of_live_events() {
+        let o = plan_opening(
+            Start::After(3),
+            vec![vec![ev(3), ev(5)], vec![ev(4)]],
+            Some(5),
+        );
+        let mut replayed = Replayed::of(&o);
+        // 7 and 6 from two 0.4 publishers, out of order: both are sent.
+        assert!(!replayed.take(7));
+        assert!(!replayed.take(6));
+        assert!(
+            replayed.take(5),
+            "published while opening: sent from history"
+        );
+        assert!(!replayed.take(5), "each once");
+        assert!(replayed.take(4));
+        assert!(
+            !replayed.take(3),
+            "the client's own last event was not replayed"
+        );
+        assert!(replayed.is_empty());
+        let fresh = plan_opening(Start::Opened { counter: 9 }, vec![vec![]], Some(9));
+        assert!(Replayed::of(&fresh).is_empty());
     }
 
     #[test]
@@ -153,7 +199,6 @@ mod tests {
                 missed: false,
                 events: vec![],
                 last_event_id: None,
-                position: 0
             }
         );
     }

@@ -27,9 +27,8 @@ pub fn parse_query(query: &[u8]) -> Result<(QueryOptions, Vec<Channel>), BadQuer
         if item == b"polling" || item.starts_with(b"polling=") {
             options.polling = true;
         } else if let Some(value) = item.strip_prefix(b"lastEventId=") {
-            options.last_event_id = options
-                .last_event_id
-                .or(parse_last_event_id(&form_decode(value)?));
+            // Repeated, the last one counts, as Rack's `GET` read it for 0.4.
+            options.last_event_id = parse_last_event_id(&form_decode(value)?);
         } else if item.starts_with(b"lastEventId") {
             // `lastEventId` alone: an option without a value, never a channel.
         } else {
@@ -117,6 +116,14 @@ mod tests {
             }
         );
         assert_eq!(chans, vec![Bytes::from("global"), Bytes::from("channel_1")]);
+    }
+
+    #[test]
+    fn the_last_last_event_id_counts() {
+        let last = |q: &str| parse_query(q.as_bytes()).unwrap().0.last_event_id;
+        assert_eq!(last("a&lastEventId=3&lastEventId=5"), Some(5));
+        assert_eq!(last("a&lastEventId=3&lastEventId=x"), None);
+        assert_eq!(last("lastEventId=7&a"), Some(7));
     }
 
     #[test]

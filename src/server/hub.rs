@@ -8,7 +8,8 @@
 //! heartbeat, and when Redis goes away it ends every stream and reconnects.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,11 +44,41 @@ enum Command {
     },
 }
 
+/// Where the pub/sub connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Link {
+    /// An attempt to connect is under way, and none has failed since the
+    /// connection was last up (or the server started): streams wait for it.
+    Connecting = 0,
+    Up = 1,
+    /// The last attempt failed: streams get a 503 until one succeeds.
+    Down = 2,
+}
+
+/// The hub's [`Link`], shared with the connections.
+#[derive(Debug, Default)]
+struct LinkState(AtomicU8);
+
+impl LinkState {
+    fn get(&self) -> Link {
+        match self.0.load(Ordering::Acquire) {
+            0 => Link::Connecting,
+            1 => Link::Up,
+            _ => Link::Down,
+        }
+    }
+
+    fn set(&self, link: Link) {
+        self.0.store(link as u8, Ordering::Release);
+    }
+}
+
 /// A handle on the hub, shared by the connections.
 #[derive(Clone)]
 pub struct Hub {
     commands: mpsc::UnboundedSender<Command>,
-    up: Arc<AtomicBool>,
+    link: Arc<LinkState>,
 }
 
 impl Hub {
@@ -58,30 +89,35 @@ impl Hub {
         stop: watch::Receiver<bool>,
     ) -> (Hub, tokio::task::JoinHandle<()>) {
         let (commands, receiver) = mpsc::unbounded_channel();
-        let up = Arc::new(AtomicBool::new(false));
+        let link = Arc::new(LinkState::default());
         let task = HubTask {
             url,
             heartbeat,
             commands: receiver,
-            up: up.clone(),
+            link: link.clone(),
             stop,
             listeners: Listeners::default(),
         };
-        (Hub { commands, up }, tokio::spawn(task.run()))
+        (Hub { commands, link }, tokio::spawn(task.run()))
     }
 
-    /// Whether the pub/sub connection is up now.
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
+    /// Where the pub/sub connection is now.
+    pub fn link(&self) -> Link {
+        self.link.get()
     }
 
     /// Adds a stream to channels; returns once Redis confirmed the
     /// subscriptions, so that reading history afterwards misses nothing.
+    /// While the hub connects, that is once it did; when Redis is down,
+    /// at once with an error.
     pub async fn subscribe(
         &self,
         mailbox: Arc<Mailbox>,
         channels: Vec<Channel>,
     ) -> Result<(), HubDown> {
+        if self.link() == Link::Down {
+            return Err(HubDown);
+        }
         let (done, confirmed) = oneshot::channel();
         self.commands
             .send(Command::Subscribe {
@@ -209,7 +245,7 @@ struct HubTask {
     url: RedisUrl,
     heartbeat: Duration,
     commands: mpsc::UnboundedReceiver<Command>,
-    up: Arc<AtomicBool>,
+    link: Arc<LinkState>,
     stop: watch::Receiver<bool>,
     listeners: Listeners,
 }
@@ -224,6 +260,7 @@ impl HubTask {
         let mut delay = RECONNECT_MIN;
         let mut reported_down = false;
         loop {
+            // Subscribers arriving now wait in the queue for this attempt.
             let pubsub = tokio::select! {
                 _ = stopping(&mut self.stop) => break,
                 pubsub = tokio::time::timeout(REDIS_TIMEOUT, self.url.client().get_async_pubsub()) => pubsub,
@@ -242,20 +279,21 @@ impl HubTask {
                         );
                         reported_down = true;
                     }
-                    self.refuse_waiting_subscribers();
-                    tokio::select! {
-                        _ = stopping(&mut self.stop) => break,
-                        _ = tokio::time::sleep(delay) => {}
+                    self.link.set(Link::Down);
+                    if self.refuse_subscribers_for(delay).await.is_break() {
+                        break;
                     }
                     delay = (delay * 2).min(RECONNECT_MAX);
+                    self.link.set(Link::Connecting);
                     continue;
                 }
             };
             info!("connected to Redis at {}", self.url);
             delay = RECONNECT_MIN;
-            self.up.store(true, Ordering::Release);
+            self.link.set(Link::Up);
             let outcome = self.serve(pubsub).await;
-            self.up.store(false, Ordering::Release);
+            // Reconnecting at once: who comes meanwhile waits for it.
+            self.link.set(Link::Connecting);
             self.end_all_streams();
             match outcome {
                 Outcome::Stopped => break,
@@ -268,9 +306,29 @@ impl HubTask {
                 }
             }
         }
+        self.link.set(Link::Down);
         self.end_all_streams();
         self.commands.close();
-        self.refuse_waiting_subscribers();
+        while let Ok(command) = self.commands.try_recv() {
+            refuse(command);
+        }
+    }
+
+    /// Answers subscribers with a 503 for `delay` (between two attempts);
+    /// `Break` when the server stops meanwhile.
+    async fn refuse_subscribers_for(&mut self, delay: Duration) -> ControlFlow<()> {
+        let pause = tokio::time::sleep(delay);
+        tokio::pin!(pause);
+        loop {
+            tokio::select! {
+                _ = stopping(&mut self.stop) => return ControlFlow::Break(()),
+                _ = &mut pause => return ControlFlow::Continue(()),
+                command = self.commands.recv() => match command {
+                    Some(command) => refuse(command),
+                    None => return ControlFlow::Break(()),
+                },
+            }
+        }
     }
 
     async fn serve(&mut self, pubsub: redis::aio::PubSub) -> Outcome {
@@ -326,14 +384,12 @@ impl HubTask {
         }
         self.listeners = Listeners::default();
     }
+}
 
-    /// Streams that asked to subscribe while Redis is down get a 503.
-    fn refuse_waiting_subscribers(&mut self) {
-        while let Ok(command) = self.commands.try_recv() {
-            if let Command::Subscribe { done, .. } = command {
-                let _ = done.send(Err(HubDown));
-            }
-        }
+/// A subscriber while Redis is down gets a 503; a stream leaving has nothing to undo.
+fn refuse(command: Command) {
+    if let Command::Subscribe { done, .. } = command {
+        let _ = done.send(Err(HubDown));
     }
 }
 

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tracing::{info, warn};
 
 use super::channels::{ChannelSource, RequestInfo};
+use super::hub::Link;
 use super::stream::{EventStream, StreamRequest};
 use super::Shared;
 use crate::protocol::accept::{negotiate, Representation};
@@ -91,7 +92,7 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
     if channels.is_empty() {
         return plain(Status::NotFound, NOT_FOUND);
     }
-    if !shared.hub.is_up() {
+    if shared.hub.link() == Link::Down {
         return plain(Status::ServiceUnavailable, UNAVAILABLE);
     }
     let last_event_id = request

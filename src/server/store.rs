@@ -13,6 +13,7 @@ use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Value;
 
+use crate::event;
 use crate::protocol::history::{Start, StoredEvent};
 use crate::protocol::request::Channel;
 use crate::publisher::LAST_EVENT_ID_KEY;
@@ -109,7 +110,11 @@ fn parse_history(value: Value) -> redis::RedisResult<Vec<StoredEvent>> {
     let mut events = Vec::with_capacity(items.len() / 2);
     let mut items = items.into_iter();
     while let (Some(member), Some(score)) = (items.next(), items.next()) {
-        let (Value::BulkString(text), Some(id)) = (member, parse_score(&score)) else {
+        let Value::BulkString(text) = member else {
+            return Err(unexpected(&member));
+        };
+        // The id in the text is exact; a score is a double, rounded above 2^53.
+        let Some(id) = event::id_of(&text).or_else(|| parse_score(&score)) else {
             return Err(unexpected(&score));
         };
         events.push(StoredEvent {

@@ -3,8 +3,8 @@
 //! [`EventStream::open`] is where a stream starts: it subscribes to the
 //! channels, then reads the history (in that order, so that nothing
 //! published in between is lost, SPEC §2), and builds the opening: missed
-//! events, history or `lastEventId`. Then the stream hands out live events
-//! from its mailbox, never an id it already sent and never an older one.
+//! events, history or `lastEventId`. Then the stream hands out the live
+//! events of its mailbox, but those that the opening sent already.
 //! Whatever is waiting when the socket can take more goes out as one
 //! chunk, so a burst costs one write, not one per event. With long polling
 //! it ends one second after its first event.
@@ -25,7 +25,7 @@ use tracing::info;
 use super::hub::{Hub, HubDown};
 use super::mailbox::{Batch, Closed, Mailbox, StreamId};
 use super::Shared;
-use crate::protocol::history::{self, plan_opening, Opening, Start};
+use crate::protocol::history::{self, plan_opening, Opening, Replayed, Start};
 use crate::protocol::request::Channel;
 use crate::protocol::stats::Stats;
 
@@ -55,8 +55,8 @@ pub struct EventStream {
     /// The opening, written first.
     opening: Option<Bytes>,
     mailbox: Arc<Mailbox>,
-    /// The newest id sent.
-    position: u64,
+    /// Sent from history: left out when they come live.
+    replayed: Replayed,
     polling: bool,
     closing: Option<Pin<Box<Sleep>>>,
     batch: Batch,
@@ -133,7 +133,7 @@ impl EventStream {
         let mut this = EventStream {
             opening: (!text.is_empty()).then(|| text.freeze()),
             mailbox,
-            position: opening.position,
+            replayed: Replayed::of(&opening),
             polling,
             closing: None,
             batch: Batch::default(),
@@ -198,15 +198,12 @@ impl EventStream {
     /// The live events of a batch that the client has not had yet, and the
     /// heartbeat if one is due, as one chunk.
     fn write_batch(&mut self) -> Option<Bytes> {
-        let position = &mut self.position;
-        self.batch.deliveries.retain(|delivery| match delivery.id {
-            Some(id) if id <= *position => false,
-            Some(id) => {
-                *position = id;
-                true
-            }
-            None => true,
-        });
+        if !self.replayed.is_empty() {
+            let replayed = &mut self.replayed;
+            self.batch
+                .deliveries
+                .retain(|delivery| !delivery.id.is_some_and(|id| replayed.take(id)));
+        }
         let fresh = self.batch.deliveries.len() as u64;
         if fresh > 0 {
             self.registration.stats.events.fetch_add(fresh, Relaxed);
