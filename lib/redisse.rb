@@ -1,9 +1,7 @@
 # frozen_string_literal: true
 
 require "redisse/version"
-require "redisse/errors"
-# The native extension raises the exception classes above, so it comes after.
-require "redisse/redisse"
+require "redisse/native"
 require "redisse/server_sent_events"
 require "redisse/test_event"
 require "redisse/redirect_endpoint"

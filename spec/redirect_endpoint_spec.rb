@@ -59,6 +59,12 @@ RSpec.describe "Redisse.redirect_endpoint" do
     expect(redirect).to eq("/redisse/?polling&lastEventId=42&global&channel_1")
   end
 
+  it "passes the first lastEventId on when it is repeated, as 0.4 did" do
+    get "/events?lastEventId=7&lastEventId=9"
+
+    expect(redirect).to eq("/redisse/?lastEventId=7&global&channel_1")
+  end
+
   it "does not pass other params on" do
     get "/events?foo=bar&global&lastEventId=3"
 
@@ -99,6 +105,10 @@ RSpec.describe "Redisse.redirect_endpoint" do
 
       it "refuses it as reserved" do
         expect { get "/events" }.to raise_error(Redisse::ReservedChannelError, /#{name}.*reserved/)
+      end
+
+      it "raises a RuntimeError, as 0.4 did, for apps that rescue those" do
+        expect { get "/events" }.to raise_error(RuntimeError)
       end
     end
   end

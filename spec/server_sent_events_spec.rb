@@ -58,4 +58,14 @@ RSpec.describe Redisse::ServerSentEvents do
 
     expect(writer.new.event).to eq("id: 1\ndata: hi\n\n")
   end
+
+  it "works with only redisse/server_sent_events required, as in 0.4" do
+    lib = File.expand_path("../lib", __dir__)
+    script = 'require "redisse/server_sent_events"; ' \
+             'print Redisse::ServerSentEvents.server_sent_event("hi", type: :notice, id: 3)'
+    output = IO.popen([RbConfig.ruby, "-I", lib, "-e", script], err: %i[child out], &:read)
+
+    expect(Process.last_status).to be_success, output
+    expect(output).to eq("id: 3\nevent: notice\ndata: hi\n\n")
+  end
 end

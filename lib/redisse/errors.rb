@@ -3,8 +3,10 @@
 # The exception classes live in Ruby so that applications can rescue them
 # without loading the native extension; the extension raises these classes.
 module Redisse
-  # Base class of every error raised by Redisse.
-  class Error < StandardError; end
+  # Base class of every error raised by Redisse. A RuntimeError, as the
+  # errors of 0.4 were (its reserved channel names, redis-rb's connection
+  # errors): application code that rescues RuntimeError catches ours too.
+  class Error < RuntimeError; end
 
   # Redis could not be reached, or did not answer in time. The message
   # contains the Redis URL, with any password masked.

@@ -57,8 +57,9 @@ module Redisse
       items = []
       items << "polling" if params.key?("polling")
       if params.key?("lastEventId")
-        # A repeated parameter comes back as an Array; the last one wins.
-        last_event_id = Array(params["lastEventId"]).last
+        # A repeated parameter comes back as an Array; the first one wins, as
+        # in 0.4 (the server, reading the query as Rack's GET, takes the last).
+        last_event_id = Array(params["lastEventId"]).first
         items << "lastEventId=#{Rack::Utils.escape(last_event_id.to_s)}"
       end
       items.concat(channels(env).map { |channel| Rack::Utils.escape(channel) })

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "redisse/native"
+
 module Redisse
   # Builds the text of a Server-Sent Event, the same text that {Redisse.publish}
   # stores in Redis and that the server writes to its clients.

@@ -45,6 +45,22 @@ RSpec.describe "A stream's opening", :system do
     end
   end
 
+  describe "the last event id" do
+    before { 5.times { |i| Redisse.publish(:given, i.to_s) } }
+
+    it "is the last lastEventId of the query when it is repeated, as 0.4 read it" do
+      reader = open_stream(server, "/?given&lastEventId=1&lastEventId=3")
+
+      expect(ids_of(reader.wait_for_events(2))).to eq([4, 5])
+    end
+
+    it "is the Last-Event-Id header over any query parameter" do
+      reader = open_stream(server, "/?given&lastEventId=1&lastEventId=2", { "Last-Event-Id" => "4" })
+
+      expect(ids_of(reader.wait_for_events(1))).to eq([5])
+    end
+  end
+
   describe "the lastEventId event" do
     it "tells a client without a last event id where the counter is" do
       3.times { Redisse.publish(:elsewhere, "x") }
