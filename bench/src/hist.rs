@@ -4,6 +4,8 @@
 
 use serde_json::{json, Value};
 
+use crate::results::LatencySummary;
+
 const LINEAR: u64 = 128;
 const SUB_BITS: u32 = 6;
 const BUCKETS: usize = 128 + 58 * 64;
@@ -134,16 +136,16 @@ impl Hist {
     }
 
     /// p50/p95/p99/max in milliseconds, for reports.
-    pub fn summary_ms(&self) -> Value {
+    pub fn summary_ms(&self) -> LatencySummary {
         let ms = |us: u64| (us as f64 / 10.0).round() / 100.0;
-        json!({
-            "count": self.total,
-            "p50_ms": ms(self.quantile(0.50)),
-            "p95_ms": ms(self.quantile(0.95)),
-            "p99_ms": ms(self.quantile(0.99)),
-            "max_ms": ms(self.max),
-            "mean_ms": (self.mean() / 10.0).round() / 100.0,
-        })
+        LatencySummary {
+            count: self.total,
+            p50_ms: ms(self.quantile(0.50)),
+            p95_ms: ms(self.quantile(0.95)),
+            p99_ms: ms(self.quantile(0.99)),
+            max_ms: ms(self.max),
+            mean_ms: (self.mean() / 10.0).round() / 100.0,
+        }
     }
 }
 

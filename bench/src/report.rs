@@ -6,74 +6,121 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
-
+use crate::results::{
+    AvalancheRecord, BroadcastRecord, Counts, FanoutRecord, IdleRecord, LatencySummary,
+    Measurement, Meta, ProfileRecord, PublisherRecord, Record,
+};
 use crate::servers::Kind;
 
-pub struct Meta {
-    pub quick: bool,
-    pub date: String,
-    pub commit: String,
-    pub machine: String,
-    pub versions: String,
-    pub heartbeat: u32,
-    pub sources: String,
-    pub duration_s: f64,
+/// The measured records by scenario, each list in the order the cases ran.
+/// Failed cases are left out: the report lists them from the failures.
+struct Measured<'a> {
+    idle: Vec<&'a IdleRecord>,
+    broadcast: Vec<&'a BroadcastRecord>,
+    fanout: Vec<&'a FanoutRecord>,
+    avalanche: Vec<&'a AvalancheRecord>,
+    publisher: Vec<&'a PublisherRecord>,
+    profile: Vec<&'a ProfileRecord>,
 }
 
-impl Meta {
-    pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "quick": self.quick, "date": self.date, "commit": self.commit, "machine": self.machine,
-            "versions": self.versions, "heartbeat": self.heartbeat, "sources": self.sources, "duration_s": self.duration_s,
-        })
-    }
-
-    pub fn from_json(v: &Value) -> Meta {
-        let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
-        Meta {
-            quick: v["quick"].as_bool().unwrap_or(false),
-            date: s("date"),
-            commit: s("commit"),
-            machine: s("machine"),
-            versions: s("versions"),
-            heartbeat: v["heartbeat"].as_u64().unwrap_or(1) as u32,
-            sources: s("sources"),
-            duration_s: v["duration_s"].as_f64().unwrap_or(0.0),
-        }
-    }
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or(f64::NAN)
-}
-
-fn num(v: &Value) -> String {
-    match v {
-        Value::Number(n) => {
-            let x = n.as_f64().unwrap_or(0.0);
-            if n.is_f64() && x.fract() != 0.0 {
-                if x.abs() >= 100.0 {
-                    format!("{x:.0}")
-                } else if x.abs() >= 10.0 {
-                    format!("{x:.1}")
-                } else {
-                    format!("{x:.2}")
-                }
-            } else {
-                group(x as i64)
+impl<'a> Measured<'a> {
+    fn sort(records: &'a [Record]) -> Measured<'a> {
+        let mut m = Measured {
+            idle: Vec::new(),
+            broadcast: Vec::new(),
+            fanout: Vec::new(),
+            avalanche: Vec::new(),
+            publisher: Vec::new(),
+            profile: Vec::new(),
+        };
+        for record in records {
+            match record {
+                Record::Measured(Measurement::Idle(r)) => m.idle.push(r),
+                Record::Measured(Measurement::Broadcast(r)) => m.broadcast.push(r),
+                Record::Measured(Measurement::Fanout(r)) => m.fanout.push(r),
+                Record::Measured(Measurement::Avalanche(r)) => m.avalanche.push(r),
+                Record::Measured(Measurement::Publisher(r)) => m.publisher.push(r),
+                Record::Measured(Measurement::Profile(r)) => m.profile.push(r),
+                Record::Failed(_) => {}
             }
         }
-        Value::Null => "-".into(),
-        Value::Bool(b) => {
-            if *b {
-                "yes".into()
+        m
+    }
+
+    fn idle_of(&self, server: Kind, streams: usize) -> Option<&'a IdleRecord> {
+        self.idle
+            .iter()
+            .copied()
+            .find(|r| r.server == server && r.streams == streams)
+    }
+
+    fn avalanche_of(&self, server: Kind) -> Option<&'a AvalancheRecord> {
+        self.avalanche.iter().copied().find(|r| r.server == server)
+    }
+
+    /// The highest offered fan-out rate `server` sustained.
+    fn best_fanout(&self, server: Kind) -> Option<u64> {
+        self.fanout
+            .iter()
+            .filter(|r| r.server == server && r.sustained)
+            .map(|r| r.offered_per_s)
+            .max()
+    }
+}
+
+/// How a figure reads in a table: whole numbers with thousands separators,
+/// fractions to two or three significant digits, `-` for none.
+trait Cell {
+    fn cell(&self) -> String;
+}
+
+impl Cell for u64 {
+    fn cell(&self) -> String {
+        group(*self as i64)
+    }
+}
+
+impl Cell for usize {
+    fn cell(&self) -> String {
+        group(*self as i64)
+    }
+}
+
+impl Cell for f64 {
+    fn cell(&self) -> String {
+        let x = *self;
+        if !x.is_finite() {
+            // What JSON cannot hold: results.json would have it as null.
+            "-".into()
+        } else if x.fract() != 0.0 {
+            if x.abs() >= 100.0 {
+                format!("{x:.0}")
+            } else if x.abs() >= 10.0 {
+                format!("{x:.1}")
             } else {
-                "no".into()
+                format!("{x:.2}")
             }
+        } else {
+            group(x as i64)
         }
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+    }
+}
+
+impl Cell for bool {
+    fn cell(&self) -> String {
+        if *self { "yes" } else { "no" }.into()
+    }
+}
+
+impl Cell for Kind {
+    fn cell(&self) -> String {
+        self.name().into()
+    }
+}
+
+impl<T: Cell> Cell for Option<T> {
+    fn cell(&self) -> String {
+        self.as_ref().map_or("-".into(), Cell::cell)
     }
 }
 
@@ -93,19 +140,17 @@ fn group(n: i64) -> String {
     }
 }
 
-fn mib(kib: &Value) -> String {
-    format!("{:.1}", f(kib) / 1024.0)
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
 }
 
-fn errors(v: &Value) -> String {
-    match v.as_object() {
-        Some(map) if !map.is_empty() => map
-            .iter()
-            .map(|(k, v)| format!("{k}: {}", num(v)))
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => String::new(),
-    }
+/// Error kinds and their counts, e.g. `timeout: 3, refused: 1`.
+fn errors(counts: &Counts) -> String {
+    counts
+        .iter()
+        .map(|(kind, n)| format!("{kind}: {}", n.cell()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn ratio(a: f64, b: f64) -> String {
@@ -116,45 +161,25 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-fn by<'a>(records: &'a [Value], scenario: &str) -> Vec<&'a Value> {
-    records
-        .iter()
-        .filter(|r| r["scenario"] == scenario && r.get("error").is_none())
-        .collect()
-}
-
-fn find(records: &[Value], pred: impl Fn(&Value) -> bool) -> Option<&Value> {
-    records.iter().find(|r| r.get("error").is_none() && pred(r))
-}
-
 struct Target {
     what: &'static str,
     figure: String,
     met: Option<bool>,
 }
 
-fn targets(records: &[Value]) -> Vec<Target> {
+fn targets(m: &Measured) -> Vec<Target> {
     let mut out = Vec::new();
     // RSS per idle stream, at the largest count measured.
-    let largest = by(records, "idle")
-        .iter()
-        .filter_map(|r| r["streams"].as_u64())
-        .max();
-    let idle = |server: &str| {
-        largest.and_then(|n| {
-            find(records, |r| {
-                r["scenario"] == "idle" && r["server"] == server && r["streams"] == n
-            })
-        })
-    };
-    match (idle("redisse"), idle("nchan")) {
+    let largest = m.idle.iter().map(|r| r.streams).max();
+    let idle = |server: Kind| largest.and_then(|n| m.idle_of(server, n));
+    match (idle(Kind::Redisse), idle(Kind::Nchan)) {
         (Some(ours), Some(theirs)) => {
-            let (a, b) = (f(&ours["kib_per_stream"]), f(&theirs["kib_per_stream"]));
+            let (a, b) = (ours.kib_per_stream, theirs.kib_per_stream);
             out.push(Target {
                 what: "RSS per idle stream at most nchan's (aim 6 KiB)",
                 figure: format!(
                     "{a:.2} KiB vs nchan {b:.2} KiB at {} streams: ratio {} ; {} 6 KiB",
-                    group(largest.unwrap_or(0) as i64),
+                    largest.unwrap_or(0).cell(),
                     ratio(a, b),
                     if a <= 6.0 { "within" } else { "above" }
                 ),
@@ -167,22 +192,17 @@ fn targets(records: &[Value]) -> Vec<Target> {
             met: None,
         }),
     }
-    match find(records, |r| {
-        r["scenario"] == "idle" && r["server"] == "redisse" && r["streams"] == 19_000
-    }) {
+    match m.idle_of(Kind::Redisse, 19_000) {
         Some(r) => {
-            let ok = r["failed"] == 0
-                && r["closed"] == 0
-                && r["opened"] == 19_000
-                && r["server_alive"] == true;
+            let ok = r.failed == 0 && r.closed == 0 && r.opened == 19_000 && r.server_alive;
             out.push(Target {
                 what: "19k streams in one server process, no failure",
                 figure: format!(
                     "{} opened, {} failed, {} closed, server alive: {}",
-                    num(&r["opened"]),
-                    num(&r["failed"]),
-                    num(&r["closed"]),
-                    num(&r["server_alive"])
+                    r.opened.cell(),
+                    r.failed.cell(),
+                    r.closed.cell(),
+                    r.server_alive.cell()
                 ),
                 met: Some(ok),
             });
@@ -193,28 +213,22 @@ fn targets(records: &[Value]) -> Vec<Target> {
             met: None,
         }),
     }
-    let bc = |server: &str| {
-        find(records, |r| {
-            r["scenario"] == "broadcast"
-                && r["server"] == server
-                && r["subscribers"] == 10_000
-                && r["interval_ms"] == 250
-        })
+    let bc = |server: Kind| {
+        m.broadcast
+            .iter()
+            .find(|r| r.server == server && r.subscribers == 10_000 && r.interval_ms == 250)
     };
-    match (bc("redisse"), bc("nchan+redis")) {
+    match (bc(Kind::Redisse), bc(Kind::NchanRedis)) {
         (Some(ours), Some(theirs)) => {
-            let (a, b) = (
-                f(&ours["latency"]["p99_ms"]),
-                f(&theirs["latency"]["p99_ms"]),
-            );
+            let (a, b) = (ours.latency.p99_ms, theirs.latency.p99_ms);
             out.push(Target {
                 what: "broadcast p99, 10k subscribers (250 ms apart), at most 1/3 of nchan+redis",
                 figure: format!(
                     "{a:.2} ms vs nchan+redis {b:.2} ms: ratio {} (missing: {})",
                     ratio(a, b),
-                    num(&ours["missing"])
+                    ours.missing.cell()
                 ),
-                met: Some(a * 3.0 <= b && ours["missing"] == 0),
+                met: Some(a * 3.0 <= b && ours.missing == 0),
             });
         }
         _ => out.push(Target {
@@ -223,45 +237,42 @@ fn targets(records: &[Value]) -> Vec<Target> {
             met: None,
         }),
     }
-    let fan = find(records, |r| {
-        r["scenario"] == "fanout" && r["server"] == "redisse" && r["offered_per_s"] == 3000
-    });
-    let best = by(records, "fanout")
+    let fan = m
+        .fanout
         .iter()
-        .filter(|r| r["server"] == "redisse" && r["sustained"] == true)
-        .filter_map(|r| r["offered_per_s"].as_u64())
-        .max();
+        .find(|r| r.server == Kind::Redisse && r.offered_per_s == 3000);
+    let best = m.best_fanout(Kind::Redisse);
     match fan {
         Some(r) => out.push(Target {
             what: "fan-out: 3,000 publishes/s to 1k subscribers on 10 channels, no loss, p99 < 100 ms",
             figure: format!(
                 "at 3,000/s: {} publishes/s, {} lost, p99 {} ms; highest sustained step {}",
-                num(&r["publishes_per_s"]),
-                num(&r["lost"]),
-                num(&r["latency"]["p99_ms"]),
-                best.map_or("none".into(), |b| format!("{}/s", group(b as i64)))
+                r.publishes_per_s.cell(),
+                r.lost.cell(),
+                r.latency.p99_ms.cell(),
+                best.map_or("none".into(), |b| format!("{}/s", b.cell()))
             ),
-            met: Some(r["sustained"] == true),
+            met: Some(r.sustained),
         }),
         None => out.push(Target {
             what: "fan-out: 3,000 publishes/s to 1k subscribers on 10 channels, no loss, p99 < 100 ms",
             figure: match best {
-                Some(b) => format!("the 3,000/s step was not run; highest sustained step {}/s", group(b as i64)),
+                Some(b) => format!("the 3,000/s step was not run; highest sustained step {}/s", b.cell()),
                 None => "not measured".into(),
             },
             met: None,
         }),
     }
-    match find(records, |r| r["scenario"] == "publisher") {
+    match m.publisher.first() {
         Some(r) => out.push(Target {
             what: "publisher at least 3x the 0.4 way, single-threaded",
             figure: format!(
                 "{}/s vs {}/s: ratio {}",
-                num(&r["new_1"]),
-                num(&r["old_1"]),
-                num(&r["ratio_1"])
+                r.new_1.cell(),
+                r.old_1.cell(),
+                r.ratio_1.cell()
             ),
-            met: Some(f(&r["ratio_1"]) >= 3.0),
+            met: Some(r.ratio_1 >= 3.0),
         }),
         None => out.push(Target {
             what: "publisher at least 3x the 0.4 way, single-threaded",
@@ -272,7 +283,8 @@ fn targets(records: &[Value]) -> Vec<Target> {
     out
 }
 
-pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
+pub fn markdown(records: &[Record], meta: &Meta, failures: &[String]) -> String {
+    let m = Measured::sort(records);
     let mut md = String::new();
     let w = &mut md;
     let _ = writeln!(w, "# Benchmarks: redisse vs nchan\n");
@@ -316,7 +328,7 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
 
     let _ = writeln!(w, "## Targets\n");
     let _ = writeln!(w, "| target | figure | met? |\n|---|---|---|");
-    for t in targets(records) {
+    for t in targets(&m) {
         let met = match t.met {
             Some(true) => "**met**",
             Some(false) => "**missed**",
@@ -327,14 +339,14 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
     let _ = writeln!(w);
 
     // 1. idle
-    let idle = by(records, "idle");
+    let idle = &m.idle;
     if !idle.is_empty() {
         let _ = writeln!(w, "## 1. Idle capacity\n");
         let _ = writeln!(
             w,
-            "Streams spread over {} channels, opened 100 at a time per subscriber process; then {} with heartbeats every {} s.\n",
-            num(&idle[0]["channels"]),
-            idle[0]["window_s"].as_f64().map_or("a window".into(), |s| format!("a {s:.0} s window")),
+            "Streams spread over {} channels, opened 100 at a time per subscriber process; then a {:.0} s window with heartbeats every {} s.\n",
+            idle[0].channels.cell(),
+            idle[0].cpu.window_s,
             meta.heartbeat
         );
         let _ = writeln!(w, "| server | streams | opened | failed | closed | RSS before (MiB) | RSS with (MiB) | KiB / stream | fds | server CPU % | client CPU % | redis CPU % | other CPU % | heartbeat bytes/s received |");
@@ -342,72 +354,57 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
             w,
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
-        for r in &idle {
+        for r in idle {
+            let e = errors(&r.errors);
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                num(&r["server"]),
-                num(&r["streams"]),
-                num(&r["opened"]),
-                num(&r["failed"]),
-                if errors(&r["errors"]).is_empty() {
+                r.server.cell(),
+                r.streams.cell(),
+                r.opened.cell(),
+                r.failed.cell(),
+                if e.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({})", errors(&r["errors"]))
+                    format!(" ({e})")
                 },
-                num(&r["closed"]),
-                mib(&r["rss_before_kib"]),
-                mib(&r["rss_with_kib"]),
-                num(&r["kib_per_stream"]),
-                num(&r["fds_with"]),
-                num(&r["server_cpu_pct"]),
-                num(&r["client_cpu_pct"]),
-                num(&r["redis_cpu_pct"]),
-                num(&r["other_cpu_pct"]),
-                num(&r["heartbeat_bytes_per_s"]),
+                r.closed.cell(),
+                mib(r.rss_before_kib),
+                mib(r.rss_with_kib),
+                r.kib_per_stream.cell(),
+                r.fds_with.cell(),
+                r.cpu.server_cpu_pct.cell(),
+                r.cpu.client_cpu_pct.cell(),
+                r.cpu.redis_cpu_pct.cell(),
+                r.cpu.other_cpu_pct.cell(),
+                r.heartbeat_bytes_per_s.cell(),
             );
         }
-        let counts: Vec<u64> = {
-            let mut c: Vec<u64> = idle.iter().filter_map(|r| r["streams"].as_u64()).collect();
+        let counts: Vec<usize> = {
+            let mut c: Vec<usize> = idle.iter().map(|r| r.streams).collect();
             c.dedup();
             c
         };
         let _ = writeln!(w, "\nRatios (redisse / other; lower is better):\n");
         let _ = writeln!(w, "| streams | KiB per stream / nchan | / nchan+redis | server CPU / nchan | / nchan+redis |\n|---:|---:|---:|---:|---:|");
         for n in counts {
-            let get = |s: &str, k: &str| {
-                find(records, |r| {
-                    r["scenario"] == "idle" && r["server"] == s && r["streams"] == n
-                })
-                .map_or(f64::NAN, |r| f(&r[k]))
-            };
+            let kib = |s: Kind| m.idle_of(s, n).map_or(f64::NAN, |r| r.kib_per_stream);
+            let cpu = |s: Kind| m.idle_of(s, n).map_or(f64::NAN, |r| r.cpu.server_cpu_pct);
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | {} | {} |",
-                group(n as i64),
-                ratio(
-                    get("redisse", "kib_per_stream"),
-                    get("nchan", "kib_per_stream")
-                ),
-                ratio(
-                    get("redisse", "kib_per_stream"),
-                    get("nchan+redis", "kib_per_stream")
-                ),
-                ratio(
-                    get("redisse", "server_cpu_pct"),
-                    get("nchan", "server_cpu_pct")
-                ),
-                ratio(
-                    get("redisse", "server_cpu_pct"),
-                    get("nchan+redis", "server_cpu_pct")
-                ),
+                n.cell(),
+                ratio(kib(Kind::Redisse), kib(Kind::Nchan)),
+                ratio(kib(Kind::Redisse), kib(Kind::NchanRedis)),
+                ratio(cpu(Kind::Redisse), cpu(Kind::Nchan)),
+                ratio(cpu(Kind::Redisse), cpu(Kind::NchanRedis)),
             );
         }
         let _ = writeln!(w);
     }
 
     // 2. broadcast
-    let bc = by(records, "broadcast");
+    let bc = &m.broadcast;
     if !bc.is_empty() {
         let _ = writeln!(w, "## 2. Broadcast\n");
         let _ = writeln!(
@@ -419,59 +416,55 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
             w,
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
-        for r in &bc {
-            let l = &r["latency"];
-            let e = errors(&r["errors"]);
+        for r in bc {
+            let l = &r.latency;
+            let e = errors(&r.errors);
             let _ = writeln!(
                 w,
                 "| {} | {} | {}{} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                num(&r["case"]),
-                num(&r["server"]),
-                num(&r["opened"]),
+                r.case,
+                r.server.cell(),
+                r.opened.cell(),
                 if e.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({} failed: {e})", num(&r["failed"]))
+                    format!(" ({} failed: {e})", r.failed.cell())
                 },
-                num(&r["received"]),
-                num(&r["expected"]),
-                num(&r["missing"]),
-                num(&l["p50_ms"]),
-                num(&l["p95_ms"]),
-                num(&l["p99_ms"]),
-                num(&l["max_ms"]),
-                num(&r["server_cpu_pct"]),
-                num(&r["client_cpu_pct"]),
-                num(&r["redis_cpu_pct"]),
-                num(&r["other_cpu_pct"]),
+                r.received.cell(),
+                r.expected.cell(),
+                r.missing.cell(),
+                l.p50_ms.cell(),
+                l.p95_ms.cell(),
+                l.p99_ms.cell(),
+                l.max_ms.cell(),
+                r.cpu.server_cpu_pct.cell(),
+                r.cpu.client_cpu_pct.cell(),
+                r.cpu.redis_cpu_pct.cell(),
+                r.cpu.other_cpu_pct.cell(),
             );
         }
         let _ = writeln!(w, "\nRatios of p99 (redisse / other; lower is better):\n");
         let _ = writeln!(w, "| case | / nchan | / nchan+redis |\n|---|---:|---:|");
-        let mut cases: Vec<String> = bc
-            .iter()
-            .filter_map(|r| r["case"].as_str().map(String::from))
-            .collect();
+        let mut cases: Vec<&str> = bc.iter().map(|r| r.case.as_str()).collect();
         cases.dedup();
         for c in cases {
-            let p99 = |s: &str| {
-                find(records, |r| {
-                    r["scenario"] == "broadcast" && r["server"] == s && r["case"] == c.as_str()
-                })
-                .map_or(f64::NAN, |r| f(&r["latency"]["p99_ms"]))
+            let p99 = |s: Kind| {
+                bc.iter()
+                    .find(|r| r.server == s && r.case == c)
+                    .map_or(f64::NAN, |r| r.latency.p99_ms)
             };
             let _ = writeln!(
                 w,
                 "| {c} | {} | {} |",
-                ratio(p99("redisse"), p99("nchan")),
-                ratio(p99("redisse"), p99("nchan+redis"))
+                ratio(p99(Kind::Redisse), p99(Kind::Nchan)),
+                ratio(p99(Kind::Redisse), p99(Kind::NchanRedis))
             );
         }
         let _ = writeln!(w);
     }
 
     // 3. fan-out
-    let fan = by(records, "fanout");
+    let fan = &m.fanout;
     if !fan.is_empty() {
         let _ = writeln!(w, "## 3. Fan-out throughput\n");
         let _ = writeln!(
@@ -479,21 +472,21 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
             "{} streams over {} channels; publishes spread evenly over the channels at each offered rate, up to the first step that loses \
              events, passes 100 ms p99, or cannot publish at 80 % of the offered rate. *sustained*: no loss, p99 < 100 ms and at least 95 % \
              of the offered rate published.\n",
-            num(&fan[0]["streams"]),
-            num(&fan[0]["channels"])
+            fan[0].streams.cell(),
+            fan[0].channels.cell()
         );
         let _ = writeln!(w, "| server | offered /s | publishes /s | deliveries /s | lost | closed | p50 ms | p99 ms | max ms | server CPU % | client CPU % | redis CPU % | other CPU % | sustained |");
         let _ = writeln!(
             w,
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         );
-        for r in &fan {
-            let l = &r["latency"];
-            let failed = if r["publish_failed"] != 0 {
+        for r in fan {
+            let l = &r.latency;
+            let failed = if r.publish_failed != 0 {
                 format!(
                     " ({} failed: {})",
-                    num(&r["publish_failed"]),
-                    errors(&r["publish_errors"])
+                    r.publish_failed.cell(),
+                    errors(&r.publish_errors)
                 )
             } else {
                 String::new()
@@ -501,45 +494,39 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
             let _ = writeln!(
                 w,
                 "| {} | {} | {}{failed} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                num(&r["server"]),
-                num(&r["offered_per_s"]),
-                num(&r["publishes_per_s"]),
-                num(&r["deliveries_per_s"]),
-                num(&r["lost"]),
-                if r["closed"].as_u64().unwrap_or(0) > 0 {
-                    format!("{} ({})", num(&r["closed"]), errors(&r["close_reasons"]))
+                r.server.cell(),
+                r.offered_per_s.cell(),
+                r.publishes_per_s.cell(),
+                r.deliveries_per_s.cell(),
+                r.lost.cell(),
+                if r.closed > 0 {
+                    format!("{} ({})", r.closed.cell(), errors(&r.close_reasons))
                 } else {
-                    num(&r["closed"])
+                    r.closed.cell()
                 },
-                num(&l["p50_ms"]),
-                num(&l["p99_ms"]),
-                num(&l["max_ms"]),
-                num(&r["server_cpu_pct"]),
-                num(&r["client_cpu_pct"]),
-                num(&r["redis_cpu_pct"]),
-                num(&r["other_cpu_pct"]),
-                num(&r["sustained"]),
+                l.p50_ms.cell(),
+                l.p99_ms.cell(),
+                l.max_ms.cell(),
+                r.cpu.server_cpu_pct.cell(),
+                r.cpu.client_cpu_pct.cell(),
+                r.cpu.redis_cpu_pct.cell(),
+                r.cpu.other_cpu_pct.cell(),
+                r.sustained.cell(),
             );
         }
-        let best = |s: &str| {
-            fan.iter()
-                .filter(|r| r["server"] == s && r["sustained"] == true)
-                .filter_map(|r| r["offered_per_s"].as_u64())
-                .max()
-        };
         let _ = writeln!(w, "\nHighest sustained rate (publishes/s):\n");
         let _ = writeln!(
             w,
             "| server | highest sustained | redisse / this |\n|---|---:|---:|"
         );
-        let ours = best("redisse").map_or(f64::NAN, |b| b as f64);
+        let ours = m.best_fanout(Kind::Redisse).map_or(f64::NAN, |b| b as f64);
         for k in Kind::ALL {
-            let b = best(k.name());
+            let b = m.best_fanout(k);
             let _ = writeln!(
                 w,
                 "| {} | {} | {} |",
                 k.name(),
-                b.map_or("none".into(), |b| group(b as i64)),
+                b.map_or("none".into(), |b| b.cell()),
                 ratio(ours, b.map_or(f64::NAN, |b| b as f64))
             );
         }
@@ -547,7 +534,7 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
     }
 
     // 4. avalanche
-    let ava = by(records, "avalanche");
+    let ava = &m.avalanche;
     if !ava.is_empty() {
         let _ = writeln!(w, "## 4. Connection avalanche\n");
         let _ = writeln!(w, "Every stream opened at once (over {} channels); connect time runs from `connect()` until the response head is read.\n", 1000);
@@ -556,89 +543,87 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
             w,
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
-        for r in &ava {
-            let e = errors(&r["errors"]);
+        for r in ava {
+            let e = errors(&r.errors);
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                num(&r["server"]),
-                num(&r["streams"]),
-                num(&r["opened"]),
-                num(&r["failed"]),
+                r.server.cell(),
+                r.streams.cell(),
+                r.opened.cell(),
+                r.failed.cell(),
                 if e.is_empty() {
                     String::new()
                 } else {
                     format!(" ({e})")
                 },
-                num(&r["connect_p50_ms"]),
-                num(&r["connect_p95_ms"]),
-                num(&r["connect_p99_ms"]),
-                num(&r["connect_max_ms"]),
-                num(&r["all_opened_s"]),
-                num(&r["listen_backlog"]),
-                num(&r["listen_drops"]),
-                num(&r["server_cpu_pct"]),
-                num(&r["client_cpu_pct"]),
-                num(&r["other_cpu_pct"]),
+                r.connect_p50_ms.cell(),
+                r.connect_p95_ms.cell(),
+                r.connect_p99_ms.cell(),
+                r.connect_max_ms.cell(),
+                r.all_opened_s.cell(),
+                r.listen_backlog.cell(),
+                r.listen_drops.cell(),
+                r.cpu.server_cpu_pct.cell(),
+                r.cpu.client_cpu_pct.cell(),
+                r.cpu.other_cpu_pct.cell(),
             );
         }
-        let p95 = |s: &str| {
-            find(records, |r| {
-                r["scenario"] == "avalanche" && r["server"] == s
-            })
-            .map_or(f64::NAN, |r| f(&r["connect_p95_ms"]))
-        };
+        let p95 = |s: Kind| m.avalanche_of(s).map_or(f64::NAN, |r| r.connect_p95_ms);
         let _ = writeln!(
             w,
             "\nRatio of connect p95 (redisse / other): nchan {}, nchan+redis {}.\n",
-            ratio(p95("redisse"), p95("nchan")),
-            ratio(p95("redisse"), p95("nchan+redis"))
+            ratio(p95(Kind::Redisse), p95(Kind::Nchan)),
+            ratio(p95(Kind::Redisse), p95(Kind::NchanRedis))
         );
     }
 
     // 5. publisher
-    if let Some(r) = find(records, |r| r["scenario"] == "publisher") {
+    if let Some(r) = m.publisher.first() {
         let _ = writeln!(w, "## 5. Publisher (Ruby)\n");
         let _ = writeln!(
             w,
             "`ruby -I lib bench/publisher.rb` for {} s per mode: `Redisse.publish` (one script call, the GVL released while waiting) against \
              the 0.4 way (INCR, PUBLISH, ZADD, ZREMRANGEBYRANK through one shared `redis` gem client {}, as 0.4 did).\n",
-            num(&r["seconds"]),
-            r["redis_rb"].as_str().map(|v| format!("(redis-rb {v})")).unwrap_or_default()
+            r.seconds.cell(),
+            r.redis_rb.as_ref().map(|v| format!("(redis-rb {v})")).unwrap_or_default()
         );
         let _ = writeln!(
             w,
             "| threads | Redisse.publish /s | 0.4 way /s | ratio |\n|---:|---:|---:|---:|"
         );
-        for t in [1, 8] {
+        for (threads, new, old, ratio) in [
+            (1, r.new_1, r.old_1, r.ratio_1),
+            (8, r.new_8, r.old_8, r.ratio_8),
+        ] {
             let _ = writeln!(
                 w,
-                "| {t} | {} | {} | {} |",
-                num(&r[format!("new_{t}")]),
-                num(&r[format!("old_{t}")]),
-                num(&r[format!("ratio_{t}")])
+                "| {threads} | {} | {} | {} |",
+                new.cell(),
+                old.cell(),
+                ratio.cell()
             );
         }
         let _ = writeln!(w);
     }
 
-    if let Some(p) = find(records, |r| r["scenario"] == "profile") {
+    if let Some(p) = m.profile.first() {
         let _ = writeln!(w, "## Profile of redisse under fan-out\n");
         let _ = writeln!(
             w,
             "`perf record -e cpu-clock -g` on the server for one step at {}/s ({} deliveries, p99 {} ms while profiled); self time by symbol:\n",
-            num(&p["rate"]),
-            num(&p["received"]),
-            num(&p["latency"]["p99_ms"])
+            p.rate.cell(),
+            p.received.cell(),
+            p.latency.p99_ms.cell()
         );
         let _ = writeln!(w, "```");
-        for line in p["top"].as_array().into_iter().flatten() {
-            let _ = writeln!(w, "{}", line.as_str().unwrap_or(""));
+        for line in &p.top {
+            let _ = writeln!(w, "{line}");
         }
         let _ = writeln!(w, "```\n");
     }
 
-    let notes = observations(records);
+    let notes = observations(&m);
     if !notes.is_empty() {
         let _ = writeln!(w, "## Observations\n");
         for n in notes {
@@ -659,53 +644,49 @@ pub fn markdown(records: &[Value], meta: &Meta, failures: &[String]) -> String {
 }
 
 /// Remarks drawn from the figures.
-fn observations(records: &[Value]) -> Vec<String> {
+fn observations(m: &Measured) -> Vec<String> {
     let mut out = Vec::new();
-    let ava = |s: &str| {
-        find(records, |r| {
-            r["scenario"] == "avalanche" && r["server"] == s
-        })
-    };
-    if let (Some(ours), Some(theirs)) = (ava("redisse"), ava("nchan")) {
-        if f(&ours["listen_backlog"]) < f(&theirs["listen_backlog"])
-            && f(&ours["listen_drops"]) > f(&theirs["listen_drops"])
-        {
+    if let (Some(ours), Some(theirs)) = (m.avalanche_of(Kind::Redisse), m.avalanche_of(Kind::Nchan))
+    {
+        let backlog = |r: &AvalancheRecord| r.listen_backlog.map_or(f64::NAN, |b| b as f64);
+        if backlog(ours) < backlog(theirs) && ours.listen_drops > theirs.listen_drops {
             out.push(format!(
                 "Avalanche: redisse listens with an accept queue of {} (nginx: {}). With {} connections arriving at once the kernel dropped {} SYNs \
                  (nginx: {}); clients retry a dropped SYN after 1 s, then 3 s, 7 s..., which is why redisse's connect p50 is {} ms and p95 {} ms \
                  while its CPU stays low ({} %). A larger listen backlog (e.g. 1024 or more, the kernel caps it at net.core.somaxconn) would remove most of it.",
-                num(&ours["listen_backlog"]), num(&theirs["listen_backlog"]), num(&ours["streams"]), num(&ours["listen_drops"]),
-                num(&theirs["listen_drops"]), num(&ours["connect_p50_ms"]), num(&ours["connect_p95_ms"]), num(&ours["server_cpu_pct"])
+                ours.listen_backlog.cell(), theirs.listen_backlog.cell(), ours.streams.cell(), ours.listen_drops.cell(),
+                theirs.listen_drops.cell(), ours.connect_p50_ms.cell(), ours.connect_p95_ms.cell(), ours.cpu.server_cpu_pct.cell()
             ));
         }
     }
-    for r in by(records, "fanout") {
-        let last = by(records, "fanout")
-            .into_iter().rfind(|x| x["server"] == r["server"]);
-        if last.is_some_and(|l| std::ptr::eq(l, r)) {
-            let total = f(&r["server_cpu_pct"]) + f(&r["client_cpu_pct"]) + f(&r["redis_cpu_pct"]);
+    for (i, r) in m.fanout.iter().enumerate() {
+        // Only each server's last step: where it gave up.
+        let last = !m.fanout[i + 1..].iter().any(|x| x.server == r.server);
+        if last {
+            let c = &r.cpu;
+            let total = c.server_cpu_pct + c.client_cpu_pct + c.redis_cpu_pct;
             if total > 170.0 {
                 out.push(format!(
                     "Fan-out, {} at {}/s (its last step): server {} % + client {} % + redis {} % of a core = {:.0} % of the 2 cores: the machine is saturated, \
                      so this step measures the shared machine as much as the server.",
-                    num(&r["server"]), num(&r["offered_per_s"]), num(&r["server_cpu_pct"]), num(&r["client_cpu_pct"]), num(&r["redis_cpu_pct"]), total
+                    r.server.cell(), r.offered_per_s.cell(), c.server_cpu_pct.cell(), c.client_cpu_pct.cell(), c.redis_cpu_pct.cell(), total
                 ));
             }
         }
     }
-    let bc = |s: &str| {
-        find(records, |r| {
-            r["scenario"] == "broadcast" && r["server"] == s && r["subscribers"] == 10_000
-        })
+    let bc = |s: Kind| {
+        m.broadcast
+            .iter()
+            .find(|r| r.server == s && r.subscribers == 10_000)
     };
-    if let (Some(ours), Some(theirs)) = (bc("redisse"), bc("nchan+redis")) {
+    if let (Some(ours), Some(theirs)) = (bc(Kind::Redisse), bc(Kind::NchanRedis)) {
         out.push(format!(
             "Broadcast to 10k: each event is 10,000 socket writes. redisse's median delivery is {} ms and its p99 {} ms (nchan+redis: {} / {} ms): \
              the last subscribers of a burst most likely wait for the writes to all the others (the server and the client share 2 cores), so the p99 is close to the time one event takes to reach every stream.",
-            num(&ours["latency"]["p50_ms"]), num(&ours["latency"]["p99_ms"]), num(&theirs["latency"]["p50_ms"]), num(&theirs["latency"]["p99_ms"])
+            ours.latency.p50_ms.cell(), ours.latency.p99_ms.cell(), theirs.latency.p50_ms.cell(), theirs.latency.p99_ms.cell()
         ));
     }
-    if !by(records, "fanout").is_empty() || !by(records, "broadcast").is_empty() {
+    if !m.fanout.is_empty() || !m.broadcast.is_empty() {
         out.push(
             "nchan writes events to its subscriber sockets without TCP_NODELAY (strace of the worker: only the publisher's keep-alive \
              connection gets it), so when two events go to a stream within one round trip the second can wait for the client's delayed \
@@ -713,41 +694,37 @@ fn observations(records: &[Value]) -> Vec<String> {
                 .to_string(),
         );
     }
-    if let Some(r) = find(records, |r| r["scenario"] == "publisher") {
+    if let Some(r) = m.publisher.first() {
         out.push(format!(
             "Publisher: single-threaded publishing is bound by round trips to Redis ({:.0} µs per `Redisse.publish`, {:.0} µs per 0.4 publish of four \
              commands), so the absolute rates move with the machine's wake-up latency from run to run; the ratio is the stable figure. \
              With 8 threads `Redisse.publish` scales ({}/s) because the extension releases the GVL, while the 0.4 way stays serialized on its one client.",
-            1e6 / f(&r["new_1"]), 1e6 / f(&r["old_1"]), num(&r["new_8"])
+            1e6 / r.new_1 as f64, 1e6 / r.old_1 as f64, r.new_8.cell()
         ));
     }
     out
 }
 
 /// Writes the chart's data and script into `dir` and runs gnuplot there.
-pub fn chart(records: &[Value], dir: &Path) -> Result<(), String> {
+pub fn chart(records: &[Record], dir: &Path) -> Result<(), String> {
+    let m = Measured::sort(records);
     let mut latency = String::from("label p50 p95 p99\n");
     // One bar group: the percentiles of a record, floored for the log scale.
-    let mut bars = |label: String, r: &Value| {
+    let mut bars = |label: String, l: &LatencySummary| {
         let floor = |x: f64| if x.is_finite() { x.max(0.01) } else { 0.01 };
-        let l = &r["latency"];
-        let [p50, p95, p99] = ["p50_ms", "p95_ms", "p99_ms"].map(|p| floor(f(&l[p])));
+        let [p50, p95, p99] = [l.p50_ms, l.p95_ms, l.p99_ms].map(floor);
         let _ = writeln!(latency, "\"{label}\" {p50} {p95} {p99}");
     };
-    for r in by(records, "broadcast") {
-        let subscribers = r["subscribers"].as_u64().unwrap_or(0) as usize;
+    for r in &m.broadcast {
         let label = format!(
             "bc {}/{}ms {}",
-            crate::scenarios::thousands(subscribers),
-            num(&r["interval_ms"]),
-            num(&r["server"])
+            crate::scenarios::thousands(r.subscribers),
+            r.interval_ms.cell(),
+            r.server.cell()
         );
-        bars(label, r);
+        bars(label, &r.latency);
     }
-    let mut rates: Vec<u64> = by(records, "fanout")
-        .iter()
-        .filter_map(|r| r["offered_per_s"].as_u64())
-        .collect();
+    let mut rates: Vec<u64> = m.fanout.iter().map(|r| r.offered_per_s).collect();
     rates.sort_unstable();
     rates.dedup();
     // The first step (every server ran it) and the target rate.
@@ -758,31 +735,22 @@ pub fn chart(records: &[Value], dir: &Path) -> Result<(), String> {
         chosen.push(*r);
     }
     for rate in chosen {
-        for r in by(records, "fanout")
-            .into_iter()
-            .filter(|r| r["offered_per_s"] == rate)
-        {
-            bars(format!("fan {}/s {}", rate, num(&r["server"])), r);
+        for r in m.fanout.iter().filter(|r| r.offered_per_s == rate) {
+            bars(format!("fan {}/s {}", rate, r.server.cell()), &r.latency);
         }
     }
-    let mut counts: Vec<u64> = by(records, "idle")
-        .iter()
-        .filter_map(|r| r["streams"].as_u64())
-        .collect();
+    let mut counts: Vec<usize> = m.idle.iter().map(|r| r.streams).collect();
     counts.sort_unstable();
     counts.dedup();
     let mut rss = String::from("server");
     for n in &counts {
-        let _ = write!(rss, " \"{} streams\"", group(*n as i64));
+        let _ = write!(rss, " \"{} streams\"", n.cell());
     }
     rss.push('\n');
     for k in Kind::ALL {
         let _ = write!(rss, "\"{}\"", k.name());
         for n in &counts {
-            let v = find(records, |r| {
-                r["scenario"] == "idle" && r["server"] == k.name() && r["streams"] == *n
-            })
-            .map_or(f64::NAN, |r| f(&r["kib_per_stream"]));
+            let v = m.idle_of(k, *n).map_or(f64::NAN, |r| r.kib_per_stream);
             let _ = write!(
                 rss,
                 " {}",

@@ -1,17 +1,21 @@
 //! The scenarios, each run against every server in turn with the same
-//! client. Every result is one JSON record; a scenario that cannot run at
-//! all (a server that does not start, no stream opened, no delivery) is an
-//! error record.
+//! client. Every result is one record of results.json; a scenario that
+//! cannot run at all (a server that does not start, no stream opened, no
+//! delivery) is a failed record.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde::Deserialize;
 
 use crate::fleet::{Fleet, Opened, Spec};
 use crate::http::get_json;
 use crate::publish::{paced, Publisher};
+use crate::results::{
+    AvalancheRecord, BroadcastRecord, CpuShare, FailedRecord, FanoutRecord, IdleRecord,
+    Measurement, ProfileRecord, PublisherRecord, Record,
+};
 use crate::servers::{Env, Kind, Server, DEFAULT_HEARTBEAT};
 use crate::sys;
 
@@ -90,7 +94,7 @@ pub struct Bench {
     pub profile: bool,
     pub run_id: u32,
     tag: u32,
-    pub records: Vec<Value>,
+    pub records: Vec<Record>,
     pub failures: Vec<String>,
 }
 
@@ -116,32 +120,68 @@ impl CpuMark {
     }
 
     /// Percent of one core each used since `self`.
-    fn since(&self, server: &Server, fleet: &Fleet, redis_pid: u32) -> Value {
+    fn since(&self, server: &Server, fleet: &Fleet, redis_pid: u32) -> CpuShare {
         let now = CpuMark::take(server, fleet, redis_pid);
         let secs = now.at.duration_since(self.at).as_secs_f64().max(1e-3);
         let pct = |a: f64, b: f64| ((b - a) / secs * 1000.0).round() / 10.0;
-        json!({
-            "server_cpu_pct": pct(self.server, now.server),
-            "client_cpu_pct": pct(self.client, now.client),
-            "redis_cpu_pct": pct(self.redis, now.redis),
-            // Everything else on the machine (other processes, interrupts):
-            // high values mean the figures were disturbed.
-            "other_cpu_pct": (pct(self.machine, now.machine) - pct(self.server, now.server) - pct(self.client, now.client) - pct(self.redis, now.redis)).max(0.0).round(),
-            "window_s": (secs * 100.0).round() / 100.0,
-        })
+        let (server, client, redis) = (
+            pct(self.server, now.server),
+            pct(self.client, now.client),
+            pct(self.redis, now.redis),
+        );
+        CpuShare {
+            server_cpu_pct: server,
+            client_cpu_pct: client,
+            redis_cpu_pct: redis,
+            other_cpu_pct: (pct(self.machine, now.machine) - server - client - redis)
+                .max(0.0)
+                .round(),
+            window_s: (secs * 100.0).round() / 100.0,
+        }
     }
 }
 
-/// More than a quarter of a core went to other processes during the measurement.
-const DISTURBED_PCT: f64 = 25.0;
-
-fn disturbed(r: Option<&Value>) -> bool {
-    r.is_some_and(|r| r["other_cpu_pct"].as_f64().unwrap_or(0.0) > DISTURBED_PCT)
+/// A scenario's record of one case, which `Bench::measure` takes again
+/// while other processes disturb it.
+trait Case {
+    fn cpu(&self) -> &CpuShare;
+    fn set_attempt(&mut self, attempt: u32);
+    fn into_measurement(self) -> Measurement;
 }
 
-fn merge(into: &mut Value, from: Value) {
-    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), from) {
-        a.extend(b);
+impl Case for IdleRecord {
+    fn cpu(&self) -> &CpuShare {
+        &self.cpu
+    }
+    fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt;
+    }
+    fn into_measurement(self) -> Measurement {
+        Measurement::Idle(self)
+    }
+}
+
+impl Case for BroadcastRecord {
+    fn cpu(&self) -> &CpuShare {
+        &self.cpu
+    }
+    fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt;
+    }
+    fn into_measurement(self) -> Measurement {
+        Measurement::Broadcast(self)
+    }
+}
+
+impl Case for AvalancheRecord {
+    fn cpu(&self) -> &CpuShare {
+        &self.cpu
+    }
+    fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt;
+    }
+    fn into_measurement(self) -> Measurement {
+        Measurement::Avalanche(self)
     }
 }
 
@@ -278,18 +318,20 @@ impl Bench {
         }
     }
 
-    fn keep_less_disturbed(&self, best: Option<Value>, mut r: Value, attempt: u32) -> Value {
-        r["attempt"] = json!(attempt);
-        if disturbed(Some(&r)) && attempt < self.attempts() {
-            eprintln!("bench: {} / {} was disturbed by other processes ({} % of a core): measuring it again", r["scenario"], r["server"], r["other_cpu_pct"]);
+    fn keep_less_disturbed<C: Case>(
+        &self,
+        best: Option<C>,
+        mut r: C,
+        attempt: u32,
+        scenario: &str,
+        kind: Kind,
+    ) -> C {
+        r.set_attempt(attempt);
+        if r.cpu().disturbed() && attempt < self.attempts() {
+            eprintln!("bench: {scenario} / {} was disturbed by other processes ({} % of a core): measuring it again", kind.name(), r.cpu().other_cpu_pct);
         }
         match best {
-            Some(b)
-                if b["other_cpu_pct"].as_f64().unwrap_or(0.0)
-                    <= r["other_cpu_pct"].as_f64().unwrap_or(0.0) =>
-            {
-                b
-            }
+            Some(b) if b.cpu().other_cpu_pct <= r.cpu().other_cpu_pct => b,
             _ => r,
         }
     }
@@ -298,36 +340,43 @@ impl Bench {
         let name = server.map_or("-", Kind::name);
         eprintln!("bench: {scenario} / {name}: FAILED: {error}");
         self.failures.push(format!("{scenario} / {name}: {error}"));
-        self.records
-            .push(json!({ "scenario": scenario, "server": name, "error": error }));
+        self.records.push(Record::Failed(FailedRecord {
+            scenario: scenario.to_string(),
+            server: name.to_string(),
+            error,
+        }));
     }
 
     /// Runs one case, again while other processes disturbed it (up to
     /// `attempts`), and records the least disturbed run; a case that
     /// cannot run at all is recorded as a failure.
-    async fn measure(
+    async fn measure<C: Case>(
         &mut self,
         scenario: &str,
         kind: Kind,
-        mut run: impl AsyncFnMut(&mut Self) -> Result<Value, String>,
+        mut run: impl AsyncFnMut(&mut Self) -> Result<C, String>,
     ) {
-        let mut best: Option<Value> = None;
+        let mut best: Option<C> = None;
         for attempt in 1..=self.attempts() {
             match run(self).await {
-                Ok(r) => best = Some(self.keep_less_disturbed(best, r, attempt)),
+                Ok(r) => best = Some(self.keep_less_disturbed(best, r, attempt, scenario, kind)),
                 Err(e) => return self.fail(scenario, Some(kind), e),
             }
-            if !disturbed(best.as_ref()) {
+            if !best.as_ref().is_some_and(|b| b.cpu().disturbed()) {
                 break;
             }
         }
         if let Some(r) = best {
-            self.record(r);
+            self.record(r.into_measurement());
         }
     }
 
-    fn record(&mut self, record: Value) {
-        eprintln!("bench: {record}");
+    fn record(&mut self, measurement: Measurement) {
+        let record = Record::Measured(measurement);
+        eprintln!(
+            "bench: {}",
+            serde_json::to_string(&record).unwrap_or_default()
+        );
         self.records.push(record);
     }
 
@@ -352,7 +401,7 @@ impl Bench {
         }
     }
 
-    async fn idle_one(&mut self, kind: Kind, n: usize) -> Result<Value, String> {
+    async fn idle_one(&mut self, kind: Kind, n: usize) -> Result<IdleRecord, String> {
         self.wait_quiet().await;
         let mut server =
             Server::start(kind, &self.env, &format!("idle{n}"), self.env.heartbeat).await?;
@@ -370,39 +419,39 @@ impl Bench {
         tokio::time::sleep(self.sizes.idle_window).await;
         let cpu = mark.since(&server, &fleet, self.redis_pid);
         let after = fleet.stats().await?;
-        let window = cpu["window_s"].as_f64().unwrap_or(1.0);
+        let window = cpu.window_s;
         let connected = if kind == Kind::Redisse {
             redisse_connected(&server).await
         } else {
-            Value::Null
+            None
         };
         let processes = fleet.processes();
         fleet.quit().await;
         let alive = server.alive();
         server.stop();
-        let mut r = json!({
-            "scenario": "idle",
-            "server": kind.name(),
-            "streams": n,
-            "channels": channels,
-            "client_processes": processes,
-            "opened": opened.ok,
-            "failed": opened.failed,
-            "errors": opened.errors,
-            "open_s": round2(opened.elapsed.as_secs_f64()),
-            "closed": after.closed,
-            "rss_before_kib": rss_before,
-            "rss_with_kib": rss_with,
-            "kib_per_stream": round2((rss_with as f64 - rss_before as f64) / opened.ok.max(1) as f64),
-            "fds_before": fds_before,
-            "fds_with": fds_with,
-            "heartbeat_s": self.env.heartbeat,
-            "heartbeat_bytes_per_s": ((after.bytes.saturating_sub(before.bytes)) as f64 / window).round(),
-            "server_connected": connected,
-            "server_alive": alive,
-        });
-        merge(&mut r, cpu);
-        Ok(r)
+        Ok(IdleRecord {
+            server: kind,
+            streams: n,
+            channels,
+            client_processes: processes,
+            opened: opened.ok,
+            failed: opened.failed,
+            errors: opened.errors,
+            open_s: round2(opened.elapsed.as_secs_f64()),
+            closed: after.closed,
+            rss_before_kib: rss_before,
+            rss_with_kib: rss_with,
+            kib_per_stream: round2((rss_with as f64 - rss_before as f64) / opened.ok.max(1) as f64),
+            fds_before,
+            fds_with,
+            heartbeat_s: self.env.heartbeat,
+            heartbeat_bytes_per_s: ((after.bytes.saturating_sub(before.bytes)) as f64 / window)
+                .round(),
+            server_connected: connected,
+            server_alive: alive,
+            cpu,
+            attempt: 1,
+        })
     }
 
     // ---- 2. broadcast ----
@@ -430,7 +479,7 @@ impl Bench {
         subscribers: usize,
         events: u64,
         interval: Duration,
-    ) -> Result<Value, String> {
+    ) -> Result<BroadcastRecord, String> {
         self.wait_quiet().await;
         let mut server = Server::start(
             kind,
@@ -472,29 +521,32 @@ impl Bench {
                 published.ok, published.errors
             ));
         }
-        let mut r = json!({
-            "scenario": "broadcast",
-            "server": kind.name(),
-            "case": format!("{} subscribers, {events} events {} ms apart", thousands(subscribers), interval.as_millis()),
-            "subscribers": subscribers,
-            "events": events,
-            "interval_ms": interval.as_millis() as u64,
-            "opened": opened.ok,
-            "failed": opened.failed,
-            "errors": opened.errors,
-            "published": published.ok,
-            "publish_failed": published.failed,
-            "publish_errors": published.errors,
-            "expected": expected,
-            "received": tally.received,
-            "missing": expected.saturating_sub(tally.received),
-            "closed": tally.closed,
-            "close_reasons": tally.close_reasons,
-            "latency": tally.latency.summary_ms(),
-            "server_alive": alive,
-        });
-        merge(&mut r, cpu);
-        Ok(r)
+        Ok(BroadcastRecord {
+            server: kind,
+            case: format!(
+                "{} subscribers, {events} events {} ms apart",
+                thousands(subscribers),
+                interval.as_millis()
+            ),
+            subscribers,
+            events,
+            interval_ms: interval.as_millis() as u64,
+            opened: opened.ok,
+            failed: opened.failed,
+            errors: opened.errors,
+            published: published.ok,
+            publish_failed: published.failed,
+            publish_errors: published.errors,
+            expected,
+            received: tally.received,
+            missing: expected.saturating_sub(tally.received),
+            closed: tally.closed,
+            close_reasons: tally.close_reasons,
+            latency: tally.latency.summary_ms(),
+            server_alive: alive,
+            cpu,
+            attempt: 1,
+        })
     }
 
     // ---- 3. fan-out throughput ----
@@ -529,7 +581,7 @@ impl Bench {
                 .profile_step(&server, &mut fleet, &publisher, &names, 3000)
                 .await
             {
-                Ok(r) => self.record(r),
+                Ok(r) => self.record(Measurement::Profile(r)),
                 Err(e) => self.fail("profile", Some(kind), e),
             }
         }
@@ -572,33 +624,32 @@ impl Bench {
                     .max(1e-3);
                 let kept_up = achieved >= 0.95 * rate as f64;
                 let ok = lost == 0 && p99_ms < 100.0 && kept_up && published.failed == 0;
-                let mut r = json!({
-                    "scenario": "fanout",
-                    "server": kind.name(),
-                    "streams": streams,
-                    "channels": channels,
-                    "opened": opened.ok,
-                    "offered_per_s": rate,
-                    "publishes_per_s": achieved.round(),
-                    "publish_failed": published.failed,
-                    "publish_errors": published.errors,
-                    "deliveries_per_s": (tally.received as f64 / secs).round(),
-                    "expected": expected,
-                    "received": tally.received,
-                    "lost": lost,
-                    "closed": tally.closed,
-                    "close_reasons": tally.close_reasons,
-                    "latency": tally.latency.summary_ms(),
-                    "sustained": ok,
-                    "attempt": attempt,
-                });
-                merge(&mut r, cpu);
-                if disturbed(Some(&r)) && attempt < self.attempts() && server.alive() {
-                    eprintln!("bench: fan-out step {rate}/s was disturbed by other processes ({} % of a core): measuring it again", r["other_cpu_pct"]);
+                let r = FanoutRecord {
+                    server: kind,
+                    streams,
+                    channels,
+                    opened: opened.ok,
+                    offered_per_s: rate,
+                    publishes_per_s: achieved.round(),
+                    publish_failed: published.failed,
+                    publish_errors: published.errors,
+                    deliveries_per_s: (tally.received as f64 / secs).round(),
+                    expected,
+                    received: tally.received,
+                    lost,
+                    closed: tally.closed,
+                    close_reasons: tally.close_reasons,
+                    latency: tally.latency.summary_ms(),
+                    sustained: ok,
+                    attempt,
+                    cpu,
+                };
+                if r.cpu.disturbed() && attempt < self.attempts() && server.alive() {
+                    eprintln!("bench: fan-out step {rate}/s was disturbed by other processes ({} % of a core): measuring it again", r.cpu.other_cpu_pct);
                     self.wait_quiet().await;
                     continue;
                 }
-                self.record(r);
+                self.record(Measurement::Fanout(r));
                 if lost > 0
                     || p99_ms > 100.0
                     || achieved < 0.8 * rate as f64
@@ -629,7 +680,7 @@ impl Bench {
         publisher: &Publisher,
         names: &[String],
         rate: u64,
-    ) -> Result<Value, String> {
+    ) -> Result<ProfileRecord, String> {
         let data = self.env.work.join("perf.data");
         let step = self.sizes.fanout_step;
         let tag = self.next_tag();
@@ -699,15 +750,14 @@ impl Bench {
         if top.is_empty() {
             return Err("perf recorded no samples".into());
         }
-        Ok(json!({
-            "scenario": "profile",
-            "server": server.kind.name(),
-            "rate": rate,
-            "published": published.ok,
-            "received": tally.received,
-            "latency": tally.latency.summary_ms(),
-            "top": top,
-        }))
+        Ok(ProfileRecord {
+            server: server.kind,
+            rate,
+            published: published.ok,
+            received: tally.received,
+            latency: tally.latency.summary_ms(),
+            top,
+        })
     }
 
     // ---- 4. connection avalanche ----
@@ -722,7 +772,7 @@ impl Bench {
         }
     }
 
-    async fn avalanche_one(&mut self, kind: Kind) -> Result<Value, String> {
+    async fn avalanche_one(&mut self, kind: Kind) -> Result<AvalancheRecord, String> {
         self.wait_quiet().await;
         let mut server = Server::start(kind, &self.env, "avalanche", DEFAULT_HEARTBEAT).await?;
         let n = self.sizes.avalanche_streams;
@@ -751,27 +801,26 @@ impl Bench {
         }
         let connect = &opened.connect;
         let ms = |us: u64| (us as f64 / 10.0).round() / 100.0;
-        let mut r = json!({
-            "scenario": "avalanche",
-            "server": kind.name(),
-            "streams": n,
-            "client_processes": processes,
-            "opened": opened.ok,
-            "failed": opened.failed,
-            "errors": opened.errors,
-            "connect_p50_ms": ms(connect.quantile(0.5)),
-            "connect_p95_ms": ms(connect.quantile(0.95)),
-            "connect_p99_ms": ms(connect.quantile(0.99)),
-            "connect_max_ms": ms(connect.max()),
-            "all_opened_s": round2(opened.elapsed.as_secs_f64()),
-            "rss_with_kib": rss,
-            "listen_backlog": backlog,
-            "listen_overflows": drops_after.0.saturating_sub(drops_before.0),
-            "listen_drops": drops_after.1.saturating_sub(drops_before.1),
-            "server_alive": alive,
-        });
-        merge(&mut r, cpu);
-        Ok(r)
+        Ok(AvalancheRecord {
+            server: kind,
+            streams: n,
+            client_processes: processes,
+            opened: opened.ok,
+            failed: opened.failed,
+            errors: opened.errors,
+            connect_p50_ms: ms(connect.quantile(0.5)),
+            connect_p95_ms: ms(connect.quantile(0.95)),
+            connect_p99_ms: ms(connect.quantile(0.99)),
+            connect_max_ms: ms(connect.max()),
+            all_opened_s: round2(opened.elapsed.as_secs_f64()),
+            rss_with_kib: rss,
+            listen_backlog: backlog,
+            listen_overflows: drops_after.0.saturating_sub(drops_before.0),
+            listen_drops: drops_after.1.saturating_sub(drops_before.1),
+            server_alive: alive,
+            cpu,
+            attempt: 1,
+        })
     }
 
     // ---- 5. publisher ----
@@ -779,12 +828,12 @@ impl Bench {
     pub async fn publisher(&mut self) {
         eprintln!("bench: publisher (Ruby)");
         match self.publisher_run().await {
-            Ok(r) => self.record(r),
+            Ok(r) => self.record(Measurement::Publisher(r)),
             Err(e) => self.fail("publisher", None, e),
         }
     }
 
-    async fn publisher_run(&mut self) -> Result<Value, String> {
+    async fn publisher_run(&mut self) -> Result<PublisherRecord, String> {
         self.wait_quiet().await;
         let seconds = self.sizes.publisher_seconds;
         let script = self.root.join("bench/publisher.rb");
@@ -816,19 +865,23 @@ impl Bench {
             .rev()
             .find(|l| l.starts_with('{'))
             .ok_or("bench/publisher.rb printed no JSON line")?;
-        let mut v: Value =
-            serde_json::from_str(line).map_err(|e| format!("bench/publisher.rb: {e}"))?;
-        v["scenario"] = json!("publisher");
-        Ok(v)
+        serde_json::from_str(line).map_err(|e| format!("bench/publisher.rb: {e}"))
     }
 }
 
-async fn redisse_connected(server: &Server) -> Value {
+/// The part of redisse's stats page (`GET /` as JSON) the idle scenario reports.
+#[derive(Deserialize)]
+struct RedisseStats {
+    connected: u64,
+}
+
+/// The streams redisse counts, if its stats page answers.
+async fn redisse_connected(server: &Server) -> Option<u64> {
     match tokio::time::timeout(Duration::from_secs(5), get_json(server.addr)).await {
-        Ok(Ok(body)) => serde_json::from_str::<Value>(&body)
-            .map(|v| v["connected"].clone())
-            .unwrap_or(Value::Null),
-        _ => Value::Null,
+        Ok(Ok(body)) => serde_json::from_str::<RedisseStats>(&body)
+            .ok()
+            .map(|stats| stats.connected),
+        _ => None,
     }
 }
 
