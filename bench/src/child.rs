@@ -27,7 +27,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::hist::Hist;
-use crate::http::{open_stream, Chunked, OpenError, SseParser};
+use crate::http::{open_stream, Chunked, OpenError};
+use crate::sse::{Payload, SseParser};
 use crate::sys;
 
 pub struct Options {
@@ -271,7 +272,7 @@ async fn read_events(
         if filled > 0 {
             state.bytes.set(state.bytes.get() + filled as u64);
             let now = sys::now_us();
-            let mut on_event = |p: crate::http::Payload| {
+            let mut on_event = |p: Payload| {
                 if p.tag == state.tag.get() {
                     state.received.set(state.received.get() + 1);
                     state

@@ -17,6 +17,7 @@ mod report;
 mod results;
 mod scenarios;
 mod servers;
+mod sse;
 mod sys;
 
 use std::path::PathBuf;
