@@ -1,7 +1,8 @@
 //! `redisse-bench subscribe`: one process holding many event streams.
 //!
 //! The coordinator runs several of these (the open-file limit is per
-//! process) and talks to each over stdin/stdout, one JSON line per answer:
+//! process) and talks to each over stdin/stdout, one JSON line per answer
+//! (an [`Answer`]):
 //!
 //! - at start: `{"event":"ready"}`, once it reads commands.
 //! - `open`: opens every stream (at most `--concurrency` connecting at a
@@ -21,12 +22,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::hist::Hist;
-use crate::http::{open_stream, Chunked, OpenError, SseParser};
+use crate::http::{open_stream, Chunked, OpenError};
+use crate::sse::{Payload, SseParser};
 use crate::sys;
 
 pub struct Options {
@@ -41,6 +43,46 @@ pub struct Options {
     pub concurrency: usize,
     pub connect_timeout: Duration,
     pub max_seconds: f64,
+}
+
+/// One line from a subscriber process to the coordinator.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Answer {
+    Ready,
+    Opened(OpenedAnswer),
+    Phase { tag: u32 },
+    Stats(Counters),
+    Report(Counters),
+    Error { message: String },
+}
+
+/// Every stream of the process has been tried.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OpenedAnswer {
+    pub ok: u64,
+    pub failed: u64,
+    pub errors: BTreeMap<String, u64>,
+    /// From `open` until the last stream was tried.
+    pub elapsed_us: u64,
+    /// Connect times, until the response head, in µs.
+    pub connect: Hist,
+}
+
+/// Deliveries since the last `phase`, and the streams' state now.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Counters {
+    pub received: u64,
+    /// Deliveries tagged with an earlier phase.
+    pub stale: u64,
+    pub bytes: u64,
+    pub open: u64,
+    pub closed: u64,
+    pub close_reasons: BTreeMap<String, u64>,
+    pub cpu_s: f64,
+    /// Delivery latencies in µs: in `report` answers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Hist>,
 }
 
 #[derive(Default)]
@@ -84,7 +126,7 @@ async fn serve(options: Options) -> i32 {
     tokio::pin!(deadline);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut opening: Option<Instant> = None;
-    say(json!({ "event": "ready" }));
+    say(&Answer::Ready);
     loop {
         tokio::select! {
             _ = &mut deadline => {
@@ -94,13 +136,12 @@ async fn serve(options: Options) -> i32 {
             _ = all_attempted.notified(), if opening.is_some() => {
                 let started = opening.take().expect("opening");
                 state.open_elapsed_us.set(started.elapsed().as_micros() as u64);
-                say(json!({
-                    "event": "opened",
-                    "ok": state.attempted.get() - state.failed.get(),
-                    "failed": state.failed.get(),
-                    "errors": *state.errors.borrow(),
-                    "elapsed_us": state.open_elapsed_us.get(),
-                    "connect": state.connect.borrow().to_json(),
+                say(&Answer::Opened(OpenedAnswer {
+                    ok: state.attempted.get() - state.failed.get(),
+                    failed: state.failed.get(),
+                    errors: state.errors.borrow().clone(),
+                    elapsed_us: state.open_elapsed_us.get(),
+                    connect: state.connect.borrow().clone(),
                 }));
             }
             line = lines.next_line() => {
@@ -122,37 +163,36 @@ async fn serve(options: Options) -> i32 {
                         state.stale.set(0);
                         state.bytes.set(0);
                         *state.latency.borrow_mut() = Hist::default();
-                        say(json!({ "event": "phase", "tag": state.tag.get() }));
+                        say(&Answer::Phase { tag: state.tag.get() });
                     }
-                    Some("stats") => say(stats(&state, false)),
-                    Some("report") => say(stats(&state, true)),
+                    Some("stats") => say(&Answer::Stats(counters(&state, false))),
+                    Some("report") => say(&Answer::Report(counters(&state, true))),
                     Some("quit") => return 0,
-                    _ => say(json!({ "event": "error", "message": format!("unknown command {line:?}") })),
+                    _ => say(&Answer::Error { message: format!("unknown command {line:?}") }),
                 }
             }
         }
     }
 }
 
-fn say(value: serde_json::Value) {
-    println!("{value}");
+fn say(answer: &Answer) {
+    match serde_json::to_string(answer) {
+        Ok(line) => println!("{line}"),
+        Err(e) => eprintln!("subscribe: cannot write an answer: {e}"),
+    }
 }
 
-fn stats(state: &State, with_latency: bool) -> serde_json::Value {
-    let mut v = json!({
-        "event": if with_latency { "report" } else { "stats" },
-        "received": state.received.get(),
-        "stale": state.stale.get(),
-        "bytes": state.bytes.get(),
-        "open": state.open.get(),
-        "closed": state.closed.get(),
-        "close_reasons": *state.close_reasons.borrow(),
-        "cpu_s": sys::self_cpu_seconds(),
-    });
-    if with_latency {
-        v["latency"] = state.latency.borrow().to_json();
+fn counters(state: &State, with_latency: bool) -> Counters {
+    Counters {
+        received: state.received.get(),
+        stale: state.stale.get(),
+        bytes: state.bytes.get(),
+        open: state.open.get(),
+        closed: state.closed.get(),
+        close_reasons: state.close_reasons.borrow().clone(),
+        cpu_s: sys::self_cpu_seconds(),
+        latency: with_latency.then(|| state.latency.borrow().clone()),
     }
-    v
 }
 
 fn start_streams(options: &Rc<Options>, state: &Rc<State>, all_attempted: &Rc<Notify>) {
@@ -232,7 +272,7 @@ async fn read_events(
         if filled > 0 {
             state.bytes.set(state.bytes.get() + filled as u64);
             let now = sys::now_us();
-            let mut on_event = |p: crate::http::Payload| {
+            let mut on_event = |p: Payload| {
                 if p.tag == state.tag.get() {
                     state.received.set(state.received.get() + 1);
                     state

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+use crate::child::{Answer, Counters, OpenedAnswer};
 use crate::hist::Hist;
 use crate::sys;
 
@@ -110,7 +110,11 @@ impl Fleet {
             first += count;
         }
         let mut fleet = Fleet { members };
-        fleet.answers("ready", Duration::from_secs(30)).await?;
+        fleet
+            .answers("ready", Duration::from_secs(30), |a| {
+                matches!(a, Answer::Ready).then_some(())
+            })
+            .await?;
         Ok(fleet)
     }
 
@@ -136,20 +140,27 @@ impl Fleet {
         Ok(())
     }
 
-    async fn answers(&mut self, event: &str, timeout: Duration) -> Result<Vec<Value>, String> {
+    /// One answer from every child: the first that `pick` takes (named
+    /// `event` in errors), skipping others; an error if one reports an error.
+    async fn answers<T>(
+        &mut self,
+        event: &str,
+        timeout: Duration,
+        pick: impl Fn(Answer) -> Option<T>,
+    ) -> Result<Vec<T>, String> {
         let mut out = Vec::new();
         for m in &mut self.members {
-            let line = tokio::time::timeout(timeout, async {
+            let answer = tokio::time::timeout(timeout, async {
                 loop {
                     match m.lines.next_line().await {
                         Ok(Some(line)) => {
-                            let v: Value = serde_json::from_str(&line)
+                            let answer: Answer = serde_json::from_str(&line)
                                 .map_err(|e| format!("bad answer {line:?}: {e}"))?;
-                            if v["event"] == event {
-                                return Ok(v);
+                            if let Answer::Error { message } = answer {
+                                return Err(format!("subscriber process: {message:?}"));
                             }
-                            if v["event"] == "error" {
-                                return Err(format!("subscriber process: {}", v["message"]));
+                            if let Some(picked) = pick(answer) {
+                                return Ok(picked);
                             }
                         }
                         _ => return Err(format!("subscriber process {} ended", m.pid)),
@@ -163,7 +174,7 @@ impl Fleet {
                     m.pid
                 )
             })??;
-            out.push(line);
+            out.push(answer);
         }
         Ok(out)
     }
@@ -171,59 +182,68 @@ impl Fleet {
     /// Opens every stream; returns once every child has tried them all.
     pub async fn open(&mut self, timeout: Duration) -> Result<Opened, String> {
         self.send_all("open").await?;
-        let answers = self.answers("opened", timeout).await?;
+        let answers: Vec<OpenedAnswer> = self
+            .answers("opened", timeout, |a| match a {
+                Answer::Opened(opened) => Some(opened),
+                _ => None,
+            })
+            .await?;
         let mut o = Opened::default();
         for a in answers {
-            o.ok += a["ok"].as_u64().unwrap_or(0);
-            o.failed += a["failed"].as_u64().unwrap_or(0);
-            if let Some(errors) = a["errors"].as_object() {
-                for (k, v) in errors {
-                    *o.errors.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
-                }
+            o.ok += a.ok;
+            o.failed += a.failed;
+            for (k, v) in a.errors {
+                *o.errors.entry(k).or_default() += v;
             }
-            o.connect.merge(&Hist::from_json(&a["connect"]));
-            o.elapsed = o
-                .elapsed
-                .max(Duration::from_micros(a["elapsed_us"].as_u64().unwrap_or(0)));
+            o.connect.merge(&a.connect);
+            o.elapsed = o.elapsed.max(Duration::from_micros(a.elapsed_us));
         }
         Ok(o)
     }
 
     pub async fn phase(&mut self, tag: u32) -> Result<(), String> {
         self.send_all(&format!("phase {tag}")).await?;
-        self.answers("phase", Duration::from_secs(10))
-            .await
-            .map(|_| ())
+        self.answers("phase", Duration::from_secs(10), |a| {
+            matches!(a, Answer::Phase { .. }).then_some(())
+        })
+        .await
+        .map(|_| ())
     }
 
-    async fn tally(&mut self, command: &str) -> Result<Tally, String> {
+    /// Adds up the children's counters; `report` also has their latencies.
+    async fn tally(&mut self, with_latency: bool) -> Result<Tally, String> {
+        let command = if with_latency { "report" } else { "stats" };
         self.send_all(command).await?;
-        let answers = self.answers(command, Duration::from_secs(10)).await?;
+        let answers: Vec<Counters> = self
+            .answers(command, Duration::from_secs(10), |a| match a {
+                Answer::Report(counters) if with_latency => Some(counters),
+                Answer::Stats(counters) if !with_latency => Some(counters),
+                _ => None,
+            })
+            .await?;
         let mut t = Tally::default();
         for a in answers {
-            t.received += a["received"].as_u64().unwrap_or(0);
-            t.stale += a["stale"].as_u64().unwrap_or(0);
-            t.bytes += a["bytes"].as_u64().unwrap_or(0);
-            t.open += a["open"].as_u64().unwrap_or(0);
-            t.closed += a["closed"].as_u64().unwrap_or(0);
-            if let Some(reasons) = a["close_reasons"].as_object() {
-                for (k, v) in reasons {
-                    *t.close_reasons.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
-                }
+            t.received += a.received;
+            t.stale += a.stale;
+            t.bytes += a.bytes;
+            t.open += a.open;
+            t.closed += a.closed;
+            for (k, v) in a.close_reasons {
+                *t.close_reasons.entry(k).or_default() += v;
             }
-            if command == "report" {
-                t.latency.merge(&Hist::from_json(&a["latency"]));
+            if let Some(latency) = &a.latency {
+                t.latency.merge(latency);
             }
         }
         Ok(t)
     }
 
     pub async fn stats(&mut self) -> Result<Tally, String> {
-        self.tally("stats").await
+        self.tally(false).await
     }
 
     pub async fn report(&mut self) -> Result<Tally, String> {
-        self.tally("report").await
+        self.tally(true).await
     }
 
     /// Waits until `expected` deliveries arrived, or nothing arrived for

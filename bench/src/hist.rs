@@ -2,13 +2,16 @@
 //! buckets per power of two (under 1.6 % error), so that millions of
 //! deliveries cost a few KiB and histograms from several processes merge.
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::results::LatencySummary;
 
 const LINEAR: u64 = 128;
 const SUB_BITS: u32 = 6;
 const BUCKETS: usize = 128 + 58 * 64;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(into = "SparseHist", from = "SparseHist")]
 pub struct Hist {
     counts: Vec<u64>,
     total: u64,
@@ -24,6 +27,47 @@ impl Default for Hist {
             max: 0,
             sum: 0,
         }
+    }
+}
+
+/// A histogram as subscriber processes send it: only the buckets that
+/// counted something, as `[index, count]` pairs.
+#[derive(Serialize, Deserialize)]
+struct SparseHist {
+    buckets: Vec<(usize, u64)>,
+    max: u64,
+    /// JSON numbers are not wide enough for a u128; the mean needs no more.
+    sum: f64,
+}
+
+impl From<Hist> for SparseHist {
+    fn from(h: Hist) -> SparseHist {
+        SparseHist {
+            buckets: h
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, c)| (i, *c))
+                .collect(),
+            max: h.max,
+            sum: h.sum as f64,
+        }
+    }
+}
+
+impl From<SparseHist> for Hist {
+    fn from(sparse: SparseHist) -> Hist {
+        let mut h = Hist::default();
+        for (i, c) in sparse.buckets {
+            if i < BUCKETS {
+                h.counts[i] += c;
+                h.total += c;
+            }
+        }
+        h.max = sparse.max;
+        h.sum = sparse.sum as u128;
+        h
     }
 }
 
@@ -101,49 +145,17 @@ impl Hist {
         self.max
     }
 
-    pub fn to_json(&self) -> Value {
-        let buckets: Vec<Value> = self
-            .counts
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c > 0)
-            .map(|(i, c)| json!([i, c]))
-            .collect();
-        json!({ "buckets": buckets, "max": self.max, "sum": self.sum as f64 })
-    }
-
-    pub fn from_json(v: &Value) -> Hist {
-        let mut h = Hist::default();
-        if let Some(buckets) = v.get("buckets").and_then(Value::as_array) {
-            for b in buckets {
-                let (Some(i), Some(c)) = (
-                    b.get(0).and_then(Value::as_u64),
-                    b.get(1).and_then(Value::as_u64),
-                ) else {
-                    continue;
-                };
-                if (i as usize) < BUCKETS {
-                    h.counts[i as usize] += c;
-                    h.total += c;
-                }
-            }
-        }
-        h.max = v.get("max").and_then(Value::as_u64).unwrap_or(0);
-        h.sum = v.get("sum").and_then(Value::as_f64).unwrap_or(0.0) as u128;
-        h
-    }
-
     /// p50/p95/p99/max in milliseconds, for reports.
-    pub fn summary_ms(&self) -> Value {
+    pub fn summary_ms(&self) -> LatencySummary {
         let ms = |us: u64| (us as f64 / 10.0).round() / 100.0;
-        json!({
-            "count": self.total,
-            "p50_ms": ms(self.quantile(0.50)),
-            "p95_ms": ms(self.quantile(0.95)),
-            "p99_ms": ms(self.quantile(0.99)),
-            "max_ms": ms(self.max),
-            "mean_ms": (self.mean() / 10.0).round() / 100.0,
-        })
+        LatencySummary {
+            count: self.total,
+            p50_ms: ms(self.quantile(0.50)),
+            p95_ms: ms(self.quantile(0.95)),
+            p99_ms: ms(self.quantile(0.99)),
+            max_ms: ms(self.max),
+            mean_ms: (self.mean() / 10.0).round() / 100.0,
+        }
     }
 }
 
@@ -171,7 +183,8 @@ mod tests {
                 b.record(v * 100)
             }
         }
-        let mut m = Hist::from_json(&a.to_json());
+        let sent = serde_json::to_string(&a).unwrap();
+        let mut m: Hist = serde_json::from_str(&sent).unwrap();
         m.merge(&b);
         assert_eq!(m.count(), 1000);
         let p50 = m.quantile(0.5) as f64;

@@ -14,16 +14,17 @@ mod hist;
 mod http;
 mod publish;
 mod report;
+mod results;
 mod scenarios;
 mod servers;
+mod sse;
 mod sys;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
+use crate::results::{Meta, Results};
 use crate::scenarios::{Bench, Sizes};
 use crate::servers::{Env, Kind};
 
@@ -143,22 +144,12 @@ fn report_only(args: &[String]) -> Result<i32, String> {
     let out = PathBuf::from(a.get("out").ok_or("--out is required")?);
     let text = std::fs::read_to_string(out.join("results.json"))
         .map_err(|e| format!("cannot read results.json: {e}"))?;
-    let results: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let records = results["records"].as_array().cloned().unwrap_or_default();
-    let mut failures: Vec<String> = results["failures"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f.as_str().map(String::from))
-        .collect();
-    if let Err(e) = report::chart(&records, &out) {
+    let results: Results = serde_json::from_str(&text).map_err(|e| format!("results.json: {e}"))?;
+    let mut failures = results.failures;
+    if let Err(e) = report::chart(&results.records, &out) {
         failures.push(format!("chart: {e}"));
     }
-    let md = report::markdown(
-        &records,
-        &report::Meta::from_json(&results["meta"]),
-        &failures,
-    );
+    let md = report::markdown(&results.records, &results.meta, &failures);
     std::fs::write(out.join("REPORT.md"), &md).map_err(|e| e.to_string())?;
     println!("{md}");
     Ok(if failures.is_empty() { 0 } else { 1 })
@@ -261,7 +252,7 @@ fn run(args: &[String]) -> Result<i32, String> {
         })
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let meta = report::Meta {
+    let meta = Meta {
         quick,
         date: capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         commit: {
@@ -312,17 +303,22 @@ fn run(args: &[String]) -> Result<i32, String> {
         sources,
         duration_s: started.elapsed().as_secs_f64(),
     };
-    let results = json!({ "quick": quick, "meta": meta.to_json(), "records": bench.records, "failures": bench.failures });
+    let results = Results {
+        quick,
+        meta,
+        records: bench.records,
+        failures: bench.failures,
+    };
     std::fs::write(
         out.join("results.json"),
-        serde_json::to_string_pretty(&results).unwrap_or_default(),
+        serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;
-    let mut failures = bench.failures.clone();
-    if let Err(e) = report::chart(&bench.records, &out) {
+    let mut failures = results.failures.clone();
+    if let Err(e) = report::chart(&results.records, &out) {
         failures.push(format!("chart: {e}"));
     }
-    let md = report::markdown(&bench.records, &meta, &failures);
+    let md = report::markdown(&results.records, &results.meta, &failures);
     std::fs::write(out.join("REPORT.md"), &md).map_err(|e| e.to_string())?;
     println!("{md}");
     println!(

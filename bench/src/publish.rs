@@ -12,7 +12,8 @@ use redisse::event::EventText;
 use redisse::publisher::{prepare_publish, publish_script};
 use tokio::sync::mpsc;
 
-use crate::http::{Payload, PostConnection};
+use crate::http::PostConnection;
+use crate::sse::Payload;
 use crate::sys;
 
 /// Publishes in flight at most (workers pulling from one queue).

@@ -8,10 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::http::open_stream;
 use crate::sys;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A server under test. Written in records by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum Kind {
     Redisse,
     Nchan,
@@ -41,6 +45,20 @@ impl Kind {
             Kind::Redisse => format!("/?{channel}"),
             _ => format!("/sub/{channel}"),
         }
+    }
+}
+
+impl From<Kind> for &'static str {
+    fn from(kind: Kind) -> &'static str {
+        kind.name()
+    }
+}
+
+impl TryFrom<String> for Kind {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Kind, String> {
+        Kind::parse(&name).ok_or_else(|| format!("unknown server {name:?}"))
     }
 }
 

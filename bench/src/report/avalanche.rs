@@ -1,0 +1,54 @@
+//! Section 4, connection avalanche: every stream opened at once.
+
+use std::fmt::Write as _;
+
+use super::cell::{errors, ratio, Cell};
+use super::Measured;
+use crate::servers::Kind;
+
+pub(super) fn section(w: &mut String, m: &Measured) {
+    let ava = &m.avalanche;
+    if ava.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "## 4. Connection avalanche\n");
+    let _ = writeln!(w, "Every stream opened at once (over {} channels); connect time runs from `connect()` until the response head is read.\n", 1000);
+    let _ = writeln!(w, "| server | streams | opened | failed | p50 ms | p95 ms | p99 ms | max ms | all answered in s | listen backlog | SYNs dropped (ListenDrops) | server CPU % | client CPU % | other CPU % |");
+    let _ = writeln!(
+        w,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in ava {
+        let e = errors(&r.errors);
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.server.cell(),
+            r.streams.cell(),
+            r.opened.cell(),
+            r.failed.cell(),
+            if e.is_empty() {
+                String::new()
+            } else {
+                format!(" ({e})")
+            },
+            r.connect_p50_ms.cell(),
+            r.connect_p95_ms.cell(),
+            r.connect_p99_ms.cell(),
+            r.connect_max_ms.cell(),
+            r.all_opened_s.cell(),
+            r.listen_backlog.cell(),
+            r.listen_drops.cell(),
+            r.cpu.server_cpu_pct.cell(),
+            r.cpu.client_cpu_pct.cell(),
+            r.cpu.other_cpu_pct.cell(),
+        );
+    }
+    let p95 = |s: Kind| m.avalanche_of(s).map_or(f64::NAN, |r| r.connect_p95_ms);
+    let _ = writeln!(
+        w,
+        "\nRatio of connect p95 (redisse / other): nchan {}, nchan+redis {}.\n",
+        ratio(p95(Kind::Redisse), p95(Kind::Nchan)),
+        ratio(p95(Kind::Redisse), p95(Kind::NchanRedis))
+    );
+}
