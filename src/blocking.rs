@@ -9,6 +9,8 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 pub struct BlockingQueue<T> {
     state: Mutex<State<T>>,
     changed: Condvar,
+    /// Items it holds at most; `push` refuses more.
+    capacity: usize,
 }
 
 struct State<T> {
@@ -27,8 +29,29 @@ pub enum Popped<T> {
     Closed,
 }
 
+/// Why `push` gave an item back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused<T> {
+    Closed(T),
+    Full(T),
+}
+
+impl<T> Refused<T> {
+    pub fn into_inner(self) -> T {
+        match self {
+            Refused::Closed(item) | Refused::Full(item) => item,
+        }
+    }
+}
+
 impl<T> Default for BlockingQueue<T> {
     fn default() -> Self {
+        Self::bounded(usize::MAX)
+    }
+}
+
+impl<T> BlockingQueue<T> {
+    pub fn bounded(capacity: usize) -> Self {
         BlockingQueue {
             state: Mutex::new(State {
                 items: VecDeque::new(),
@@ -36,6 +59,7 @@ impl<T> Default for BlockingQueue<T> {
                 interrupts: 0,
             }),
             changed: Condvar::new(),
+            capacity,
         }
     }
 }
@@ -45,11 +69,14 @@ impl<T> BlockingQueue<T> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds an item; gives it back if the queue is closed.
-    pub fn push(&self, item: T) -> Result<(), T> {
+    /// Adds an item; gives it back if the queue is closed or full.
+    pub fn push(&self, item: T) -> Result<(), Refused<T>> {
         let mut state = self.lock();
         if state.closed {
-            return Err(item);
+            return Err(Refused::Closed(item));
+        }
+        if state.items.len() >= self.capacity {
+            return Err(Refused::Full(item));
         }
         state.items.push_back(item);
         drop(state);
@@ -108,10 +135,19 @@ mod tests {
         q.push(1).unwrap();
         q.push(2).unwrap();
         q.close();
-        assert_eq!(q.push(3), Err(3));
+        assert_eq!(q.push(3), Err(Refused::Closed(3)));
         assert_eq!(q.pop(), Popped::Item(1));
         assert_eq!(q.pop(), Popped::Item(2));
         assert_eq!(q.pop(), Popped::Closed);
+    }
+
+    #[test]
+    fn a_bounded_queue_refuses_what_does_not_fit() {
+        let q = BlockingQueue::bounded(1);
+        q.push(1).unwrap();
+        assert_eq!(q.push(2), Err(Refused::Full(2)));
+        assert_eq!(q.pop(), Popped::Item(1));
+        q.push(3).unwrap();
     }
 
     #[test]

@@ -106,6 +106,19 @@ fn command(defaults: &Defaults) -> clap::Command {
                 .help("Seconds between heartbeat comments on each stream"),
         )
         .arg(
+            Arg::new("max-channels")
+                .long("max-channels")
+                .value_name("N")
+                .default_value("1000")
+                .help("Channels a stream may listen to; a request for more gets a 400"),
+        )
+        .arg(
+            Arg::new("max-streams")
+                .long("max-streams")
+                .value_name("N")
+                .help("Streams open at once; more get a 503 with Retry-After [default: the open-file limit, less a twentieth (16 to 256) kept for Redis, stats and refusals]"),
+        )
+        .arg(
             Arg::new("environment")
                 .short('e')
                 .long("environment")
@@ -178,6 +191,19 @@ fn options(matches: &ArgMatches) -> Result<Settings, CliError> {
                 "invalid heartbeat {heartbeat_text:?}: a number of seconds above 0"
             ))
         })?;
+    let count = |name: &str| -> Result<Option<usize>, CliError> {
+        value(name)
+            .map(|text| {
+                text.parse::<usize>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| usage(format!("invalid --{name} {text:?}: a number above 0")))
+            })
+            .transpose()
+    };
+    let max_channels =
+        count("max-channels")?.unwrap_or(crate::server::Limits::DEFAULT_MAX_CHANNELS);
+    let max_streams = count("max-streams")?;
     let mut notices = Vec::new();
     if let Some(environment) = value("environment") {
         notices.push(format!("--environment {environment} is ignored: the server behaves the same in every environment"));
@@ -191,6 +217,8 @@ fn options(matches: &ArgMatches) -> Result<Settings, CliError> {
         log: value("log").map(PathBuf::from),
         pid: value("pid").map(PathBuf::from),
         heartbeat,
+        max_channels,
+        max_streams,
         notices,
     })
 }
@@ -223,6 +251,9 @@ mod tests {
             ("redis://default/", 8080, "0.0.0.0")
         );
         assert_eq!(o.heartbeat, Duration::from_secs(15));
+        assert_eq!((o.max_channels, o.max_streams), (1000, None));
+        let o = serve(&["--max-channels", "10", "--max-streams", "500"]);
+        assert_eq!((o.max_channels, o.max_streams), (10, Some(500)));
         let o = serve(&[
             "--redis",
             "redis://r/2",
@@ -264,6 +295,8 @@ mod tests {
             "--log",
             "--pid",
             "--heartbeat",
+            "--max-channels",
+            "--max-streams",
         ] {
             assert!(text.contains(option), "{option} missing from help");
         }
@@ -286,6 +319,8 @@ mod tests {
     fn bad_values_are_refused() {
         assert!(parse_args(&["-p", "http"]).is_err());
         assert!(parse_args(&["--heartbeat", "0"]).is_err());
+        assert!(parse_args(&["--max-channels", "0"]).is_err());
+        assert!(parse_args(&["--max-streams", "lots"]).is_err());
         assert!(parse_args(&["--nonsense"]).is_err());
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! A stream reads one small request and then only writes for hours, so the
 //! connection code keeps no buffer once the head is parsed (see
-//! `server::connection`). Parsing is httparse's, the parser hyper uses.
+//! `server::connection`). Parsing is httparse's, the parser hyper uses,
+//! with RFC 9112's rules on what frames a body: a head that two proxies
+//! could read differently (Content-Length twice and different, or with
+//! Transfer-Encoding) is refused, as that is how requests are smuggled.
 //! Request bodies are never read: a request that has one is answered and
 //! its connection closed, so no body can be mistaken for a next request.
 
@@ -12,7 +15,8 @@ use thiserror::Error;
 /// The largest request head accepted; a longer one gets a 431. Room for a
 /// few hundred long channel names in a redirect URL.
 pub const MAX_HEAD: usize = 64 * 1024;
-const MAX_HEADERS: usize = 100;
+/// The most header fields a request may have; more get a 431.
+pub const MAX_HEADERS: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
@@ -23,6 +27,16 @@ pub struct RequestHead {
     pub minor_version: u8,
     /// Names lowercased.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// What follows the head (never read: see the module's doc).
+    pub body: Body,
+}
+
+/// The body a request head announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    None,
+    Length(u64),
+    Chunked,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -31,16 +45,28 @@ pub enum HeadError {
     Malformed(String),
     #[error("request head larger than {MAX_HEAD} bytes")]
     TooLarge,
+    #[error("more than {MAX_HEADERS} header fields")]
+    TooManyHeaders,
+    /// Content-Length and Transfer-Encoding that proxies could read differently.
+    #[error("ambiguous body framing: {0}")]
+    AmbiguousBody(&'static str),
 }
 
 impl HeadError {
     /// The response that says what went wrong.
     pub fn status(&self) -> Status {
         match self {
-            HeadError::Malformed(_) => Status::BadRequest,
-            HeadError::TooLarge => Status::HeaderFieldsTooLarge,
+            HeadError::Malformed(_) | HeadError::AmbiguousBody(_) => Status::BadRequest,
+            HeadError::TooLarge | HeadError::TooManyHeaders => Status::HeaderFieldsTooLarge,
         }
     }
+}
+
+/// Whether bytes just read (from `from` on) may complete a head: only then
+/// is the buffer parsed again, so a head sent byte by byte costs a parse
+/// per line, not per byte (httparse starts over at each call).
+pub fn may_complete_head(buf: &[u8], from: usize) -> bool {
+    buf.len() >= MAX_HEAD || buf[from.min(buf.len())..].contains(&b'\n')
 }
 
 /// Parses a request head from the start of `buf`: `None` while incomplete,
@@ -48,9 +74,10 @@ impl HeadError {
 pub fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
-    let status = request
-        .parse(buf)
-        .map_err(|e| HeadError::Malformed(e.to_string()))?;
+    let status = request.parse(buf).map_err(|e| match e {
+        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
+        e => HeadError::Malformed(e.to_string()),
+    })?;
     let httparse::Status::Complete(length) = status else {
         return if buf.len() >= MAX_HEAD {
             Err(HeadError::TooLarge)
@@ -63,18 +90,59 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, He
     }
     let target = request.path.unwrap_or("/");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let headers: Vec<(String, Vec<u8>)> = request
+        .headers
+        .iter()
+        .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+        .collect();
     let head = RequestHead {
         method: request.method.unwrap_or("GET").to_string(),
         path: path.to_string(),
         query: query.to_string(),
         minor_version: request.version.unwrap_or(1),
-        headers: request
-            .headers
-            .iter()
-            .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
-            .collect(),
+        body: body_of(&headers)?,
+        headers,
     };
     Ok(Some((head, length)))
+}
+
+/// The body framing of RFC 9112 §6.3, refusing what it calls unrecoverable
+/// (an invalid or disagreeing Content-Length) and what lets a request be
+/// smuggled past a proxy (Content-Length with Transfer-Encoding).
+fn body_of(headers: &[(String, Vec<u8>)]) -> Result<Body, HeadError> {
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    for (name, value) in headers {
+        match name.as_str() {
+            "content-length" => {
+                // `Content-Length: 5, 5` is a list of the same value.
+                for item in value.split(|&b| b == b',') {
+                    let item = item.trim_ascii();
+                    let valid =
+                        !item.is_empty() && item.len() <= 19 && item.iter().all(u8::is_ascii_digit);
+                    let parsed = std::str::from_utf8(item)
+                        .ok()
+                        .filter(|_| valid)
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or(HeadError::AmbiguousBody("invalid Content-Length"))?;
+                    if length.is_some_and(|l| l != parsed) {
+                        return Err(HeadError::AmbiguousBody("Content-Length values disagree"));
+                    }
+                    length = Some(parsed);
+                }
+            }
+            "transfer-encoding" => chunked = true,
+            _ => {}
+        }
+    }
+    match (length, chunked) {
+        (Some(_), true) => Err(HeadError::AmbiguousBody(
+            "Content-Length together with Transfer-Encoding",
+        )),
+        (_, true) => Ok(Body::Chunked),
+        (Some(0) | None, false) => Ok(Body::None),
+        (Some(length), false) => Ok(Body::Length(length)),
+    }
 }
 
 impl RequestHead {
@@ -88,10 +156,12 @@ impl RequestHead {
 
     /// Whether a body follows the head (which this server never reads).
     pub fn has_body(&self) -> bool {
-        let length = self
-            .header("content-length")
-            .map(|v| v.trim_ascii() != b"0");
-        length.unwrap_or(false) || self.header("transfer-encoding").is_some()
+        self.body != Body::None
+    }
+
+    /// Whether only the head of the answer is wanted.
+    pub fn is_head(&self) -> bool {
+        self.method == "HEAD"
     }
 
     /// Whether the client wants the connection kept for another request.
@@ -115,8 +185,11 @@ impl RequestHead {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Ok,
+    NoContent,
     BadRequest,
+    Forbidden,
     NotFound,
+    MethodNotAllowed,
     NotAcceptable,
     HeaderFieldsTooLarge,
     InternalServerError,
@@ -127,8 +200,11 @@ impl Status {
     pub fn line(self) -> &'static str {
         match self {
             Status::Ok => "200 OK",
+            Status::NoContent => "204 No Content",
             Status::BadRequest => "400 Bad Request",
+            Status::Forbidden => "403 Forbidden",
             Status::NotFound => "404 Not Found",
+            Status::MethodNotAllowed => "405 Method Not Allowed",
             Status::NotAcceptable => "406 Not Acceptable",
             Status::HeaderFieldsTooLarge => "431 Request Header Fields Too Large",
             Status::InternalServerError => "500 Internal Server Error",
@@ -271,6 +347,54 @@ mod tests {
         huge.resize(MAX_HEAD + 10, b'a');
         assert_eq!(parse_request_head(&huge), Err(HeadError::TooLarge));
         assert_eq!(HeadError::TooLarge.status(), Status::HeaderFieldsTooLarge);
+    }
+
+    #[test]
+    fn ambiguous_bodies_are_refused() {
+        let parse = |raw: &str| parse_request_head(raw.as_bytes()).map(|h| h.map(|(h, _)| h.body));
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n"),
+            Err(HeadError::AmbiguousBody("Content-Length values disagree"))
+        );
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(HeadError::AmbiguousBody(
+                "Content-Length together with Transfer-Encoding"
+            ))
+        );
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+            Err(HeadError::AmbiguousBody("invalid Content-Length"))
+        );
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n"),
+            Ok(Some(Body::Length(5)))
+        );
+        assert_eq!(HeadError::AmbiguousBody("x").status(), Status::BadRequest);
+    }
+
+    #[test]
+    fn too_many_headers_are_refused() {
+        let mut raw = "GET / HTTP/1.1\r\n".to_string();
+        for i in 0..=MAX_HEADERS {
+            raw.push_str(&format!("X-{i}: y\r\n"));
+        }
+        raw.push_str("\r\n");
+        assert_eq!(
+            parse_request_head(raw.as_bytes()),
+            Err(HeadError::TooManyHeaders)
+        );
+        assert_eq!(
+            HeadError::TooManyHeaders.status(),
+            Status::HeaderFieldsTooLarge
+        );
+    }
+
+    #[test]
+    fn a_head_is_parsed_again_only_when_a_line_ends() {
+        assert!(!may_complete_head(b"GET / HTTP/1.1\r\nHost: x", 16));
+        assert!(may_complete_head(b"GET / HTTP/1.1\r\nHost: x\r\n", 20));
+        assert!(may_complete_head(&vec![b'a'; MAX_HEAD], MAX_HEAD - 1));
     }
 
     #[test]

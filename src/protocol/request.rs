@@ -41,13 +41,11 @@ pub fn parse_query(query: &[u8]) -> Result<(QueryOptions, Vec<Channel>), BadQuer
 /// The channels a stream subscribes to: each once, in the order given,
 /// without empty names (the application's block may return any list).
 pub fn unique_channels(channels: impl IntoIterator<Item = Channel>) -> Vec<Channel> {
-    let mut unique: Vec<Channel> = Vec::new();
-    for channel in channels {
-        if !channel.is_empty() && !unique.contains(&channel) {
-            unique.push(channel);
-        }
-    }
-    unique
+    let mut seen = std::collections::HashSet::new();
+    channels
+        .into_iter()
+        .filter(|channel| !channel.is_empty() && seen.insert(channel.clone()))
+        .collect()
 }
 
 /// A last event id as the 0.4 server took it (Ruby's `to_i`): leading

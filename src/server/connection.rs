@@ -23,8 +23,8 @@ use super::respond::{respond, Peer, Reply, Text, STREAM_HEADERS};
 use super::stream::{EventStream, Next};
 use super::Shared;
 use crate::protocol::http::{
-    parse_request_head, response_head, ChunkHeader, Framing, HeadError, RequestHead, Status, CRLF,
-    LAST_CHUNK, MAX_HEAD,
+    may_complete_head, parse_request_head, response_head, ChunkHeader, Framing, HeadError,
+    RequestHead, Status, CRLF, LAST_CHUNK, MAX_HEAD,
 };
 
 /// How long a client may take to send a request head, and how long an idle
@@ -81,8 +81,23 @@ impl Connection {
                         return;
                     }
                 }
+                Reply::StreamHead => {
+                    let head = response_head(
+                        Status::Ok,
+                        STREAM_HEADERS,
+                        stream_framing(&request),
+                        keep_alive,
+                    );
+                    if self.socket.write_all(&head).await.is_err() || !keep_alive {
+                        return;
+                    }
+                }
                 Reply::Text(text) => {
-                    if self.write_text(text, keep_alive).await.is_err() {
+                    if self
+                        .write_text(text, request.is_head(), keep_alive)
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     if !keep_alive {
@@ -100,15 +115,19 @@ impl Connection {
     /// Reads until a whole head is in; `None` if the client closed first.
     /// Bytes after the head (a pipelined request) stay in the buffer.
     async fn read_head(&mut self) -> Result<Option<RequestHead>, HeadError> {
+        let mut unparsed = 0;
         loop {
-            if let Some((head, length)) = parse_request_head(&self.buffer)? {
-                self.buffer.drain(..length);
-                if self.buffer.is_empty() {
-                    // Free it: a stream may now live for hours.
-                    self.buffer = Vec::new();
+            if may_complete_head(&self.buffer, unparsed) {
+                if let Some((head, length)) = parse_request_head(&self.buffer)? {
+                    self.buffer.drain(..length);
+                    if self.buffer.is_empty() {
+                        // Free it: a stream may now live for hours.
+                        self.buffer = Vec::new();
+                    }
+                    return Ok(Some(head));
                 }
-                return Ok(Some(head));
             }
+            unparsed = self.buffer.len();
             self.buffer
                 .reserve(READ_SIZE.min(MAX_HEAD + 1 - self.buffer.len()));
             match self.socket.read_buf(&mut self.buffer).await {
@@ -123,24 +142,30 @@ impl Connection {
         debug!("bad request from {}: {error}", self.peer.remote);
         let status = error.status();
         let text = Text::plain(status, format!("{}\n{error}\n", status.line()));
-        if self.write_text(text, false).await.is_ok() {
+        if self.write_text(text, false, false).await.is_ok() {
             self.linger_close().await;
         }
     }
 
-    async fn write_text(&mut self, text: Text, keep_alive: bool) -> io::Result<()> {
+    /// Writes a whole answer; its head alone for a HEAD request.
+    async fn write_text(
+        &mut self,
+        text: Text,
+        head_only: bool,
+        keep_alive: bool,
+    ) -> io::Result<()> {
         let Text {
             status,
             content_type,
+            headers,
             body,
         } = text;
-        let mut response = response_head(
-            status,
-            &[("Content-Type", content_type)],
-            Framing::Length(body.len()),
-            keep_alive,
-        );
-        response.extend_from_slice(&body);
+        let mut fields = vec![("Content-Type", content_type)];
+        fields.extend(headers.iter().map(|(name, value)| (*name, value.as_str())));
+        let mut response = response_head(status, &fields, Framing::Length(body.len()), keep_alive);
+        if !head_only {
+            response.extend_from_slice(&body);
+        }
         self.socket.write_all(&response).await
     }
 
@@ -152,12 +177,7 @@ impl Connection {
         request: &RequestHead,
         keep_alive: bool,
     ) -> bool {
-        // HTTP/1.0 has no chunks: the body ends when the connection does.
-        let framing = if request.minor_version == 0 {
-            Framing::UntilClose
-        } else {
-            Framing::Chunked
-        };
+        let framing = stream_framing(request);
         let keep_alive = keep_alive && framing == Framing::Chunked;
         let (mut reader, mut writer) = self.socket.split();
         // The head and the opening (history, lastEventId) in one write.
@@ -178,10 +198,14 @@ impl Connection {
         if written.is_err() {
             return false;
         }
+        // A client that sent anything while its stream was open gets no
+        // more requests read on this connection: those bytes were dropped,
+        // and what follows them cannot be told from a new request.
+        let mut sent_meanwhile = false;
         loop {
             let next = tokio::select! {
                 next = poll_fn(|cx| stream.poll_next(cx)) => next,
-                _ = client_gone(&mut reader) => return false,
+                _ = client_gone(&mut reader, &mut sent_meanwhile) => return false,
             };
             let text = match next {
                 Next::Write(text) => text,
@@ -191,14 +215,14 @@ impl Connection {
             let mut framed = frame(text, framing);
             tokio::select! {
                 written = writer.write_all_buf(&mut framed) => if written.is_err() { return false },
-                _ = client_gone(&mut reader) => return false,
+                _ = client_gone(&mut reader, &mut sent_meanwhile) => return false,
                 _ = stream.overflowed() => return false,
             }
         }
         if framing == Framing::Chunked && writer.write_all(LAST_CHUNK).await.is_err() {
             return false;
         }
-        keep_alive
+        keep_alive && !sent_meanwhile
     }
 
     /// Closes after an answer the client may still be sending to (the rest of
@@ -234,14 +258,23 @@ fn frame(text: Bytes, framing: Framing) -> impl Buf {
     }
 }
 
+/// HTTP/1.0 has no chunks: the body ends when the connection does.
+fn stream_framing(request: &RequestHead) -> Framing {
+    if request.minor_version == 0 {
+        Framing::UntilClose
+    } else {
+        Framing::Chunked
+    }
+}
+
 /// Completes when the client closed its side (or the socket failed).
-/// Anything it sends meanwhile is ignored: a stream takes no more requests.
-async fn client_gone(reader: &mut ReadHalf<'_>) {
+/// Anything it sends meanwhile is dropped, and noted in `sent`.
+async fn client_gone(reader: &mut ReadHalf<'_>, sent: &mut bool) {
     let mut scratch = [0u8; 64];
     loop {
         match reader.read(&mut scratch).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => {}
+            Ok(_) => *sent = true,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! stops accepting, ends every stream cleanly and returns. `runtime` runs
 //! it on threads of its own, for the binary and the gem.
 //!
+//! - `accept`: the accept loop's connections, also out of descriptors.
 //! - `connection`: one client connection: request heads in, answers out.
 //! - `respond`: what a request gets (stats, an error, a stream).
 //! - `stream`: one event stream: opening it, then its live events.
@@ -14,6 +15,7 @@
 //! - `store`: the one command connection (counter, histories).
 //! - `channels`: where a stream's channels come from (query or application).
 
+pub mod accept;
 pub mod channels;
 pub mod connection;
 pub mod hub;
@@ -25,13 +27,15 @@ pub mod stream;
 
 use std::future::Future;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
+use self::accept::Acceptor;
 use self::channels::ChannelSource;
 use self::connection::Connection;
 use self::hub::Hub;
@@ -41,14 +45,42 @@ use crate::redis_url::RedisUrl;
 
 /// How long streams get to end once the server stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// Pause after `accept` failed, e.g. out of file descriptors: the listener
-/// stays readable, so retrying at once would spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
 pub struct Config {
     pub redis: RedisUrl,
     pub heartbeat: Duration,
     pub channels: ChannelSource,
+    pub limits: Limits,
+}
+
+/// What one client may ask for, and how many may be served at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Channels per stream; more get a 400.
+    pub max_channels: usize,
+    /// Streams open at once; more get a 503 with `Retry-After`.
+    pub max_streams: usize,
+}
+
+impl Limits {
+    pub const DEFAULT_MAX_CHANNELS: usize = 1000;
+
+    /// Streams that fit in `fd_limit` descriptors, leaving room for the
+    /// Redis connections, the log, requests that are not streams (stats,
+    /// refusals) and a reserve: a twentieth of the limit, 16 to 256.
+    pub fn max_streams_for(fd_limit: u64) -> usize {
+        let fd_limit = usize::try_from(fd_limit).unwrap_or(usize::MAX);
+        let headroom = (fd_limit / 20).clamp(16, 256);
+        fd_limit.saturating_sub(headroom).max(1)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_channels: Self::DEFAULT_MAX_CHANNELS,
+            max_streams: usize::MAX,
+        }
+    }
 }
 
 /// What every connection shares.
@@ -57,6 +89,33 @@ pub struct Shared {
     pub store: Store,
     pub stats: Arc<Stats>,
     pub channels: ChannelSource,
+    pub limits: Limits,
+    /// Streams open or opening, for `max_streams`.
+    pub streams: Arc<StreamSlots>,
+}
+
+/// Counts streams against `max_streams`.
+#[derive(Debug, Default)]
+pub struct StreamSlots(AtomicUsize);
+
+/// One stream's place among `max_streams`, given back when dropped.
+pub struct StreamSlot(Arc<StreamSlots>);
+
+impl StreamSlots {
+    pub fn reserve(self: &Arc<Self>, max: usize) -> Option<StreamSlot> {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < max).then_some(open + 1)
+            })
+            .ok()
+            .map(|_| StreamSlot(self.clone()))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Serves until `shutdown` completes.
@@ -72,29 +131,18 @@ pub async fn run(
         store: Store::new(&config.redis).map_err(io::Error::other)?,
         stats: Arc::default(),
         channels: config.channels,
+        limits: config.limits,
+        streams: Arc::default(),
     });
     // Every connection holds a sender; all are gone once every connection ended.
     let (connection_alive, mut connections_done) = mpsc::channel::<()>(1);
-    info!("listening on http://{}", listener.local_addr()?);
+    let mut acceptor = Acceptor::new(listener);
+    info!("listening on http://{}", acceptor.local_addr()?);
     tokio::pin!(shutdown);
-    let mut accept_failing = false;
     loop {
         let (socket, remote) = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => {
-                    accept_failing = false;
-                    accepted
-                }
-                Err(e) => {
-                    if !accept_failing {
-                        error!("cannot accept connections ({e}); retrying every {ACCEPT_BACKOFF:?}");
-                        accept_failing = true;
-                    }
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
+            accepted = acceptor.accept() => accepted,
         };
         // Everything else per connection happens in its own task, so that
         // this loop only accepts: thousands of browsers may arrive at once.
@@ -106,7 +154,7 @@ pub async fn run(
             drop(alive);
         });
     }
-    drop(listener);
+    drop(acceptor);
     info!("stopping: ending every stream");
     if let ChannelSource::Application(requests) = &shared.channels {
         requests.shut();

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use tracing::{info, warn};
 
-use super::channels::{ChannelSource, RequestInfo};
+use super::accept::RETRY_AFTER;
+use super::channels::{Answer, ChannelSource, RequestInfo};
 use super::hub::Link;
 use super::stream::{EventStream, StreamRequest};
 use super::Shared;
@@ -18,12 +19,15 @@ use crate::protocol::request::{parse_last_event_id, parse_query, unique_channels
 pub enum Reply {
     Text(Text),
     Stream(EventStream),
+    /// A stream's head alone (a HEAD request): nothing is subscribed.
+    StreamHead,
 }
 
 /// A response with a body known in full.
 pub struct Text {
     pub status: Status,
     pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
     pub body: Bytes,
 }
 
@@ -32,8 +36,14 @@ impl Text {
         Text {
             status,
             content_type: "text/plain",
+            headers: Vec::new(),
             body: body.into(),
         }
+    }
+
+    fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 }
 
@@ -52,6 +62,7 @@ const NOT_ACCEPTABLE: &str =
 const NOT_FOUND: &str = "404 Not Found\n";
 const UNAVAILABLE: &str = "503 Service Unavailable\n";
 const INTERNAL_ERROR: &str = "500 Internal Server Error\n";
+const METHOD_NOT_ALLOWED: &str = "405 Method Not Allowed\nOnly GET and HEAD are served.\n";
 
 /// The connection a request came on.
 pub struct Peer {
@@ -60,13 +71,21 @@ pub struct Peer {
 }
 
 pub async fn respond(shared: &Shared, request: &RequestHead, peer: &Peer) -> Reply {
+    if !matches!(request.method.as_str(), "GET" | "HEAD") {
+        return Reply::Text(
+            Text::plain(Status::MethodNotAllowed, METHOD_NOT_ALLOWED)
+                .with_header("Allow", "GET, HEAD"),
+        );
+    }
     match negotiate(request.header("accept")) {
         Representation::Stats => Reply::Text(Text {
             status: Status::Ok,
             content_type: "application/json",
+            headers: Vec::new(),
             body: shared.stats.to_json().into(),
         }),
         Representation::NotAcceptable => plain(Status::NotAcceptable, NOT_ACCEPTABLE),
+        Representation::EventStream if request.is_head() => Reply::StreamHead,
         Representation::EventStream => open_stream(shared, request, peer).await,
     }
 }
@@ -79,19 +98,44 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
     let channels = match &shared.channels {
         ChannelSource::Query => query_channels,
         ChannelSource::Application(requests) => {
-            match requests.submit(request_info(request, peer)).await {
-                Ok(Ok(channels)) => unique_channels(channels),
-                Ok(Err(message)) => {
+            match requests.ask(request_info(request, peer)).await {
+                Answer::Channels(channels) => unique_channels(channels),
+                Answer::Failed(message) => {
                     warn!("the channels block failed for {}: {message}", peer.remote);
                     return plain(Status::InternalServerError, INTERNAL_ERROR);
                 }
-                Err(_) => return plain(Status::ServiceUnavailable, UNAVAILABLE),
+                Answer::Unavailable(reason) => {
+                    warn!("no channels for {}: {reason}", peer.remote);
+                    return plain(Status::ServiceUnavailable, UNAVAILABLE);
+                }
             }
         }
     };
     if channels.is_empty() {
         return plain(Status::NotFound, NOT_FOUND);
     }
+    let max_channels = shared.limits.max_channels;
+    if channels.len() > max_channels {
+        return plain(
+            Status::BadRequest,
+            format!(
+                "400 Bad Request\n{} channels asked for; a stream may have {max_channels} at most (--max-channels).\n",
+                channels.len()
+            ),
+        );
+    }
+    let Some(slot) = shared.streams.reserve(shared.limits.max_streams) else {
+        return Reply::Text(
+            Text::plain(
+                Status::ServiceUnavailable,
+                format!(
+                    "503 Service Unavailable\nThe server holds {} streams, its limit (--max-streams).\n",
+                    shared.limits.max_streams
+                ),
+            )
+            .with_header("Retry-After", RETRY_AFTER),
+        );
+    };
     if shared.hub.link() == Link::Down {
         return plain(Status::ServiceUnavailable, UNAVAILABLE);
     }
@@ -105,6 +149,7 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
         last_event_id,
         polling: options.polling,
         remote: peer.remote,
+        slot,
     };
     match EventStream::open(shared, stream).await {
         Ok(stream) => {
@@ -138,10 +183,17 @@ fn request_info(request: &RequestHead, peer: &Peer) -> RequestInfo {
     }
 }
 
+/// The channels for the log: the first few, and how many in all.
 fn describe(channels: &[Channel]) -> String {
+    const SHOWN: usize = 10;
     let names: Vec<_> = channels
         .iter()
+        .take(SHOWN)
         .map(|c| format!("{:?}", String::from_utf8_lossy(c)))
         .collect();
-    format!("[{}]", names.join(", "))
+    if channels.len() > SHOWN {
+        format!("[{}, ... {} in all]", names.join(", "), channels.len())
+    } else {
+        format!("[{}]", names.join(", "))
+    }
 }

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use tracing::{info, warn, Level};
 
 use super::channels::ChannelSource;
-use super::Config;
+use super::{Config, Limits};
 use crate::blocking::{BlockingQueue, Popped};
 use crate::redis_url::{InvalidUrl, RedisUrl};
 use crate::signal_mask;
@@ -36,6 +36,9 @@ pub struct Settings {
     pub log: Option<PathBuf>,
     pub pid: Option<PathBuf>,
     pub heartbeat: Duration,
+    pub max_channels: usize,
+    /// `None`: derived from the open-file limit (see `Limits::max_streams_for`).
+    pub max_streams: Option<usize>,
     /// Options of the 0.4 server that are accepted but ignored, with why.
     pub notices: Vec<String>,
 }
@@ -120,10 +123,20 @@ pub fn start(
         warn!("{notice}");
     }
     let redis = RedisUrl::parse(&settings.redis)?;
-    match raise_fd_limit() {
-        Ok(limit) => info!("open file limit: {limit}"),
-        Err(e) => warn!("cannot raise the open file limit: {e}"),
-    }
+    let fd_limit = raise_fd_limit().unwrap_or_else(|e| {
+        warn!("cannot raise the open file limit: {e}");
+        1024
+    });
+    let limits = Limits {
+        max_channels: settings.max_channels,
+        max_streams: settings
+            .max_streams
+            .unwrap_or_else(|| Limits::max_streams_for(fd_limit)),
+    };
+    info!(
+        "open file limit: {fd_limit}; at most {} streams, {} channels each",
+        limits.max_streams, limits.max_channels
+    );
     let listener = bind(&settings.address, settings.port)?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
         address: format!("{}:{}", settings.address, settings.port),
@@ -134,6 +147,7 @@ pub fn start(
         redis,
         heartbeat: settings.heartbeat,
         channels,
+        limits,
     };
     let stop = Arc::new(Notify::new());
     let stopped = Arc::new(BlockingQueue::default());
@@ -234,7 +248,7 @@ async fn signalled(signals: Signals) {
 
 /// Raises the soft limit on open files to the hard one: every stream is a
 /// socket. Returns the limit now in force.
-pub fn raise_fd_limit() -> io::Result<u64> {
+fn raise_fd_limit() -> io::Result<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -24,7 +24,7 @@ use tracing::info;
 
 use super::hub::{Hub, HubDown};
 use super::mailbox::{Batch, Closed, Mailbox, StreamId};
-use super::Shared;
+use super::{Shared, StreamSlot};
 use crate::protocol::history::{self, plan_opening, Opening, Replayed, Start};
 use crate::protocol::request::Channel;
 use crate::protocol::stats::Stats;
@@ -49,6 +49,8 @@ pub struct StreamRequest {
     pub last_event_id: Option<u64>,
     pub polling: bool,
     pub remote: SocketAddr,
+    /// Its place among the server's `max_streams`.
+    pub slot: StreamSlot,
 }
 
 pub struct EventStream {
@@ -82,6 +84,7 @@ impl EventStream {
             last_event_id,
             polling,
             remote,
+            slot,
         } = request;
         let start = match last_event_id {
             Some(id) => Start::After(id),
@@ -99,7 +102,7 @@ impl EventStream {
             .await?;
         let snapshot = shared.store.snapshot(start, &channels).await?;
         // From here on the stream's registration unsubscribes it.
-        let registration = Registration::new(shared, subscription.disarm(), remote);
+        let registration = Registration::new(shared, subscription.disarm(), remote, slot);
         let opening = plan_opening(start, snapshot.histories, snapshot.counter);
         Ok(EventStream::new(opening, mailbox, polling, registration))
     }
@@ -275,10 +278,11 @@ struct Registration {
     peer: SocketAddr,
     opened: Instant,
     events_sent: u64,
+    _slot: StreamSlot,
 }
 
 impl Registration {
-    fn new(shared: &Shared, stream: StreamId, peer: SocketAddr) -> Self {
+    fn new(shared: &Shared, stream: StreamId, peer: SocketAddr, slot: StreamSlot) -> Self {
         shared.stats.connected.fetch_add(1, Relaxed);
         Registration {
             hub: shared.hub.clone(),
@@ -287,6 +291,7 @@ impl Registration {
             peer,
             opened: Instant::now(),
             events_sent: 0,
+            _slot: slot,
         }
     }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod redis_server;
+mod server_process;
 mod sse;
 mod test_server;
 
@@ -12,6 +13,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 pub use redis_server::RedisServer;
+pub use server_process::ServerProcess;
 pub use sse::{exchange, Event, SseReader};
 pub use test_server::TestServer;
 

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use redisse::redis_url::RedisUrl;
 use redisse::server::channels::ChannelSource;
-use redisse::server::{self, Config};
+use redisse::server::{self, Config, Limits};
 use tokio::sync::oneshot;
 
-use super::{RedisServer, SseReader, DEADLINE};
+use super::{exchange, RedisServer, SseReader, DEADLINE};
 
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
@@ -18,12 +18,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(redis: &RedisServer, channels: ChannelSource) -> Self {
+        Self::start_with(redis, channels, Limits::default()).await
+    }
+
+    pub async fn start_with(redis: &RedisServer, channels: ChannelSource, limits: Limits) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = Config {
             redis: RedisUrl::parse(&redis.url()).unwrap(),
             heartbeat: Duration::from_secs(15),
             channels,
+            limits,
         };
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -50,7 +55,31 @@ impl TestServer {
         })
         .await
         .expect("server connected to Redis");
+        server.wait_for_streams(0).await;
         server
+    }
+
+    /// The stats JSON.
+    pub async fn stats(&self) -> String {
+        let response = exchange(
+            self.addr,
+            b"GET / HTTP/1.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        response.split_once("\r\n\r\n").unwrap().1.to_string()
+    }
+
+    /// Waits until the stats count `count` open streams.
+    pub async fn wait_for_streams(&self, count: u64) {
+        let expected = format!("\"connected\": {count},");
+        tokio::time::timeout(DEADLINE, async {
+            while !self.stats().await.contains(&expected) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the server never had {count} streams open"));
     }
 
     pub async fn open(&self, path: &str, headers: &[(&str, &str)]) -> SseReader {

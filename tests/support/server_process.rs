@@ -1,0 +1,106 @@
+//! The plain `redisse` binary in a child process, killed when dropped (a
+//! failed test must not leave it running), with its log lines at hand.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::{free_port, wait_until, DEADLINE};
+
+pub struct ServerProcess {
+    pub port: u16,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl ServerProcess {
+    /// Starts `redisse` on a free port of 127.0.0.1 with these options,
+    /// under `prlimit --nofile=N:N` when a descriptor limit is given.
+    pub fn spawn(options: &[&str], nofile: Option<u32>) -> Self {
+        let port = free_port();
+        let mut command = match nofile {
+            Some(limit) => {
+                let mut prlimit = Command::new("prlimit");
+                prlimit
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_redisse"));
+                prlimit
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_redisse")),
+        };
+        let mut child = command
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--stdout"])
+            .args(options)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server binary starts");
+        let (sender, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        ServerProcess {
+            port,
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// The log so far.
+    pub fn log(&mut self) -> &[String] {
+        self.log.extend(self.lines.try_iter());
+        &self.log
+    }
+
+    /// Waits until a log line contains `text`.
+    pub fn wait_for_log(&mut self, text: &str) {
+        wait_until(&format!("the log says {text:?}"), DEADLINE, || {
+            self.log().iter().any(|line| line.contains(text))
+        });
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        TcpStream::connect(("127.0.0.1", self.port)).expect("the server accepts")
+    }
+
+    /// A request on a new connection, and the whole answer (`Connection: close`).
+    pub fn get(&self, request: &[u8]) -> String {
+        let mut socket = self.connect();
+        socket.set_read_timeout(Some(DEADLINE)).unwrap();
+        socket.write_all(request).unwrap();
+        let mut response = String::new();
+        socket.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status, within `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        // SAFETY: a plain system call on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let mut status = None;
+        wait_until("the server exits", timeout, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
