@@ -2,6 +2,7 @@
 
 require "redisse"
 require_relative "support/redis_server"
+require_relative "support/waiting"
 
 # One redis-server for the whole run. Publishers find it through
 # REDISSE_REDIS, like in production.
@@ -10,7 +11,10 @@ REDIS_SERVER.start
 ENV["REDISSE_REDIS"] = REDIS_SERVER.url
 at_exit { REDIS_SERVER.shutdown }
 
+# `wait_until`, `elapsed` and `monotonic_now` come from Waiting.
 module RedisseSpecHelpers
+  include Waiting
+
   # A module with its own Redisse configuration and publisher, pointing at
   # the spec Redis.
   def new_redisse(**settings)
@@ -27,28 +31,6 @@ module RedisseSpecHelpers
 
   def close_redis_clients
     @redis_clients&.each_value(&:close)
-  end
-
-  def monotonic_now
-    Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  end
-
-  # Seconds the block took.
-  def elapsed
-    started = monotonic_now
-    yield
-    monotonic_now - started
-  end
-
-  # Polls until the block is truthy; fails after `timeout` seconds.
-  def wait_until(what, timeout: 5)
-    deadline = monotonic_now + timeout
-    until (result = yield)
-      raise "timed out waiting until #{what}" if monotonic_now > deadline
-
-      sleep 0.01
-    end
-    result
   end
 end
 

@@ -44,7 +44,7 @@ RSpec.describe "The example page in a browser" do
     driver.get(deployment.url("/subscriptions"))
     driver.manage.delete_all_cookies
     driver.get(deployment.url(path))
-    wait_for("the page to receive #{count} event(s)") { page_events.size >= count }
+    wait_for_page("the page receives #{count} event(s)") { page_events.size >= count }
   end
 
   # The events listed on the page, as [type, id, data].
@@ -59,18 +59,12 @@ RSpec.describe "The example page in a browser" do
     driver.find_element(id: id).text
   end
 
-  def wait_for(what, timeout: 10, &block)
-    deadline = monotonic_now + timeout
-    until (result = block.call)
-      raise "timed out waiting for #{what}; the page shows #{page_events.inspect}" if monotonic_now > deadline
-
-      sleep 0.05
-    end
-    result
+  def wait_for_page(what, timeout: 10, &block)
+    wait_until(what, timeout: timeout, interval: 0.05, detail: -> { "the page shows #{page_events.inspect}" }, &block)
   end
 
   def wait_for_data(data, timeout: 10)
-    wait_for("an event with data #{data.inspect}", timeout: timeout) do
+    wait_for_page("the page shows an event with data #{data.inspect}", timeout: timeout) do
       page_events.find { |_type, _id, event_data| event_data == data }
     end
   end
@@ -99,7 +93,7 @@ RSpec.describe "The example page in a browser" do
 
     type, id, = wait_for_data("Hello from the form <b>")
     expect(type).to eq "message"
-    wait_for("the publication result") { page_text("publish-result") != "" }
+    wait_for_page("the page shows the publication result") { page_text("publish-result") != "" }
     expect(page_text("publish-result")).to eq "Published event #{id} on global"
   end
 
@@ -136,7 +130,7 @@ RSpec.describe "The example page in a browser" do
     wait_for_data("before")
 
     deployment.stop_redisse
-    wait_for("the page to notice") { page_text("status") != "open" }
+    wait_for_page("the page notices") { page_text("status") != "open" }
     missed_ids = [publisher.publish("global", "missed 1"), publisher.publish("global", "missed 2")]
     deployment.start_redisse
 
