@@ -101,12 +101,9 @@ RSpec.describe "The example page in a browser" do
     open_page
     mine = page_text("private-channel")
     others = %w[private_1 private_2 private_3 private_4] - [mine]
-    other_session = wait_until("a session with another private channel") do
-      session = new_cookie_session(deployment)
-      session if session.private_channel != mine
-    end
-    other_poll = StreamRequest.new(deployment.nginx_port, "/events?polling", { "Cookie" => other_session.cookie })
-    wait_until("the other session is subscribed") { other_poll.body.include?("event: lastEventId") }
+    other_session = cookie_session_other_than(deployment, mine)
+    other_poll = open_stream(deployment, "/events?polling", { "Cookie" => other_session.cookie })
+    wait_until_subscribed(other_poll)
 
     others.each { |channel| publisher.publish(channel, "for #{channel}") }
     publisher.publish(mine, "for #{mine}")
@@ -117,11 +114,9 @@ RSpec.describe "The example page in a browser" do
     received = page_events.map(&:last)
     expect(received).to include("for #{mine}")
     expect(received & others.map { |channel| "for #{channel}" }).to be_empty
-    other_body = other_poll.finish
+    other_body = other_poll.wait_until_finished(timeout: 15).body
     expect(other_body).to include("data: for #{other_session.private_channel}\n")
     expect(other_body).not_to include("for #{mine}")
-  ensure
-    other_poll&.close
   end
 
   it "reconnects by itself after the redisse server restarts, and gets what it missed once, in order" do

@@ -60,8 +60,8 @@ RSpec.describe "The redisse server's contract", :system do
       it "are JSON in the 0.4 format, counting streams and the events written to them" do
         wait_for_no_streams(server)
         base = server.stats
-        response = Net::HTTP.start("127.0.0.1", server.port) { |http| http.get("/", "Accept" => "application/json") }
-        expect(response["Content-Type"]).to eq("application/json")
+        response = SseReader.fetch(server.port, "/", { "Accept" => "application/json" })
+        expect(response.headers["content-type"]).to eq("application/json")
         expect(response.body).to eq(stats_json(connected: 0, events: base["events"],
                                                served: base["served"], missing: base["missing"]))
 

@@ -2,11 +2,11 @@
 
 require "fileutils"
 require "tmpdir"
-require "net/http"
 require_relative "../../support/free_port"
 require_relative "../../support/lifeline_process"
 require_relative "../../support/redis_server"
-require_relative "../../support/system/server_process"
+require_relative "../../support/server_process"
+require_relative "../../support/sse_reader"
 
 # The example deployment on free ports of 127.0.0.1: redis-server, the
 # redisse server (the gem's executable), the example app (puma) and nginx in
@@ -75,6 +75,12 @@ class Deployment
     "http://127.0.0.1:#{nginx_port}#{path}"
   end
 
+  # A stream through nginx, as a browser's EventSource opens it.
+  # @return [SseReader]
+  def open_stream(path, headers = {}, **options)
+    SseReader.new(nginx_port, path, headers, **options)
+  end
+
   # --- the redisse server ---------------------------------------------------
 
   def start_redisse
@@ -127,11 +133,6 @@ class Deployment
   private
 
   def answers?(port, path)
-    response = Net::HTTP.start("127.0.0.1", port, open_timeout: 0.5, read_timeout: 2) do |http|
-      http.get(path)
-    end
-    response.code == "200"
-  rescue SystemCallError, IOError, Net::OpenTimeout, Net::ReadTimeout
-    false
+    SseReader.fetch(port, path, { "Accept" => "*/*" })&.status == 200
   end
 end

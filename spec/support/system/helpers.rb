@@ -1,20 +1,11 @@
 # frozen_string_literal: true
 
 require "redis"
-require_relative "sse_reader"
-require_relative "server_process"
+require "tempfile"
 
-# Helpers of the system specs: a real redis-server (the harness of
-# spec/support/redis_server.rb) and a real `redisse` server process,
-# talked to over TCP.
+# Helpers of the system specs, which talk over TCP to a real `redisse`
+# server (a ServerProcess) on a real redis-server.
 module SystemSpecHelpers
-  # The event text of SPEC §1, as the 0.4 gem wrote it.
-  def event_text(id, data, type: "message")
-    lines = data.to_s.split("\n", -1)
-    lines = [""] if lines.empty?
-    "id: #{id}\nevent: #{type}\n#{lines.map { |line| "data: #{line}\n" }.join}\n"
-  end
-
   # Publishes like the 0.4 gem did, in four round trips, through a
   # redis-rb client. Channel names may be any bytes.
   # @return [Integer] the event id
@@ -52,19 +43,6 @@ module SystemSpecHelpers
       "\"served\":    #{served},\n  \"missing\":   #{missing}\n}"
   end
 
-  # Opens a stream on `server`, reads its head, and closes it after the example.
-  def open_stream(server, path, headers = {}, head: true, **options)
-    reader = server.open_stream(path, headers, **options)
-    (@open_readers ||= []) << reader
-    reader.read_head if head
-    reader
-  end
-
-  def close_streams
-    @open_readers&.each(&:close)
-    @open_readers = []
-  end
-
   # Waits until the server counts no open stream (the streams of earlier
   # examples, and the readiness probe, are gone).
   def wait_for_no_streams(server, timeout: 5)
@@ -78,5 +56,4 @@ end
 
 RSpec.configure do |config|
   config.include SystemSpecHelpers, :system
-  config.after(:each, :system) { close_streams }
 end

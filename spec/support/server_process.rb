@@ -2,11 +2,10 @@
 
 require "forwardable"
 require "json"
-require "net/http"
 require "rbconfig"
 require "tempfile"
-require_relative "../lifeline_process"
-require_relative "../free_port"
+require_relative "lifeline_process"
+require_relative "free_port"
 require_relative "sse_reader"
 
 # A `redisse` server in a child process (a LifelineProcess), on a port of
@@ -17,13 +16,13 @@ require_relative "sse_reader"
 class ServerProcess
   extend Forwardable
 
-  ROOT = File.expand_path("../../..", __dir__)
+  ROOT = File.expand_path("../..", __dir__)
   KINDS = {
     gem: [RbConfig.ruby, "-I", File.join(ROOT, "lib"), File.join(ROOT, "exe", "redisse")],
     binary: [File.join(ROOT, "target", "release", "redisse")]
   }.freeze
   START_TIMEOUT = 15 # seconds
-  PROBE_CHANNEL = "system-spec-probe"
+  PROBE_CHANNEL = "spec-probe"
 
   attr_reader :name, :port
 
@@ -76,12 +75,8 @@ class ServerProcess
 
   # The stats body, or nil when the server does not answer.
   def stats_text
-    response = Net::HTTP.start("127.0.0.1", @port, open_timeout: 1, read_timeout: 2) do |http|
-      http.get("/", "Accept" => "application/json")
-    end
-    response.body if response.is_a?(Net::HTTPOK)
-  rescue SystemCallError, Net::OpenTimeout, Net::ReadTimeout, EOFError
-    nil
+    response = SseReader.fetch(@port, "/", { "Accept" => "application/json" })
+    response.body if response&.status == 200
   end
 
   # The stats as a Hash (e.g. `stats["connected"]`).
@@ -97,12 +92,7 @@ class ServerProcess
   # The status of a stream request, the connection closed at once; nil when
   # nothing answers.
   def probe_status(path = "/?#{PROBE_CHANNEL}")
-    reader = open_stream(path)
-    reader.read_head(timeout: 2).status
-  rescue SseReader::Timeout, SystemCallError
-    nil
-  ensure
-    reader&.close
+    SseReader.fetch(@port, path, head_only: true)&.status
   end
 
   # Sends SIGTERM; waits for the exit, up to `timeout` seconds.
