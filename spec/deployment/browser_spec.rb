@@ -1,8 +1,8 @@
 # frozen_string_literal: true
 
 require "fileutils"
-require_relative "support/browser"
-require_relative "support/helpers"
+require_relative "../support/deployment/browser"
+require_relative "../support/deployment/helpers"
 
 # The example page in headless Chromium, through nginx, the app and the
 # redisse server.
@@ -12,22 +12,18 @@ RSpec.describe "The example page in a browser" do
   before(:context) do
     reason = Browser.unavailable_reason
     skip "browser specs need Chromium: #{reason}" if reason
-
-    @deployment = Deployment.new.start
-    # With an event counter in Redis, every stream starts with a
-    # `lastEventId` event: the sign that the page is subscribed.
-    new_redisse(redis_server: @deployment.redis_url).publish("warm-up", "")
-    @driver, @profile = Browser.start
   end
 
+  with_deployment
+
+  before(:context) { @driver, @profile = Browser.start }
+
+  # Before the deployment stops (after hooks run in reverse order).
   after(:context) do
     @driver&.quit
     FileUtils.rm_rf(@profile) if @profile
-    @deployment&.stop
-    @deployment&.cleanup
   end
 
-  let(:deployment) { @deployment }
   let(:driver) { @driver }
   let(:publisher) { Redisse }
 

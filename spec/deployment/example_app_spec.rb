@@ -3,7 +3,7 @@
 require "open3"
 require "rack"
 require "rack/test"
-require_relative "support/deployment"
+require_relative "../support/deployment/deployment"
 
 # The example app in-process, with Redisse in test mode: no server needed.
 RSpec.describe "The example app" do

@@ -1,25 +1,13 @@
 # frozen_string_literal: true
 
-require_relative "support/helpers"
+require_relative "../support/deployment/helpers"
 
 # The example deployment over HTTP: nginx in front of the app (puma) and
 # the redisse server, all real processes.
 RSpec.describe "The example behind nginx" do
   include DeploymentHelpers
+  with_deployment
 
-  before(:context) do
-    @deployment = Deployment.new.start
-    # With an event counter in Redis, every stream starts with a
-    # `lastEventId` event: the sign that it is subscribed.
-    new_redisse(redis_server: @deployment.redis_url).publish("warm-up", "")
-  end
-
-  after(:context) do
-    @deployment&.stop
-    @deployment&.cleanup
-  end
-
-  let(:deployment) { @deployment }
   let(:publisher) { new_redisse(redis_server: deployment.redis_url) }
 
   # A long poll through nginx, subscribed.

@@ -4,7 +4,7 @@ require "fileutils"
 require "json"
 require "open3"
 require "tmpdir"
-require_relative "support/deployment"
+require_relative "../support/deployment/deployment"
 
 # The Rails example (example/rails) runs its own specs with its own bundle,
 # as an application using the gem would: Bundler resolves the gem from this

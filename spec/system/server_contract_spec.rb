@@ -7,10 +7,7 @@ require_relative "../support/system/helpers"
 # gem's executable (Ruby, through the native extension) and the plain binary.
 RSpec.describe "The redisse server's contract", :system do
   shared_examples "a redisse server" do |kind, server_options|
-    before(:all) { @server = ServerProcess.new(kind: kind, **server_options).start }
-    after(:all) { @server&.stop }
-
-    let(:server) { @server }
+    with_server(kind: kind, **server_options)
 
     describe "content negotiation" do
       it "answers 406 with a text/plain body when text/event-stream is not acceptable" do

@@ -54,6 +54,18 @@ module SystemSpecHelpers
   end
 end
 
+# Of the example groups of the system specs.
+module SystemSpecGroups
+  # One server for the group's examples, as `server`: the gem's executable
+  # on the spec Redis, unless `options` (for ServerProcess.new) say otherwise.
+  def with_server(**options)
+    before(:all) { @server = ServerProcess.new(**{ kind: :gem, redis_url: REDIS_SERVER.url }.merge(options)).start }
+    after(:all) { @server&.stop }
+    let(:server) { @server }
+  end
+end
+
 RSpec.configure do |config|
   config.include SystemSpecHelpers, :system
+  config.extend SystemSpecGroups, :system
 end

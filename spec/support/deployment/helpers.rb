@@ -8,6 +8,29 @@ require_relative "deployment"
 # (`open_stream(deployment, path)`); pages and forms are plain Net::HTTP
 # requests, as curl would send them.
 module DeploymentHelpers
+  def self.included(group)
+    group.extend(GroupMethods)
+  end
+
+  module GroupMethods
+    # One deployment for the group's examples, as `deployment`.
+    def with_deployment
+      before(:context) do
+        @deployment = Deployment.new.start
+        # With an event counter in Redis, every stream starts with a
+        # `lastEventId` event: the sign that it is subscribed.
+        new_redisse(redis_server: @deployment.redis_url).publish("warm-up", "")
+      end
+
+      after(:context) do
+        @deployment&.stop
+        @deployment&.cleanup
+      end
+
+      let(:deployment) { @deployment }
+    end
+  end
+
   # A browser-like session of the example app through nginx: its cookie and
   # its private channel, from a first visit.
   CookieSession = Struct.new(:cookie, :private_channel)
@@ -27,8 +50,7 @@ module DeploymentHelpers
     end
   end
 
-  # Waits until a stream through nginx is subscribed: with an event counter
-  # in Redis, every stream starts with a `lastEventId` event.
+  # Waits until a stream through nginx is subscribed (see with_deployment).
   def wait_until_subscribed(stream)
     stream.wait_for("the stream to be subscribed") { stream.events.any? { |event| event.type == "lastEventId" } }
   end

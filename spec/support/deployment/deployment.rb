@@ -2,11 +2,11 @@
 
 require "fileutils"
 require "tmpdir"
-require_relative "../../support/free_port"
-require_relative "../../support/lifeline_process"
-require_relative "../../support/redis_server"
-require_relative "../../support/server_process"
-require_relative "../../support/sse_reader"
+require_relative "../lifeline_process"
+require_relative "../free_port"
+require_relative "../redis_server"
+require_relative "../server_process"
+require_relative "../sse_reader"
 
 # The example deployment on free ports of 127.0.0.1: redis-server, the
 # redisse server (the gem's executable), the example app (puma) and nginx in
