@@ -2,7 +2,6 @@
 
 require "fileutils"
 require "json"
-require "open3"
 require "tmpdir"
 require_relative "../support/deployment/deployment"
 
@@ -33,14 +32,15 @@ RSpec.describe "The Rails example" do
     env["GEM_PATH"] = [@gem_home, *Gem.path].join(File::PATH_SEPARATOR)
 
     # Offline: every gem is already on the machine.
-    install, status = Open3.capture2e(env, "bundle", "install", "--local", chdir: app_root, unsetenv_others: true)
+    install, status = run_command("bundle", "install", "--local",
+                                  env: env, chdir: app_root, unsetenv_others: true, timeout: 120)
     raise "bundle install --local failed in #{app_root}:\n#{install}" unless status.success?
 
     Dir.mktmpdir("redisse-rails-spec") do |dir|
       report = File.join(dir, "report.json")
-      @output, @status = Open3.capture2e(
-        env, "bundle", "exec", "rspec", "--format", "progress", "--format", "json", "--out", report,
-        chdir: app_root, unsetenv_others: true
+      @output, @status = run_command(
+        "bundle", "exec", "rspec", "--format", "progress", "--format", "json", "--out", report,
+        env: env, chdir: app_root, unsetenv_others: true, timeout: 300
       )
       @examples = File.exist?(report) ? JSON.parse(File.read(report)).fetch("examples") : []
     end

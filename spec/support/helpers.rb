@@ -1,12 +1,15 @@
 # frozen_string_literal: true
 
+require_relative "commands"
 require_relative "redis_server"
 require_relative "waiting"
 
 # Helpers of every example (see spec_helper): Redisse modules and Redis
 # clients on the spec Redis, the event text, and event streams closed after
-# the example. `wait_until`, `elapsed` and `monotonic_now` come from Waiting.
+# the example. `wait_until`, `elapsed` and `monotonic_now` come from
+# Waiting, `run_command` from Commands.
 module RedisseSpecHelpers
+  include Commands
   include Waiting
 
   # A module with its own Redisse configuration and publisher, pointing at

@@ -1,7 +1,6 @@
 # frozen_string_literal: true
 
 require "redis"
-require "tempfile"
 
 # Helpers of the system specs, which talk over TCP to a real `redisse`
 # server (a ServerProcess) on a real redis-server.
@@ -21,20 +20,10 @@ module SystemSpecHelpers
   # Runs `redis-cli -p PORT args...`; fails unless it succeeds within 5 s.
   # @return [String] its output
   def redis_cli(port, *args)
-    output = Tempfile.new("redis-cli")
-    pid = Process.spawn("redis-cli", "-h", "127.0.0.1", "-p", port.to_s, *args.map(&:to_s),
-                        out: output.path, err: [:child, :out], in: File::NULL)
-    status = wait_until("redis-cli #{args.first} exits", timeout: 5) { Process.wait2(pid, Process::WNOHANG)&.last }
-    text = File.read(output.path)
-    raise "redis-cli #{args.inspect} failed: #{text}" unless status.success?
+    output, status = run_command("redis-cli", "-h", "127.0.0.1", "-p", port.to_s, *args.map(&:to_s), timeout: 5)
+    raise "redis-cli #{args.inspect} failed: #{output}" unless status.success?
 
-    text
-  ensure
-    if pid && status.nil?
-      Process.kill("KILL", pid)
-      Process.wait(pid)
-    end
-    output&.close!
+    output
   end
 
   # The stats JSON of SPEC §2, byte for byte.
