@@ -1,6 +1,5 @@
 # frozen_string_literal: true
 
-require "open3"
 require "rbconfig"
 require "tmpdir"
 
@@ -9,8 +8,9 @@ require "tmpdir"
 RSpec.describe "The redisse gem package" do
   root = File.expand_path("..", __dir__)
 
+  # Compiling the extension takes minutes on a cold cache.
   def run!(env, *command, chdir:)
-    output, status = Open3.capture2e(env, *command, chdir: chdir)
+    output, status = run_command(*command, env: env, chdir: chdir, timeout: 900)
     expect(status).to be_success, "#{command.join(' ')} failed:\n#{output}"
     output
   end

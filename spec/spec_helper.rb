@@ -1,7 +1,9 @@
 # frozen_string_literal: true
 
 require "redisse"
+require_relative "support/helpers"
 require_relative "support/redis_server"
+require_relative "support/server_process"
 
 # One redis-server for the whole run. Publishers find it through
 # REDISSE_REDIS, like in production.
@@ -9,48 +11,6 @@ REDIS_SERVER = RedisServerHarness.new
 REDIS_SERVER.start
 ENV["REDISSE_REDIS"] = REDIS_SERVER.url
 at_exit { REDIS_SERVER.shutdown }
-
-module RedisseSpecHelpers
-  # A module with its own Redisse configuration and publisher, pointing at
-  # the spec Redis.
-  def new_redisse(**settings)
-    Module.new { extend Redisse }.tap do |redisse|
-      settings.each { |name, value| redisse.public_send("#{name}=", value) }
-    end
-  end
-
-  # A redis-rb client on the spec Redis, to look at what was published.
-  def redis(db: 0)
-    @redis_clients ||= {}
-    @redis_clients[db] ||= REDIS_SERVER.client(db: db)
-  end
-
-  def close_redis_clients
-    @redis_clients&.each_value(&:close)
-  end
-
-  def monotonic_now
-    Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  end
-
-  # Seconds the block took.
-  def elapsed
-    started = monotonic_now
-    yield
-    monotonic_now - started
-  end
-
-  # Polls until the block is truthy; fails after `timeout` seconds.
-  def wait_until(what, timeout: 5)
-    deadline = monotonic_now + timeout
-    until (result = yield)
-      raise "timed out waiting until #{what}" if monotonic_now > deadline
-
-      sleep 0.01
-    end
-    result
-  end
-end
 
 RSpec.configure do |config|
   config.include RedisseSpecHelpers
@@ -67,6 +27,7 @@ RSpec.configure do |config|
   end
 
   config.after do
+    close_streams
     close_redis_clients
   end
 end

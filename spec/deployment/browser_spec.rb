@@ -1,8 +1,8 @@
 # frozen_string_literal: true
 
 require "fileutils"
-require_relative "support/browser"
-require_relative "support/helpers"
+require_relative "../support/deployment/browser"
+require_relative "../support/deployment/helpers"
 
 # The example page in headless Chromium, through nginx, the app and the
 # redisse server.
@@ -12,22 +12,18 @@ RSpec.describe "The example page in a browser" do
   before(:context) do
     reason = Browser.unavailable_reason
     skip "browser specs need Chromium: #{reason}" if reason
-
-    @deployment = Deployment.new.start
-    # With an event counter in Redis, every stream starts with a
-    # `lastEventId` event: the sign that the page is subscribed.
-    new_redisse(redis_server: @deployment.redis_url).publish("warm-up", "")
-    @driver, @profile = Browser.start
   end
 
+  with_deployment
+
+  before(:context) { @driver, @profile = Browser.start }
+
+  # Before the deployment stops (after hooks run in reverse order).
   after(:context) do
     @driver&.quit
     FileUtils.rm_rf(@profile) if @profile
-    @deployment&.stop
-    @deployment&.cleanup
   end
 
-  let(:deployment) { @deployment }
   let(:driver) { @driver }
   let(:publisher) { Redisse }
 
@@ -44,7 +40,7 @@ RSpec.describe "The example page in a browser" do
     driver.get(deployment.url("/subscriptions"))
     driver.manage.delete_all_cookies
     driver.get(deployment.url(path))
-    wait_for("the page to receive #{count} event(s)") { page_events.size >= count }
+    wait_for_page("the page receives #{count} event(s)") { page_events.size >= count }
   end
 
   # The events listed on the page, as [type, id, data].
@@ -59,18 +55,12 @@ RSpec.describe "The example page in a browser" do
     driver.find_element(id: id).text
   end
 
-  def wait_for(what, timeout: 10, &block)
-    deadline = monotonic_now + timeout
-    until (result = block.call)
-      raise "timed out waiting for #{what}; the page shows #{page_events.inspect}" if monotonic_now > deadline
-
-      sleep 0.05
-    end
-    result
+  def wait_for_page(what, timeout: 10, &block)
+    wait_until(what, timeout: timeout, interval: 0.05, detail: -> { "the page shows #{page_events.inspect}" }, &block)
   end
 
   def wait_for_data(data, timeout: 10)
-    wait_for("an event with data #{data.inspect}", timeout: timeout) do
+    wait_for_page("the page shows an event with data #{data.inspect}", timeout: timeout) do
       page_events.find { |_type, _id, event_data| event_data == data }
     end
   end
@@ -99,7 +89,7 @@ RSpec.describe "The example page in a browser" do
 
     type, id, = wait_for_data("Hello from the form <b>")
     expect(type).to eq "message"
-    wait_for("the publication result") { page_text("publish-result") != "" }
+    wait_for_page("the page shows the publication result") { page_text("publish-result") != "" }
     expect(page_text("publish-result")).to eq "Published event #{id} on global"
   end
 
@@ -107,12 +97,9 @@ RSpec.describe "The example page in a browser" do
     open_page
     mine = page_text("private-channel")
     others = %w[private_1 private_2 private_3 private_4] - [mine]
-    other_session = wait_until("a session with another private channel") do
-      session = new_cookie_session(deployment)
-      session if session.private_channel != mine
-    end
-    other_poll = StreamRequest.new(deployment.nginx_port, "/events?polling", { "Cookie" => other_session.cookie })
-    wait_until("the other session is subscribed") { other_poll.body.include?("event: lastEventId") }
+    other_session = cookie_session_other_than(deployment, mine)
+    other_poll = open_stream(deployment, "/events?polling", { "Cookie" => other_session.cookie })
+    wait_until_subscribed(other_poll)
 
     others.each { |channel| publisher.publish(channel, "for #{channel}") }
     publisher.publish(mine, "for #{mine}")
@@ -123,11 +110,9 @@ RSpec.describe "The example page in a browser" do
     received = page_events.map(&:last)
     expect(received).to include("for #{mine}")
     expect(received & others.map { |channel| "for #{channel}" }).to be_empty
-    other_body = other_poll.finish
+    other_body = other_poll.wait_until_finished(timeout: 15).body
     expect(other_body).to include("data: for #{other_session.private_channel}\n")
     expect(other_body).not_to include("for #{mine}")
-  ensure
-    other_poll&.close
   end
 
   it "reconnects by itself after the redisse server restarts, and gets what it missed once, in order" do
@@ -136,7 +121,7 @@ RSpec.describe "The example page in a browser" do
     wait_for_data("before")
 
     deployment.stop_redisse
-    wait_for("the page to notice") { page_text("status") != "open" }
+    wait_for_page("the page notices") { page_text("status") != "open" }
     missed_ids = [publisher.publish("global", "missed 1"), publisher.publish("global", "missed 2")]
     deployment.start_redisse
 

@@ -1,9 +1,8 @@
 # frozen_string_literal: true
 
-require "open3"
 require "rack"
 require "rack/test"
-require_relative "support/deployment"
+require_relative "../support/deployment/deployment"
 
 # The example app in-process, with Redisse in test mode: no server needed.
 RSpec.describe "The example app" do
@@ -116,9 +115,9 @@ RSpec.describe "The example app" do
         config = File.join(deployment.dir, "nginx.conf")
         File.write(config, deployment.nginx_config)
         expect(File.read(config)).not_to include("{{")
-        output, status = Open3.capture2e(
+        output, status = run_command(
           "nginx", "-t", "-p", deployment.dir, "-c", config,
-          "-g", "pid #{deployment.dir}/nginx.pid; error_log stderr;"
+          "-g", "pid #{deployment.dir}/nginx.pid; error_log stderr;", timeout: 30
         )
         expect(status).to be_success, output
       ensure

@@ -1,33 +1,19 @@
 # frozen_string_literal: true
 
-require_relative "support/helpers"
+require_relative "../support/deployment/helpers"
 
 # The example deployment over HTTP: nginx in front of the app (puma) and
 # the redisse server, all real processes.
 RSpec.describe "The example behind nginx" do
   include DeploymentHelpers
+  with_deployment
 
-  before(:context) do
-    @deployment = Deployment.new.start
-    # With an event counter in Redis, every stream starts with a
-    # `lastEventId` event: the sign that it is subscribed.
-    new_redisse(redis_server: @deployment.redis_url).publish("warm-up", "")
-  end
-
-  after(:context) do
-    @deployment&.stop
-    @deployment&.cleanup
-  end
-
-  let(:deployment) { @deployment }
   let(:publisher) { new_redisse(redis_server: deployment.redis_url) }
 
-  def stream(path, headers = {})
-    StreamRequest.new(deployment.nginx_port, path, headers).tap { |request| @streams << request }
+  # A long poll through nginx, subscribed.
+  def poll(headers = {})
+    open_stream(deployment, "/events?polling", headers).tap { |stream| wait_until_subscribed(stream) }
   end
-
-  before { @streams = [] }
-  after { @streams.each(&:close) }
 
   it "serves the page, and publishes from the form fields" do
     page = Net::HTTP.get_response(URI(deployment.url("/")))
@@ -47,40 +33,37 @@ RSpec.describe "The example behind nginx" do
   end
 
   it "long-polls: the response holds the events and ends about 1 s after the first" do
-    polling = stream("/events?polling")
-    wait_until("the poll is subscribed") { polling.body.include?("event: lastEventId") }
+    polling = poll
 
     first_published_at = monotonic_now
     ids = [publisher.publish("global", "one"), publisher.publish("global", "two")]
-    body = polling.finish
+    polling.wait_until_finished(timeout: 15)
 
-    expect(polling.response.code).to eq "200"
-    expect(polling.response["Content-Type"]).to eq "text/event-stream"
-    expect(body).to end_with(event_text(ids[0], "one") + event_text(ids[1], "two"))
-    expect(polling.ended_at - first_published_at).to be_between(0.9, 3)
+    expect(polling.status).to eq 200
+    expect(polling.headers["content-type"]).to eq "text/event-stream"
+    expect(polling.body).to end_with(event_text(ids[0], "one") + event_text(ids[1], "two"))
+    expect(polling.closed_at - first_published_at).to be_between(0.9, 3)
   end
 
   it "sends the events after Last-Event-ID from the history" do
     ids = %w[a b c].map { |data| publisher.publish("global", data) }
 
-    body = stream("/events?polling", "Last-Event-ID" => ids[0].to_s).finish
+    polling = open_stream(deployment, "/events?polling", { "Last-Event-ID" => ids[0].to_s })
 
-    expect(body).to eq event_text(ids[1], "b") + event_text(ids[2], "c")
+    expect(polling.wait_until_finished(timeout: 15).body).to eq event_text(ids[1], "b") + event_text(ids[2], "c")
   end
 
   it "gives each session the events of its own private channel, not another's" do
-    first, second = two_cookie_sessions(deployment)
-    polls = [first, second].map { |session| stream("/events?polling", "Cookie" => session.cookie) }
-    polls.each do |poll|
-      wait_until("the poll is subscribed") { poll.body.include?("event: lastEventId") }
-    end
+    first = new_cookie_session(deployment)
+    second = cookie_session_other_than(deployment, first.private_channel)
+    polls = [first, second].map { |session| poll("Cookie" => session.cookie) }
 
     first_id = publisher.publish(first.private_channel, "for the first")
     second_id = publisher.publish(second.private_channel, "for the second")
 
-    expect(polls[0].finish).to include(event_text(first_id, "for the first"))
+    expect(polls[0].wait_until_finished(timeout: 15).body).to include(event_text(first_id, "for the first"))
     expect(polls[0].body).not_to include("for the second")
-    expect(polls[1].finish).to include(event_text(second_id, "for the second"))
+    expect(polls[1].wait_until_finished(timeout: 15).body).to include(event_text(second_id, "for the second"))
     expect(polls[1].body).not_to include("for the first")
   end
 

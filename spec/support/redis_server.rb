@@ -1,9 +1,9 @@
 # frozen_string_literal: true
 
 require "redis"
-require "socket"
 require "tmpdir"
 require "fileutils"
+require_relative "lifeline_process"
 require_relative "free_port"
 
 # A throwaway redis-server for the specs, on a free port, without
@@ -29,28 +29,20 @@ class RedisServerHarness
   def start
     return if running?
 
-    # redis-server runs under a shell that stops it as soon as the pipe
-    # from this process closes, so that it never outlives the spec run,
-    # even when the Ruby process dies without running at_exit hooks.
-    lifeline_reader, @lifeline = IO.pipe
-    @pid = Process.spawn(
-      "sh", "-c", 'redis-server "$@" & server=$!; read _; kill $server; wait $server', "sh",
-      "--port", port.to_s, "--bind", "127.0.0.1",
-      "--save", "", "--appendonly", "no", "--dir", @dir,
-      in: lifeline_reader, out: File::NULL, err: File::NULL
-    )
-    lifeline_reader.close
-    wait_until("redis-server answers PING on port #{port}") { ping }
+    stop # reaps a server that died
+    @process = LifelineProcess.new(
+      "redis-server",
+      ["redis-server", "--port", port.to_s, "--bind", "127.0.0.1",
+       "--save", "", "--appendonly", "no", "--dir", @dir],
+      log: File.join(@dir, "redis.log"), chdir: @dir
+    ).start
+    @process.wait_until_ready("redis-server answers PING on port #{port}", timeout: START_TIMEOUT) { ping }
   end
 
+  # Stops the server; once it has exited, its port is free for #start.
   def stop
-    return unless running?
-
-    @lifeline.close
-    Process.wait(@pid)
-    @pid = nil
-    # The port must be free again before a restart can bind it.
-    wait_until("port #{port} is free") { !ping }
+    @process&.stop
+    @process = nil
   end
 
   # Stops the server for good; does nothing in forked children, which do
@@ -63,7 +55,7 @@ class RedisServerHarness
   end
 
   def running?
-    !@pid.nil?
+    @process&.running? || false
   end
 
   # A new client on the given database.
@@ -80,14 +72,5 @@ class RedisServerHarness
     false
   ensure
     redis&.close
-  end
-
-  def wait_until(what)
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + START_TIMEOUT
-    until yield
-      raise "timed out waiting until #{what}" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-
-      sleep 0.02
-    end
   end
 end

@@ -5,10 +5,7 @@ require_relative "../support/system/helpers"
 # Old and new publishers share one Redis during a rolling upgrade (SPEC
 # §1): events written the 0.4 gem's way are served like Redisse.publish's.
 RSpec.describe "Events from another publisher", :system do
-  before(:all) { @server = ServerProcess.new(kind: :gem, redis_url: REDIS_SERVER.url).start }
-  after(:all) { @server&.stop }
-
-  let(:server) { @server }
+  with_server
 
   # The 0.4 gem's four commands, sent with redis-cli.
   def publish_with_redis_cli(channel, data, type: "message")

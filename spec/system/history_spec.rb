@@ -4,10 +4,7 @@ require_relative "../support/system/helpers"
 
 # What a stream sends before its live events (SPEC §2, "Stream contents").
 RSpec.describe "A stream's opening", :system do
-  before(:all) { @server = ServerProcess.new(kind: :gem, redis_url: REDIS_SERVER.url).start }
-  after(:all) { @server&.stop }
-
-  let(:server) { @server }
+  with_server
 
   describe "missedevents" do
     it "comes first when the history no longer reaches back to the last event id" do

@@ -5,10 +5,7 @@ require_relative "../support/system/helpers"
 # `?polling`: the stream ends 1 s after its first event, so that events
 # published close together arrive in one response.
 RSpec.describe "Long polling", :system do
-  before(:all) { @server = ServerProcess.new(kind: :gem, redis_url: REDIS_SERVER.url).start }
-  after(:all) { @server&.stop }
-
-  let(:server) { @server }
+  with_server
 
   it "ends the response about 1 s after the first event, with a burst of events in it" do
     reader = open_stream(server, "/?poll&polling")

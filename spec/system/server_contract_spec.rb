@@ -7,10 +7,7 @@ require_relative "../support/system/helpers"
 # gem's executable (Ruby, through the native extension) and the plain binary.
 RSpec.describe "The redisse server's contract", :system do
   shared_examples "a redisse server" do |kind, server_options|
-    before(:all) { @server = ServerProcess.new(kind: kind, **server_options).start }
-    after(:all) { @server&.stop }
-
-    let(:server) { @server }
+    with_server(kind: kind, **server_options)
 
     describe "content negotiation" do
       it "answers 406 with a text/plain body when text/event-stream is not acceptable" do
@@ -60,8 +57,8 @@ RSpec.describe "The redisse server's contract", :system do
       it "are JSON in the 0.4 format, counting streams and the events written to them" do
         wait_for_no_streams(server)
         base = server.stats
-        response = Net::HTTP.start("127.0.0.1", server.port) { |http| http.get("/", "Accept" => "application/json") }
-        expect(response["Content-Type"]).to eq("application/json")
+        response = SseReader.fetch(server.port, "/", { "Accept" => "application/json" })
+        expect(response.headers["content-type"]).to eq("application/json")
         expect(response.body).to eq(stats_json(connected: 0, events: base["events"],
                                                served: base["served"], missing: base["missing"]))
 

@@ -6,10 +6,7 @@ require_relative "../support/system/helpers"
 # the server's memory: its queue is bounded (4096 events or 1 MiB), and
 # past that the server drops it.
 RSpec.describe "A client that stops reading", :system do
-  before(:all) { @server = ServerProcess.new(kind: :gem, redis_url: REDIS_SERVER.url).start }
-  after(:all) { @server&.stop }
-
-  let(:server) { @server }
+  with_server
 
   it "does not hold back a fast reader, and is dropped" do
     wait_for_no_streams(server)

@@ -5,11 +5,22 @@ require "net/http"
 require "socket"
 
 RSpec.describe "bundle exec redisse" do
+  # This app runs under its own bundle, as an application using the gem
+  # would, and does not load the gem's spec/support: these two helpers are
+  # its minimal copy of free_port and wait_until there.
   def free_port
-    server = TCPServer.new("127.0.0.1", 0)
-    server.addr[1]
-  ensure
-    server&.close
+    TCPServer.open("127.0.0.1", 0) { |server| server.addr[1] }
+  end
+
+  # Polls the block until it is truthy; fails after `timeout` seconds.
+  def wait_until(what, timeout:)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+    until (result = yield)
+      raise "timed out after #{timeout} s waiting until #{what}" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+      sleep 0.05
+    end
+    result
   end
 
   def stats(port)
@@ -22,18 +33,18 @@ RSpec.describe "bundle exec redisse" do
 
   it "runs the server from the app's folder, and stops on SIGTERM" do
     port = free_port
-    output = IO.pipe
+    output, writer = IO.pipe
     app_root = File.expand_path("..", __dir__)
     pid = Process.spawn("bundle", "exec", "redisse", "--stdout", "--verbose", "--address", "127.0.0.1",
-                        "--port", port.to_s, chdir: app_root, out: output[1], err: output[1])
-    output[1].close
+                        "--port", port.to_s, chdir: app_root, out: writer, err: writer)
+    writer.close
     begin
-      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 20
-      until (response = stats(port))
-        raise "redisse did not answer on port #{port}" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-        raise "redisse exited: #{output[0].read}" if Process.wait(pid, Process::WNOHANG)
-
-        sleep 0.05
+      response = wait_until("redisse answers on port #{port}", timeout: 20) do
+        if (status = Process.wait2(pid, Process::WNOHANG)&.last)
+          pid = nil
+          raise "redisse exited (#{status.inspect}): #{output.read}"
+        end
+        stats(port)
       end
 
       expect(response.code).to eq "200"
@@ -41,16 +52,16 @@ RSpec.describe "bundle exec redisse" do
       expect(JSON.parse(response.body).keys).to contain_exactly("connected", "events", "served", "missing")
 
       Process.kill("TERM", pid)
-      _, status = Process.wait2(pid)
+      status = wait_until("redisse exits after SIGTERM", timeout: 10) { Process.wait2(pid, Process::WNOHANG)&.last }
       pid = nil
       expect(status).to be_success
-      expect(output[0].read).to include(port.to_s)
+      expect(output.read).to include(port.to_s)
     ensure
       if pid
         Process.kill("KILL", pid)
         Process.wait(pid)
       end
-      output[0].close
+      output.close
     end
   end
 end

@@ -1,17 +1,23 @@
 # frozen_string_literal: true
 
 require "socket"
+require_relative "waiting"
 
-# An HTTP/1.1 client over a raw TCP socket that reads a response as it
-# arrives: the status line and headers, then the body (chunked, sized, or
+# The specs' HTTP/1.1 client, over a raw TCP socket: it reads a response as
+# it arrives, the status line and headers, then the body (chunked, sized, or
 # until the connection closes), parsed incrementally into Server-Sent
-# Events. Every wait is bounded by a deadline; none sleeps for a fixed time.
+# Events. For event streams (from the redisse server, or through nginx),
+# and, with `SseReader.fetch`, for plain GETs (stats, readiness probes).
+# Every wait is bounded by a deadline; none sleeps for a fixed time: it
+# waits on the socket.
 #
 # @example
 #   reader = SseReader.new(port, "/?global", "Last-Event-Id" => "12")
 #   reader.read_head
 #   reader.wait_for_events(3, timeout: 2).map(&:id) # => ["13", "14", "15"]
 class SseReader
+  include Waiting
+
   # One event. `raw` is its text on the wire (field lines and the empty
   # line that ends it, comments left out); `at` is when it was parsed.
   Event = Struct.new(:id, :type, :data, :raw, :at, keyword_init: true) do
@@ -20,10 +26,23 @@ class SseReader
     end
   end
 
-  class Timeout < StandardError; end
+  class Timeout < Waiting::Timeout; end
 
   DEFAULT_TIMEOUT = 5
   READ_SIZE = 256 * 1024
+
+  # A whole response to a GET (only its head with `head_only`: for event
+  # streams), the connection closed; nil when nothing answers on the port or
+  # the response does not come within `timeout`.
+  # @return [SseReader, nil]
+  def self.fetch(port, path, headers = {}, timeout: 2, head_only: false)
+    reader = new(port, path, headers, connect_timeout: timeout)
+    head_only ? reader.read_head(timeout: timeout) : reader.wait_until_finished(timeout: timeout)
+  rescue SystemCallError, IOError, Timeout
+    nil
+  ensure
+    reader&.close
+  end
 
   attr_reader :status, :reason, :headers, :events, :comments, :body, :closed_at
 
@@ -85,15 +104,16 @@ class SseReader
     @events.first(count)
   end
 
-  # Waits until the block, given the reader, is truthy.
+  # Waits until the block, given the reader, is truthy, reading what
+  # arrives meanwhile: it blocks on the socket rather than polling.
   def wait_for(what, timeout: DEFAULT_TIMEOUT)
-    deadline = now + timeout
+    deadline = monotonic_now + timeout
     loop do
       result = yield(self)
       return result if result
-      raise Timeout, "timed out after #{timeout}s waiting for #{what}; #{describe}" if @eof || now >= deadline
+      raise Timeout, "timed out after #{timeout}s waiting for #{what}; #{describe}" if @eof || monotonic_now >= deadline
 
-      read_available(deadline - now)
+      read_available(deadline - monotonic_now)
     end
   end
 
@@ -108,8 +128,8 @@ class SseReader
   # does NOT happen within that time.
   # @return [self]
   def read_for(seconds)
-    deadline = now + seconds
-    read_available(deadline - now) while !finished? && now < deadline
+    deadline = monotonic_now + seconds
+    read_available(deadline - monotonic_now) while !finished? && monotonic_now < deadline
     self
   end
 
@@ -127,10 +147,6 @@ class SseReader
   end
 
   private
-
-  def now
-    Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  end
 
   def connect(port, rcvbuf, timeout)
     socket = Socket.new(:INET, :STREAM)
@@ -188,7 +204,7 @@ class SseReader
 
   def mark_eof
     @eof = true
-    @closed_at ||= now
+    @closed_at ||= monotonic_now
   end
 
   def decode
@@ -201,7 +217,7 @@ class SseReader
       @body << @raw
       @raw = +"".b
     end
-    @closed_at ||= now if finished?
+    @closed_at ||= monotonic_now if finished?
     parse_events
   end
 
@@ -281,7 +297,7 @@ class SseReader
       end
     end
     raw = "#{@pending_lines.join("\n")}\n\n".b
-    @events << Event.new(**fields, raw: raw, at: now)
+    @events << Event.new(**fields, raw: raw, at: monotonic_now)
     @pending_lines = []
   end
 end
