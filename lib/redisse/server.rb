@@ -1,16 +1,45 @@
 # frozen_string_literal: true
 
 require "redisse"
-require "stringio"
+require "redisse/channel_workers"
 
 module Redisse
-  # Ruby threads that answer the server's channel requests in in-process
-  # mode. The server keeps streaming events while they run, so a slow
-  # `channels` block delays only the request it is working on.
-  CHANNEL_WORKERS = 8
+  # Default of {#channel_workers}.
+  DEFAULT_CHANNEL_WORKERS = 32
+  # Default of {#channels_timeout}, in seconds.
+  DEFAULT_CHANNELS_TIMEOUT = 10.0
+  # How long a stopping server waits for `channels` calls still running.
+  STOP_GRACE = 1.0
 
   # Where the innermost app of the middleware chain leaves the channels.
   CHANNELS_ENV_KEY = "redisse.channels"
+
+  # @!group In-process mode
+
+  # The most `channels` calls that run at once, each on a Ruby thread of
+  # the server's (in-process mode). Threads are started as requests come,
+  # so a slow call delays only its own request.
+  #
+  # @return [Integer] 32 by default
+  def channel_workers
+    @channel_workers ||= DEFAULT_CHANNEL_WORKERS
+  end
+
+  # @param count [Integer]
+  attr_writer :channel_workers
+
+  # How long a `channels` call may take (in-process mode); the request
+  # then gets a 503 and the call is interrupted.
+  #
+  # @return [Float] seconds, 10.0 by default
+  def channels_timeout
+    @channels_timeout ||= DEFAULT_CHANNELS_TIMEOUT
+  end
+
+  # @param seconds [Numeric]
+  attr_writer :channels_timeout
+
+  # @!endgroup
 
   # Runs the Server-Sent Events server until it is stopped (SIGINT, SIGTERM).
   #
@@ -38,9 +67,12 @@ module Redisse
     # `start` returns) is held until every thread is up and the handler
     # that stops the server cleanly is in place.
     Thread.handle_interrupt(SignalException => :never) do
-      server = Redisse::Native::Server.start(options, in_process)
-      threads = [start_waiter(server), *(in_process ? start_channel_workers(server) : [])]
-      Thread.handle_interrupt(SignalException => :immediate) { join_until_stopped(server, threads) }
+      server = Redisse::Native::Server.start(options, in_process, Float(channels_timeout))
+      workers = in_process ? start_channel_workers(server) : nil
+      waiter = start_waiter(server)
+      Thread.handle_interrupt(SignalException => :immediate) { join_until_stopped(server, waiter) }
+      # Calls still running get a moment; their requests were answered 503.
+      workers&.join(STOP_GRACE)
     end
     0
   rescue Redisse::CommandLineError => e
@@ -61,40 +93,16 @@ module Redisse
     end
   end
 
-  def join_until_stopped(server, threads)
-    threads.each(&:join)
+  def join_until_stopped(server, waiter)
+    waiter.join
   rescue SignalException # Interrupt included
     server.shutdown
     retry
   end
 
   def start_channel_workers(server)
-    app = channels_app
-    Array.new(CHANNEL_WORKERS) do
-      Thread.new do
-        loop do
-          request = server.next_channel_request
-          break if request == false # the server stopped
-          next if request.nil? # interrupted, ask again
-
-          answer_channel_request(app, request)
-        end
-      end
-    end
-  end
-
-  def answer_channel_request(app, request)
-    env = channel_request_env(*request.env_parts)
-    _status, _headers, body = app.call(env)
-    body.close if body.respond_to?(:close)
-    # A middleware that answers by itself (e.g. refusing access) never
-    # reaches `channels`, and the request gets no channels.
-    request.reply(Array(env[CHANNELS_ENV_KEY]).map(&:to_s))
-  rescue StandardError, ScriptError => e # NotImplementedError is a ScriptError
-    # Whatever goes wrong, the client gets an answer and the worker lives on.
-    warn "Redisse: channels failed: #{e.class}: #{e.message}",
-         *Array(e.backtrace).first(5).map { |line| "  #{line}" }
-    request.fail("#{e.class}: #{e.message}")
+    ChannelWorkers.new(server, channels_app, size: Integer(channel_workers),
+                                             timeout: Float(channels_timeout)).start
   end
 
   # The middlewares given to {#use} around an app that calls {#channels}.
@@ -107,33 +115,5 @@ module Redisse
     middlewares.reverse.inject(innermost) do |app, (middleware, args, block)|
       middleware.new(app, *args, &block)
     end
-  end
-
-  def channel_request_env(method, path, query_string, headers, remote_addr, server_name, server_port)
-    env = {
-      "REQUEST_METHOD" => method.to_s,
-      "SCRIPT_NAME" => "",
-      "PATH_INFO" => path.to_s,
-      "QUERY_STRING" => query_string.to_s,
-      "SERVER_NAME" => server_name.to_s,
-      "SERVER_PORT" => server_port.to_s,
-      "SERVER_PROTOCOL" => "HTTP/1.1",
-      "REMOTE_ADDR" => remote_addr.to_s,
-      "rack.version" => Rack::VERSION,
-      "rack.url_scheme" => "http",
-      "rack.input" => StringIO.new("".b),
-      "rack.errors" => $stderr,
-      "rack.multithread" => true,
-      "rack.multiprocess" => false,
-      "rack.run_once" => false,
-      "rack.hijack?" => false
-    }
-    headers.each do |name, value|
-      key = name.to_s.upcase.tr("-", "_")
-      key = "HTTP_#{key}" unless %w[CONTENT_TYPE CONTENT_LENGTH].include?(key)
-      # Repeated headers are folded into one value, as HTTP allows.
-      env[key] = env.key?(key) ? "#{env[key]}, #{value}" : value.to_s
-    end
-    env
   end
 end

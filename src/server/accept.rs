@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{error, info};
@@ -25,12 +25,15 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// What a client is told to wait before trying again, in seconds.
 pub const RETRY_AFTER: &str = "5";
 const BUSY: &str = "503 Service Unavailable\nThe server is full: try again later.\n";
+/// An episode of failures ends after this long without one: at the limit,
+/// descriptors come and go, and the log must not flap with them.
+const EPISODE_END: Duration = Duration::from_secs(1);
 
 pub struct Acceptor {
     listener: TcpListener,
     reserve: Option<File>,
-    /// In an episode of failures, already logged.
-    failing: bool,
+    /// The last failure of the episode under way, already logged.
+    failing_since: Option<Instant>,
     /// Connections answered 503 in this episode.
     turned_away: u64,
 }
@@ -40,7 +43,7 @@ impl Acceptor {
         Acceptor {
             listener,
             reserve: take_reserve(),
-            failing: false,
+            failing_since: None,
             turned_away: 0,
         }
     }
@@ -54,12 +57,15 @@ impl Acceptor {
         loop {
             match self.listener.accept().await {
                 Ok(accepted) => {
-                    if self.failing {
+                    if self
+                        .failing_since
+                        .is_some_and(|last| last.elapsed() > EPISODE_END)
+                    {
                         info!(
                             "accepting connections again ({} turned away meanwhile)",
                             self.turned_away
                         );
-                        self.failing = false;
+                        self.failing_since = None;
                         self.turned_away = 0;
                     }
                     return accepted;
@@ -71,10 +77,10 @@ impl Acceptor {
 
     async fn failed(&mut self, e: io::Error) {
         let out_of_descriptors = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-        if !self.failing {
+        if self.failing_since.is_none() {
             error!("cannot accept connections ({e}); answering 503 until descriptors are free");
-            self.failing = true;
         }
+        self.failing_since = Some(Instant::now());
         if out_of_descriptors && self.reserve.take().is_some() {
             // The reserve's descriptor is now free for the waiting connection.
             if let Ok((socket, _)) = self.listener.accept().await {

@@ -36,14 +36,22 @@ impl ServerProcess {
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--stdout"])
             .args(options)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("the server binary starts");
+        // Standard error too: a panic is printed there.
         let (sender, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let errors = sender.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = sender.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = errors.send(line);
             }
         });
         ServerProcess {

@@ -153,13 +153,26 @@ struct Server {
 }
 
 impl Server {
-    fn start(ruby: &Ruby, options: &Options, in_process: bool) -> Result<Self, Error> {
+    /// `channels_timeout`: seconds a `channels` call may take (in-process mode).
+    fn start(
+        ruby: &Ruby,
+        options: &Options,
+        in_process: bool,
+        channels_timeout: f64,
+    ) -> Result<Self, Error> {
         let options = options
             .0
             .borrow_mut()
             .take()
             .ok_or_else(|| error(ruby, "Error", "these options already started a server"))?;
-        let requests = in_process.then(std::sync::Arc::<ChannelRequests>::default);
+        let timeout = Duration::try_from_secs_f64(channels_timeout).map_err(|_| {
+            error(
+                ruby,
+                "Error",
+                format!("invalid channels_timeout {channels_timeout}"),
+            )
+        })?;
+        let requests = in_process.then(|| std::sync::Arc::new(ChannelRequests::new(timeout)));
         let channels = requests
             .clone()
             .map_or(ChannelSource::Query, ChannelSource::Application);
@@ -249,6 +262,16 @@ impl Request {
         Self::take(ruby, rb_self)?.fail(message);
         Ok(())
     }
+
+    fn refuse(ruby: &Ruby, rb_self: &Self, reason: String) -> Result<(), Error> {
+        Self::take(ruby, rb_self)?.refuse(reason);
+        Ok(())
+    }
+
+    /// Whether `reply`, `fail` or `refuse` was called already.
+    fn answered(&self) -> bool {
+        self.0.borrow().is_none()
+    }
 }
 
 #[magnus::init(name = "redisse")]
@@ -265,7 +288,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     native.define_class("Options", ruby.class_object())?;
 
     let server: RClass = native.define_class("Server", ruby.class_object())?;
-    server.define_singleton_method("start", function!(Server::start, 2))?;
+    server.define_singleton_method("start", function!(Server::start, 3))?;
     server.define_method("port", method!(Server::port, 0))?;
     server.define_method("wait", method!(Server::wait, 0))?;
     server.define_method("shutdown", method!(Server::shutdown, 0))?;
@@ -278,5 +301,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     request.define_method("env_parts", method!(Request::env_parts, 0))?;
     request.define_method("reply", method!(Request::reply, 1))?;
     request.define_method("fail", method!(Request::fail, 1))?;
+    request.define_method("refuse", method!(Request::refuse, 1))?;
+    request.define_method("answered?", method!(Request::answered, 0))?;
     Ok(())
 }
