@@ -114,8 +114,9 @@ fn exchange(port: u16, request: &[u8]) -> bool {
     let _ = socket.write_all(request);
     let _ = socket.shutdown(std::net::Shutdown::Write);
     let mut buffer = [0u8; 4096];
+    // Some bytes or the close (0), either way an answer.
     match socket.read(&mut buffer) {
-        Ok(_) => true,
+        Ok(_answered_or_closed) => true,
         Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
     }
 }
