@@ -111,7 +111,7 @@ module Redisse
     type, data = event_type_and_data(message)
     return publish_test_event(channel, data, type) if test_mode?
 
-    publisher.publish(channel.to_s, type.to_s, String(data))
+    wait_for_publish(publisher.publish(channel.to_s, type.to_s, String(data)))
   end
 
   # @!endgroup
@@ -228,6 +228,21 @@ module Redisse
 
   def test_mode?
     !@test_events.nil?
+  end
+
+  # Waits for a publish with the GVL released. An interrupt (Timeout,
+  # Thread#kill, Thread#raise, a signal) makes `wait` return nil: Ruby then
+  # takes it here, in Ruby code, and a handler that returns lets the wait
+  # go on. Given up, the publish's connection is dropped.
+  def wait_for_publish(pending)
+    loop do
+      id = pending.wait
+      return id if id
+
+      Thread.pass
+    end
+  ensure
+    pending.cancel
   end
 
   # Test mode never touches Redis; the returned ids just count the calls.

@@ -1,14 +1,19 @@
 //! A queue that threads outside the async runtime wait on: the Ruby
-//! threads that answer channel requests, and the Ruby thread waiting for
-//! the server to stop. A wait can be interrupted (Ctrl-C, `Thread#kill`)
-//! from another thread, which is what Ruby's unblock functions need.
+//! threads that answer channel requests, the Ruby thread waiting for the
+//! server to stop, a Ruby thread waiting for its publish. A wait can be
+//! interrupted (Ctrl-C, `Thread#kill`) from another thread, or from a
+//! signal handler: `interrupt` takes no lock (see doc/native-interface.md).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 pub struct BlockingQueue<T> {
     state: Mutex<State<T>>,
     changed: Condvar,
+    /// Bumped by each interrupt; a waiter that sees it move returns.
+    interrupts: AtomicU64,
     /// Items it holds at most; `push` refuses more.
     capacity: usize,
 }
@@ -16,9 +21,11 @@ pub struct BlockingQueue<T> {
 struct State<T> {
     items: VecDeque<T>,
     closed: bool,
-    /// Bumped by each interrupt; a waiter that sees it move returns.
-    interrupts: u64,
 }
+
+/// How often a waiter looks at the interrupt count by itself: an interrupt
+/// takes no lock, so it can land between a waiter's look and its sleep.
+const INTERRUPT_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Popped<T> {
@@ -56,9 +63,9 @@ impl<T> BlockingQueue<T> {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 closed: false,
-                interrupts: 0,
             }),
             changed: Condvar::new(),
+            interrupts: AtomicU64::new(0),
             capacity,
         }
     }
@@ -86,8 +93,8 @@ impl<T> BlockingQueue<T> {
 
     /// Waits for an item, the queue's end, or an interrupt.
     pub fn pop(&self) -> Popped<T> {
+        let interrupts = self.interrupts.load(Ordering::Acquire);
         let mut state = self.lock();
-        let interrupts = state.interrupts;
         loop {
             if let Some(item) = state.items.pop_front() {
                 return Popped::Item(item);
@@ -95,20 +102,22 @@ impl<T> BlockingQueue<T> {
             if state.closed {
                 return Popped::Closed;
             }
-            if state.interrupts != interrupts {
+            if self.interrupts.load(Ordering::Acquire) != interrupts {
                 return Popped::Interrupted;
             }
             state = self
                 .changed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+                .wait_timeout(state, INTERRUPT_POLL)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
     /// Wakes every waiter (they cannot be told apart, and a waiter woken
-    /// for nothing just waits again).
+    /// for nothing just waits again). Safe in a signal handler: an atomic
+    /// add and a futex wake, no lock.
     pub fn interrupt(&self) {
-        self.lock().interrupts += 1;
+        self.interrupts.fetch_add(1, Ordering::AcqRel);
         self.changed.notify_all();
     }
 

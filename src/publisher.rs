@@ -1,17 +1,32 @@
-//! Publishing an event: one round trip to Redis per event.
+//! Publishing an event: one round trip to Redis per event, for callers that
+//! block (the gem's Ruby threads).
 //!
 //! The 0.4 gem sent INCR, PUBLISH, ZADD and ZREMRANGEBYRANK one after the
 //! other. A server-side script does the same four commands atomically, so
 //! what lands in Redis is identical, ids are published in order, and the
 //! history holds every event that was published.
+//!
+//! The I/O runs on a small runtime of this process's own, over one
+//! multiplexed connection that every thread shares. A caller starts a
+//! publish ([`Publisher::start`]) and waits for it ([`PendingPublish::wait`]);
+//! the wait can be interrupted from another thread (Ruby's unblock
+//! function), and the caller may then give up ([`PendingPublish::cancel`]):
+//! the connection is then dropped, and the next publish opens a new one.
+//! Runtime and connection are [`ProcessLocal`]: a forked child opens its own.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use thiserror::Error;
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
 
+use crate::blocking::{BlockingQueue, Popped};
 use crate::event::{EventText, InvalidEvent};
+use crate::process_local::ProcessLocal;
 use crate::redis_url::{InvalidUrl, RedisUrl};
+use crate::signal_mask;
 
 /// The key of the counter shared by every channel (SPEC §1).
 pub const LAST_EVENT_ID_KEY: &str = "redisse:lastEventId";
@@ -36,16 +51,15 @@ pub enum PublishError {
     InvalidEvent(#[from] InvalidEvent),
     #[error(transparent)]
     InvalidUrl(#[from] InvalidUrl),
-    #[error("cannot reach Redis at {url}: {source}")]
-    Connection {
-        url: String,
-        source: redis::RedisError,
-    },
+    #[error("cannot reach Redis at {url}: {reason}")]
+    Connection { url: String, reason: String },
     #[error("Redis at {url} refused the publish: {source}")]
     Command {
         url: String,
         source: redis::RedisError,
     },
+    #[error("cannot start the publisher's thread: {0}")]
+    Runtime(String),
 }
 
 /// The script that publishes one event, for publishers that bring their own
@@ -69,22 +83,42 @@ pub fn prepare_publish<'a>(
     invocation
 }
 
+/// The publishers' runtime: one thread, which never takes a signal.
+static RUNTIME: ProcessLocal<Result<Runtime, String>> = ProcessLocal::new();
+
+fn runtime() -> Result<&'static Runtime, PublishError> {
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .max_blocking_threads(1)
+                .thread_name("redisse-publish")
+                .on_thread_start(signal_mask::block_async_signals)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| PublishError::Runtime(e.clone()))
+}
+
+/// The connection of this process, if one was made and not given up.
+type Slot = Arc<Mutex<Option<ConnectionManager>>>;
+
 /// A blocking publisher, safe to share between threads and across `fork`.
-///
-/// Connections are pooled so that threads publish in parallel; each one
-/// remembers the process that opened it, and a forked child never touches
-/// its parent's connections (it drops them and opens its own).
 pub struct Publisher {
     url: RedisUrl,
     connect_timeout: Duration,
     command_timeout: Duration,
-    script: redis::Script,
-    idle: Mutex<Vec<PooledConnection>>,
+    script: Arc<redis::Script>,
+    slot: ProcessLocal<Slot>,
 }
 
-struct PooledConnection {
-    connection: redis::Connection,
-    pid: u32,
+/// A publish under way.
+pub struct PendingPublish {
+    done: Arc<BlockingQueue<Result<u64, PublishError>>>,
+    task: JoinHandle<()>,
+    slot: Slot,
 }
 
 impl Publisher {
@@ -97,8 +131,8 @@ impl Publisher {
             url: RedisUrl::parse(url)?,
             connect_timeout,
             command_timeout,
-            script: publish_script(),
-            idle: Mutex::new(Vec::new()),
+            script: Arc::new(publish_script()),
+            slot: ProcessLocal::new(),
         })
     }
 
@@ -106,90 +140,152 @@ impl Publisher {
         &self.url
     }
 
-    /// Publishes one event and returns its id.
+    /// Publishes one event and returns its id, blocking until done.
     pub fn publish(
         &self,
         channel: &[u8],
         event_type: &[u8],
         data: &[u8],
     ) -> Result<u64, PublishError> {
-        let text = EventText::new(data, Some(event_type), None)?;
-        let (mut pooled, mut reused) = self.checkout()?;
+        let pending = self.start(channel, event_type, data)?;
         loop {
-            let invocation = prepare_publish(&self.script, channel, &text);
-            match invocation.invoke::<u64>(&mut pooled.connection) {
-                Ok(id) => {
-                    self.checkin(pooled);
-                    return Ok(id);
-                }
-                // An idle connection found closed (Redis restarted meanwhile) never
-                // delivered the command: publish once more on a new one.
-                Err(source) if reused && source.is_connection_dropped() => {
-                    pooled = self.open()?;
-                    reused = false;
-                }
-                // A connection that failed mid-command may hold a late reply: never reuse it.
-                Err(source) if is_connection_error(&source) => {
-                    return Err(self.connection_error(source))
-                }
-                Err(source) => {
-                    self.checkin(pooled);
-                    let url = self.url.to_string();
-                    return Err(PublishError::Command { url, source });
-                }
+            if let Some(result) = pending.wait() {
+                return result;
             }
         }
     }
 
-    /// An idle connection of this process (and `true`), or a new one.
-    fn checkout(&self) -> Result<(PooledConnection, bool), PublishError> {
-        let pid = std::process::id();
-        {
-            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.iter().any(|c| c.pid != pid) {
-                // Inherited through fork: closing our copy of the socket leaves the parent's open.
-                idle.retain(|c| c.pid == pid);
+    /// Starts publishing one event; [`PendingPublish::wait`] gives its id.
+    pub fn start(
+        &self,
+        channel: &[u8],
+        event_type: &[u8],
+        data: &[u8],
+    ) -> Result<PendingPublish, PublishError> {
+        let text = EventText::new(data, Some(event_type), None)?;
+        let runtime = runtime()?;
+        let slot = self.slot.get_or_init(Slot::default).clone();
+        let connection = self.connection(runtime, &slot)?;
+        let done = Arc::new(BlockingQueue::bounded(1));
+        let publish = Publish {
+            script: self.script.clone(),
+            channel: channel.to_vec(),
+            text,
+            url: self.url.to_string(),
+            // Connecting, then the command: each has its own timeout inside.
+            deadline: self.connect_timeout + self.command_timeout,
+        };
+        let task = runtime.spawn({
+            let (done, slot) = (done.clone(), slot.clone());
+            async move {
+                let _ = done.push(publish.run(connection, &slot).await);
             }
-            if let Some(pooled) = idle.pop() {
-                return Ok((pooled, true));
-            }
+        });
+        Ok(PendingPublish { done, task, slot })
+    }
+
+    /// This process's connection, made on first use (it connects lazily).
+    fn connection(
+        &self,
+        runtime: &Runtime,
+        slot: &Slot,
+    ) -> Result<ConnectionManager, PublishError> {
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
         }
-        Ok((self.open()?, false))
-    }
-
-    fn open(&self) -> Result<PooledConnection, PublishError> {
-        let connection = self.connect().map_err(|e| self.connection_error(e))?;
-        Ok(PooledConnection {
-            connection,
-            pid: std::process::id(),
-        })
-    }
-
-    fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        let connection = self
-            .url
-            .client()
-            .get_connection_with_timeout(self.connect_timeout)?;
-        connection.set_read_timeout(Some(self.command_timeout))?;
-        connection.set_write_timeout(Some(self.command_timeout))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout))
+            // A publish waits for one attempt to connect, not for a series.
+            .set_number_of_retries(0);
+        let _context = runtime.enter();
+        let connection = ConnectionManager::new_lazy_with_config(self.url.client().clone(), config)
+            .map_err(|e| PublishError::Connection {
+                url: self.url.to_string(),
+                reason: e.to_string(),
+            })?;
+        *slot = Some(connection.clone());
         Ok(connection)
     }
+}
 
-    fn checkin(&self, pooled: PooledConnection) {
-        if pooled.pid == std::process::id() {
-            self.idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(pooled);
+/// One event on its way, on the runtime.
+struct Publish {
+    script: Arc<redis::Script>,
+    channel: Vec<u8>,
+    text: EventText,
+    url: String,
+    deadline: Duration,
+}
+
+impl Publish {
+    async fn run(
+        self,
+        mut connection: ConnectionManager,
+        slot: &Slot,
+    ) -> Result<u64, PublishError> {
+        let invoke = async {
+            let mut retried = false;
+            loop {
+                let invocation = prepare_publish(&self.script, &self.channel, &self.text);
+                match invocation.invoke_async::<u64>(&mut connection).await {
+                    // Found closed before the command went out (Redis restarted
+                    // since the last publish): the manager reconnects, and the
+                    // publish is sent once more, on the new connection.
+                    Err(e) if e.is_connection_dropped() && !retried => retried = true,
+                    result => return result,
+                }
+            }
+        };
+        let result = match tokio::time::timeout(self.deadline, invoke).await {
+            Ok(result) => result,
+            Err(_) => Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))),
+        };
+        result.map_err(|source| {
+            if is_connection_error(&source) {
+                // A late reply may still come on it: never use it again.
+                discard(slot);
+                PublishError::Connection {
+                    url: self.url.clone(),
+                    reason: source.to_string(),
+                }
+            } else {
+                PublishError::Command {
+                    url: self.url.clone(),
+                    source,
+                }
+            }
+        })
+    }
+}
+
+impl PendingPublish {
+    /// Blocks until the publish is done; `None` once [`Self::interrupt`] was
+    /// called (from another thread), for the caller to see why.
+    pub fn wait(&self) -> Option<Result<u64, PublishError>> {
+        match self.done.pop() {
+            Popped::Item(result) => Some(result),
+            Popped::Interrupted | Popped::Closed => None,
         }
     }
 
-    fn connection_error(&self, source: redis::RedisError) -> PublishError {
-        PublishError::Connection {
-            url: self.url.to_string(),
-            source,
-        }
+    /// Wakes a thread blocked in `wait`.
+    pub fn interrupt(&self) {
+        self.done.interrupt();
     }
+
+    /// Gives the publish up (the caller was interrupted for good): its
+    /// connection is dropped, and the next publish opens a new one. The
+    /// event may have been published all the same, if Redis had it already.
+    pub fn cancel(&self) {
+        self.task.abort();
+        discard(&self.slot);
+    }
+}
+
+fn discard(slot: &Slot) {
+    *slot.lock().unwrap_or_else(PoisonError::into_inner) = None;
 }
 
 fn is_connection_error(e: &redis::RedisError) -> bool {

@@ -39,8 +39,19 @@ class RedisServerHarness
     @process.wait_until_ready("redis-server answers PING on port #{port}", timeout: START_TIMEOUT) { ping }
   end
 
+  # Freezes the server (SIGSTOP): it accepts connections but answers nothing.
+  def pause
+    @process&.signal("STOP")
+  end
+
+  # Lets a paused server go on (SIGCONT).
+  def resume
+    @process&.signal("CONT")
+  end
+
   # Stops the server; once it has exited, its port is free for #start.
   def stop
+    resume # a paused server would not see its SIGTERM
     @process&.stop
     @process = nil
   end
@@ -56,6 +67,11 @@ class RedisServerHarness
 
   def running?
     @process&.running? || false
+  end
+
+  # The redis-server's own pid (not its shell's).
+  def pid
+    @process&.pid
   end
 
   # A new client on the given database.

@@ -151,44 +151,45 @@ pub fn start(
     };
     let stop = Arc::new(Notify::new());
     let stopped = Arc::new(BlockingQueue::default());
-    let serve = {
-        let (stop, stopped) = (stop.clone(), stopped.clone());
-        move || -> Result<std::thread::JoinHandle<()>, StartError> {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("redisse")
-                .build()
-                .map_err(StartError::Runtime)?;
-            std::thread::Builder::new()
-                .name("redisse-server".into())
-                .spawn(move || {
-                    runtime.block_on(async move {
-                        let shutdown = async move {
-                            tokio::select! {
-                                _ = stop.notified() => {}
-                                _ = signalled(signals) => info!("signal received"),
-                            }
-                        };
-                        match tokio::net::TcpListener::from_std(listener) {
-                            Ok(listener) => {
-                                if let Err(e) = super::run(listener, config, shutdown).await {
-                                    tracing::error!("server failed: {e}");
-                                }
-                            }
-                            Err(e) => tracing::error!("cannot listen: {e}"),
-                        }
-                    });
-                    runtime.shutdown_timeout(Duration::from_secs(1));
-                    drop(pid_file);
-                    stopped.close();
-                })
-                .map_err(StartError::Runtime)
+    // In Ruby, the server's threads never take a signal (see signal_mask).
+    let mask = move || {
+        if signals == Signals::LeaveToCaller {
+            signal_mask::block_async_signals();
         }
     };
-    // Threads inherit the signal mask of the thread that starts them.
-    let thread = match signals {
-        Signals::Handle => serve()?,
-        Signals::LeaveToCaller => signal_mask::with_signals_blocked(serve)?,
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("redisse")
+        .on_thread_start(mask)
+        .build()
+        .map_err(StartError::Runtime)?;
+    let thread = {
+        let (stop, stopped) = (stop.clone(), stopped.clone());
+        std::thread::Builder::new()
+            .name("redisse-server".into())
+            .spawn(move || {
+                mask();
+                runtime.block_on(async move {
+                    let shutdown = async move {
+                        tokio::select! {
+                            _ = stop.notified() => {}
+                            _ = signalled(signals) => info!("signal received"),
+                        }
+                    };
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            if let Err(e) = super::run(listener, config, shutdown).await {
+                                tracing::error!("server failed: {e}");
+                            }
+                        }
+                        Err(e) => tracing::error!("cannot listen: {e}"),
+                    }
+                });
+                runtime.shutdown_timeout(Duration::from_secs(1));
+                drop(pid_file);
+                stopped.close();
+            })
+            .map_err(StartError::Runtime)?
     };
     Ok(RunningServer {
         local_addr,

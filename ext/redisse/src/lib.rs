@@ -1,42 +1,28 @@
 //! `Redisse::Native`: the Ruby binding of the `redisse` crate.
 //!
 //! Thin on purpose: it converts types, releases the GVL around blocking
-//! calls (through [`gvl::without_gvl`]) and maps errors to the exception
-//! classes that Ruby defines (`lib/redisse/errors.rb`). Rust threads never
-//! call Ruby: the server hands channel requests to Ruby threads through a
-//! queue, and their answers come back through a channel.
+//! calls (through [`gvl::without_gvl`], which hands interrupts back to
+//! Ruby as values) and maps errors to the exception classes that Ruby
+//! defines (`lib/redisse/errors.rb`). Rust threads never call Ruby: the
+//! server hands channel requests to Ruby threads through a queue, and
+//! their answers come back through a channel. The rules are written down
+//! in doc/native-interface.md.
 
+mod errors;
 mod gvl;
 
 use std::cell::RefCell;
 use std::time::Duration;
 
-use magnus::{
-    function, method, prelude::*, value::Lazy, Error, ExceptionClass, RArray, RClass, RModule,
-    RString, Ruby, Value,
-};
+use magnus::{function, method, prelude::*, Error, RArray, RClass, RString, Ruby, Value};
 use redisse::blocking::Popped;
 use redisse::cli::{self, Command, Defaults};
-use redisse::publisher::PublishError;
+use redisse::publisher::{PendingPublish, PublishError};
 use redisse::server::channels::{ChannelRequest, ChannelRequests, ChannelSource};
 use redisse::server::runtime::{self, RunningServer, Settings, Signals, Waited};
-use redisse::signal_mask::with_signals_blocked;
 
-static REDISSE: Lazy<RModule> = Lazy::new(|ruby| {
-    ruby.class_object()
-        .const_get("Redisse")
-        .expect("Redisse is defined")
-});
-
-fn error_class(ruby: &Ruby, name: &str) -> ExceptionClass {
-    ruby.get_inner(&REDISSE)
-        .const_get(name)
-        .unwrap_or_else(|_| ruby.exception_runtime_error())
-}
-
-fn error(ruby: &Ruby, class: &str, message: impl Into<String>) -> Error {
-    Error::new(error_class(ruby, class), message.into())
-}
+use errors::{command_line_error, connection_error, error, invalid_event_error};
+use gvl::Released;
 
 fn bytes(s: RString) -> Vec<u8> {
     // SAFETY: copied at once, with the GVL held and no Ruby call in between.
@@ -69,7 +55,7 @@ fn server_sent_event(
         retry.as_deref(),
     )
     .map(|text| ruby.str_from_slice(&text))
-    .map_err(|e| error(ruby, "InvalidEventError", e.to_string()))
+    .map_err(|e| invalid_event_error(ruby, e.to_string()))
 }
 
 // ---- publisher ------------------------------------------------------------
@@ -86,7 +72,7 @@ impl Publisher {
     ) -> Result<Self, Error> {
         let timeout = |seconds: f64| {
             Duration::try_from_secs_f64(seconds)
-                .map_err(|_| error(ruby, "Error", format!("invalid timeout {seconds}")))
+                .map_err(|_| error(ruby, format!("invalid timeout {seconds}")))
         };
         redisse::publisher::Publisher::new(
             &url,
@@ -97,19 +83,20 @@ impl Publisher {
         .map_err(|e| publish_error(ruby, e))
     }
 
+    /// Starts a publish; Ruby waits for it with `Pending#wait`.
     fn publish(
         ruby: &Ruby,
         rb_self: &Self,
         channel: RString,
         event_type: RString,
         data: RString,
-    ) -> Result<u64, Error> {
+    ) -> Result<Pending, Error> {
         let (channel, event_type, data) = (bytes(channel), bytes(event_type), bytes(data));
-        // Bounded by the connect and command timeouts, so no unblock function
-        // is needed; signals wait until it returned (or go to another thread)
-        // instead of failing its socket reads with EINTR.
-        let publish = || with_signals_blocked(|| rb_self.0.publish(&channel, &event_type, &data));
-        gvl::without_gvl(ruby, publish, || {})?.map_err(|e| publish_error(ruby, e))
+        rb_self
+            .0
+            .start(&channel, &event_type, &data)
+            .map(|pending| Pending(RefCell::new(Some(pending))))
+            .map_err(|e| publish_error(ruby, e))
     }
 
     fn url(&self) -> String {
@@ -117,13 +104,45 @@ impl Publisher {
     }
 }
 
+/// A publish under way (`Redisse::Native::Publisher::Pending`).
+#[magnus::wrap(class = "Redisse::Native::Publisher::Pending", free_immediately, size)]
+struct Pending(RefCell<Option<PendingPublish>>);
+
+impl Pending {
+    /// The event id once published; `nil` when interrupted, for Ruby to
+    /// take the interrupt and then wait again, or give up (`cancel`).
+    fn wait(ruby: &Ruby, rb_self: &Self) -> Result<Option<u64>, Error> {
+        let result = {
+            let slot = rb_self.0.borrow();
+            let Some(pending) = slot.as_ref() else {
+                return Err(error(ruby, "this publish is over"));
+            };
+            match gvl::without_gvl(ruby, || pending.wait(), || pending.interrupt())? {
+                Released::Ran(Some(result)) => result,
+                Released::Ran(None) | Released::NotRun => return Ok(None),
+            }
+        };
+        rb_self.0.borrow_mut().take();
+        result.map(Some).map_err(|e| publish_error(ruby, e))
+    }
+
+    /// Gives up a publish that was not waited to its end: its connection is
+    /// dropped, and the next publish opens a new one.
+    fn cancel(&self) {
+        if let Some(pending) = self.0.borrow_mut().take() {
+            pending.cancel();
+        }
+    }
+}
+
 fn publish_error(ruby: &Ruby, e: PublishError) -> Error {
-    let class = match e {
-        PublishError::InvalidEvent(_) => "InvalidEventError",
-        PublishError::InvalidUrl(_) | PublishError::Connection { .. } => "ConnectionError",
-        PublishError::Command { .. } => "Error",
-    };
-    error(ruby, class, e.to_string())
+    match e {
+        PublishError::InvalidEvent(_) => invalid_event_error(ruby, e.to_string()),
+        PublishError::InvalidUrl(_) | PublishError::Connection { .. } => {
+            connection_error(ruby, e.to_string())
+        }
+        PublishError::Command { .. } | PublishError::Runtime(_) => error(ruby, e.to_string()),
+    }
 }
 
 // ---- server ---------------------------------------------------------------
@@ -142,7 +161,7 @@ fn parse_command_line(
         Ok(Command::Serve(options)) => Ok(ruby
             .obj_wrap(Options(RefCell::new(Some(options))))
             .as_value()),
-        Err(e) => Err(error(ruby, "CommandLineError", e.to_string())),
+        Err(e) => Err(command_line_error(ruby, e.to_string())),
     }
 }
 
@@ -164,20 +183,15 @@ impl Server {
             .0
             .borrow_mut()
             .take()
-            .ok_or_else(|| error(ruby, "Error", "these options already started a server"))?;
-        let timeout = Duration::try_from_secs_f64(channels_timeout).map_err(|_| {
-            error(
-                ruby,
-                "Error",
-                format!("invalid channels_timeout {channels_timeout}"),
-            )
-        })?;
+            .ok_or_else(|| error(ruby, "these options already started a server"))?;
+        let timeout = Duration::try_from_secs_f64(channels_timeout)
+            .map_err(|_| error(ruby, format!("invalid channels_timeout {channels_timeout}")))?;
         let requests = in_process.then(|| std::sync::Arc::new(ChannelRequests::new(timeout)));
         let channels = requests
             .clone()
             .map_or(ChannelSource::Query, ChannelSource::Application);
         let running = runtime::start(options, channels, Signals::LeaveToCaller)
-            .map_err(|e| error(ruby, "Error", e.to_string()))?;
+            .map_err(|e| error(ruby, e.to_string()))?;
         Ok(Server { running, requests })
     }
 
@@ -185,11 +199,12 @@ impl Server {
         self.running.local_addr().port()
     }
 
-    /// `true` once stopped; `false` when interrupted, for Ruby to handle the interrupt.
+    /// `true` once stopped; `false` when interrupted, for Ruby to take the
+    /// interrupt and call again.
     fn wait(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
         let running = &rb_self.running;
         let waited = gvl::without_gvl(ruby, || running.wait(), || running.interrupt())?;
-        Ok(waited == Waited::Stopped)
+        Ok(matches!(waited, Released::Ran(Waited::Stopped)))
     }
 
     fn shutdown(&self) {
@@ -201,12 +216,14 @@ impl Server {
         let Some(requests) = rb_self.requests.as_deref() else {
             return Ok(ruby.qfalse().as_value());
         };
+        // A request popped here is owned by the Ruby object at once: if the
+        // thread dies before it answers, freeing the object answers it.
         match gvl::without_gvl(ruby, || requests.pop(), || requests.interrupt())? {
-            Popped::Item(request) => Ok(ruby
+            Released::Ran(Popped::Item(request)) => Ok(ruby
                 .obj_wrap(Request(RefCell::new(Some(request))))
                 .as_value()),
-            Popped::Interrupted => Ok(ruby.qnil().as_value()),
-            Popped::Closed => Ok(ruby.qfalse().as_value()),
+            Released::Ran(Popped::Interrupted) | Released::NotRun => Ok(ruby.qnil().as_value()),
+            Released::Ran(Popped::Closed) => Ok(ruby.qfalse().as_value()),
         }
     }
 }
@@ -219,7 +236,7 @@ impl Request {
         let slot = rb_self.0.borrow();
         let info = &slot
             .as_ref()
-            .ok_or_else(|| error(ruby, "Error", "this request was answered already"))?
+            .ok_or_else(|| error(ruby, "this request was answered already"))?
             .info;
         let headers = ruby.ary_new_capa(info.headers.len());
         for (name, value) in &info.headers {
@@ -243,7 +260,7 @@ impl Request {
             .0
             .borrow_mut()
             .take()
-            .ok_or_else(|| error(ruby, "Error", "this request was answered already"))
+            .ok_or_else(|| error(ruby, "this request was answered already"))
     }
 
     fn reply(ruby: &Ruby, rb_self: &Self, channels: RArray) -> Result<(), Error> {
@@ -276,7 +293,8 @@ impl Request {
 
 #[magnus::init(name = "redisse")]
 fn init(ruby: &Ruby) -> Result<(), Error> {
-    let native = ruby.get_inner(&REDISSE).define_module("Native")?;
+    errors::resolve(ruby)?;
+    let native = errors::redisse(ruby).define_module("Native")?;
     native.define_module_function("server_sent_event", function!(server_sent_event, 4))?;
     native.define_module_function("parse_command_line", function!(parse_command_line, 3))?;
 
@@ -284,6 +302,9 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     publisher.define_singleton_method("new", function!(Publisher::new, 3))?;
     publisher.define_method("publish", method!(Publisher::publish, 3))?;
     publisher.define_method("url", method!(Publisher::url, 0))?;
+    let pending = publisher.define_class("Pending", ruby.class_object())?;
+    pending.define_method("wait", method!(Pending::wait, 0))?;
+    pending.define_method("cancel", method!(Pending::cancel, 0))?;
 
     native.define_class("Options", ruby.class_object())?;
 
