@@ -102,13 +102,13 @@ mod tests {
     fn a_forked_child_makes_its_own() {
         let local = ProcessLocal::new();
         assert_eq!(
-            *local.get_or_init(|| std::process::id()),
+            *local.get_or_init(std::process::id),
             std::process::id()
         );
         // SAFETY: the child only reads and calls _exit.
         match unsafe { libc::fork() } {
             0 => {
-                let value = *local.get_or_init(|| std::process::id());
+                let value = *local.get_or_init(std::process::id);
                 let status = if value == std::process::id() { 0 } else { 1 };
                 unsafe { libc::_exit(status) };
             }
