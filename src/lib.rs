@@ -9,6 +9,7 @@
 //! - [`protocol`]: the server's rules as pure functions: HTTP/1.1 heads,
 //!   content negotiation, query parsing, history merging, stats JSON.
 //! - [`redis_url`]: Redis URLs, and showing them without passwords.
+//! - [`token`]: signed channel lists, made by the gem, checked by the server.
 //! - [`publisher`]: publishing an event (blocking and interruptible, for
 //!   the Ruby gem).
 //! - [`process_local`]: state a forked child never shares with its parent.
@@ -31,3 +32,4 @@ pub mod publisher;
 pub mod redis_url;
 pub mod server;
 pub mod signal_mask;
+pub mod token;
