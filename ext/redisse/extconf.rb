@@ -11,6 +11,129 @@
 
 require "rbconfig"
 
+# Checked before anything is built: without cargo or libclang the build
+# would fail after pages of compiler output, far from the reason.
+module RedisseBuildCheck
+  module_function
+
+  PLATFORM_GEM = <<~TEXT
+    Or install the precompiled gem, which needs no Rust: it exists for
+    x86_64-linux (glibc 2.34 or newer) and Ruby 3.1:
+        gem install redisse --platform x86_64-linux
+    (with Bundler: bundle lock --add-platform x86_64-linux, then bundle install).
+  TEXT
+
+  LIBCLANG_PACKAGES = <<~TEXT
+    Debian, Ubuntu:  apt-get install libclang-dev
+    Fedora, RHEL:    dnf install clang-devel
+    Alpine:          apk add clang-dev
+    macOS:           xcode-select --install
+  TEXT
+
+  # Where clang-sys (through rb-sys and bindgen) looks for libclang, in its
+  # order; LIBCLANG_PATH, when set, is the only place it looks.
+  LIBCLANG_DIRECTORIES = {
+    "linux" => ["/usr/local/llvm*/lib*", "/usr/local/lib*/*/*", "/usr/local/lib*/*", "/usr/local/lib*",
+                "/usr/lib*/*/*", "/usr/lib*/*", "/usr/lib*"],
+    "darwin" => ["/usr/local/opt/llvm*/lib/llvm*/lib", "/Library/Developer/CommandLineTools/usr/lib",
+                 "/Applications/Xcode.app/Contents/Developer/Toolchains/XcodeDefault.xctoolchain/usr/lib",
+                 "/usr/local/opt/llvm*/lib"]
+  }.freeze
+
+  def fail_with(message)
+    abort "\nredisse: the native extension cannot be built.\n#{message}\n"
+  end
+
+  # The command's path, if it is executable: as given when it has a
+  # folder in it, else the first one on PATH.
+  def which(command)
+    return (File.file?(command) && File.executable?(command) ? command : nil) if command.include?("/")
+
+    ENV.fetch("PATH", "").split(File::PATH_SEPARATOR).each do |dir|
+      path = File.join(dir, command)
+      return path if File.file?(path) && File.executable?(path)
+    end
+    nil
+  end
+
+  def check_cargo
+    cargo = ENV.fetch("CARGO", "cargo")
+    unless (path = which(cargo))
+      rustup_cargo = File.join(ENV.fetch("CARGO_HOME", File.join(ENV.fetch("HOME", "/nonexistent"), ".cargo")), "bin", "cargo")
+      hint = if File.executable?(rustup_cargo)
+               "Rust is installed in #{File.dirname(rustup_cargo)}, which is not on PATH: run\n" \
+                 "    . \"$HOME/.cargo/env\"\nthen install the gem again."
+             else
+               "Install Rust with rustup (https://rustup.rs):\n" \
+                 "    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh\n" \
+                 "    . \"$HOME/.cargo/env\"\n" \
+                 "and libclang, which the build also needs:\n#{LIBCLANG_PACKAGES.gsub(/^/, '    ')}" \
+                 "then install the gem again."
+             end
+      fail_with("This is the source gem: it compiles its extension, in Rust, as it installs, " \
+                "and `#{cargo}` (Rust's build tool) is not on PATH.\n#{hint}\n\n#{PLATFORM_GEM}")
+    end
+
+    version = IO.popen([path, "--version"], err: %i[child out], &:read)
+    return if $?.success?
+
+    fail_with("`#{path} --version` failed:\n#{version.strip}\n" \
+              "(with rustup, `rustup default stable` installs a toolchain)\n\n#{PLATFORM_GEM}")
+  rescue SystemCallError => e
+    fail_with("`#{path} --version` could not run: #{e.message}\n\n#{PLATFORM_GEM}")
+  end
+
+  def check_libclang
+    return if libclang_found?
+
+    where = if ENV["LIBCLANG_PATH"]
+              "in LIBCLANG_PATH (#{ENV['LIBCLANG_PATH']}), the only place looked at when it is set"
+            else
+              "on this machine"
+            end
+    fail_with("libclang was not found #{where}: the Rust build reads Ruby's C headers with it " \
+              "(bindgen). Install it:\n#{LIBCLANG_PACKAGES.gsub(/^/, '    ')}" \
+              "or set LIBCLANG_PATH to the folder that holds it, then install the gem again.\n\n#{PLATFORM_GEM}")
+  end
+
+  def libclang_found?
+    os = RbConfig::CONFIG["host_os"][/linux|darwin|freebsd/]
+    return true unless os # elsewhere, let the build say
+
+    names = os == "darwin" ? ["libclang.dylib"] : ["libclang.so", "libclang-*.so", "libclang.so.*", "libclang-*.so.*"]
+    libclang_directories(os).any? do |pattern|
+      Dir.glob(names.map { |name| File.join(pattern, name) }).any? { |file| !File.basename(file).include?("-cpp.") }
+    end
+  end
+
+  def libclang_directories(os)
+    if (path = ENV["LIBCLANG_PATH"])
+      return [File.file?(path) ? File.dirname(path) : path]
+    end
+
+    directories = []
+    prefix = command_output("llvm-config", "--prefix")
+    directories += %w[bin lib lib64].map { |dir| File.join(prefix, dir) } if prefix
+    developer = os == "darwin" && command_output("xcode-select", "--print-path")
+    directories << File.join(developer, "Toolchains/XcodeDefault.xctoolchain/usr/lib") if developer
+    %w[LD_LIBRARY_PATH LIBRARY_PATH].each { |name| directories += ENV.fetch(name, "").split(File::PATH_SEPARATOR) }
+    directories + LIBCLANG_DIRECTORIES.fetch(os == "freebsd" ? "linux" : os)
+  end
+
+  # The first line the command prints, nil if it is not there or fails.
+  def command_output(*command)
+    return nil unless which(command.first)
+
+    output = IO.popen(command, err: File::NULL, &:read)
+    $?.success? && !output.strip.empty? ? output.lines.first.strip : nil
+  rescue SystemCallError
+    nil
+  end
+end
+
+RedisseBuildCheck.check_cargo
+RedisseBuildCheck.check_libclang
+
 root = File.expand_path("../..", __dir__)
 # The library cargo writes (libredisse.so, libredisse.dylib) and the name
 # Ruby loads extensions by (redisse.so, redisse.bundle).
