@@ -55,21 +55,43 @@ RSpec.describe "The redisse gem package" do
   describe "extconf.rb" do
     extconf = File.join(root, "ext", "redisse", "extconf.rb")
 
-    def extconf_output(extconf, env)
+    # Runs extconf.rb in a folder of its own; `ruby_headers` stands for
+    # the folder of Ruby's C headers.
+    def extconf_output(extconf, env, ruby_headers: nil)
       Dir.mktmpdir("redisse-extconf") do |dir|
-        output, status = run_command(RbConfig.ruby, extconf, env: env, chdir: dir, timeout: 60)
+        command = [RbConfig.ruby, extconf]
+        if ruby_headers
+          command = [RbConfig.ruby, "-rrbconfig", "-e", "RbConfig::CONFIG['rubyhdrdir'] = ARGV.shift; load ARGV.shift",
+                     ruby_headers, extconf]
+        end
+        output, status = run_command(*command, env: env, chdir: dir, timeout: 60)
         [output, status, File.exist?(File.join(dir, "Makefile"))]
       end
     end
 
     it "stops at once when cargo is missing, naming what to install" do
       Dir.mktmpdir("home") do |home| # a HOME without ~/.cargo
-        output, status, makefile = extconf_output(extconf, "PATH" => GemInstall.path_without_rust, "HOME" => home,
-                                                           "CARGO" => nil, "CARGO_HOME" => nil)
+        output, status, makefile = extconf_output(extconf, { "PATH" => GemInstall.path_without_rust, "HOME" => home,
+                                                             "CARGO" => nil, "CARGO_HOME" => nil })
         expect(status).not_to be_success
         expect(makefile).to be false
         expect(output).to include("`cargo` (Rust's build tool) is not on PATH", "https://rustup.rs",
-                                  "libclang-dev", "gem install redisse --platform x86_64-linux")
+                                  "gem install redisse --platform x86_64-linux")
+        expect(output).not_to include("libclang was not found", "Ruby's C headers", "`make`")
+      end
+    end
+
+    it "names every missing piece at once: cargo, cc and make, Ruby's headers, libclang" do
+      Dir.mktmpdir("bare") do |bare|
+        output, status, makefile = extconf_output(extconf, { "PATH" => bare, "HOME" => bare, "LIBCLANG_PATH" => bare,
+                                                             "CARGO" => nil, "CARGO_HOME" => nil, "MAKE" => nil },
+                                                  ruby_headers: File.join(bare, "include"))
+        expect(status).not_to be_success
+        expect(makefile).to be false
+        expect(output).to include("`cargo` (Rust's build tool) is not on PATH", "https://rustup.rs",
+                                  "`cc` and `make` are not on PATH", "apt-get install build-essential",
+                                  "Ruby's C headers are missing (no #{bare}/include/ruby.h)", "apt-get install ruby-dev",
+                                  "libclang was not found", "apt-get install libclang-dev")
       end
     end
 
@@ -78,8 +100,8 @@ RSpec.describe "The redisse gem package" do
         FileUtils.mkdir_p(File.join(home, ".cargo", "bin"))
         FileUtils.touch(File.join(home, ".cargo", "bin", "cargo"))
         File.chmod(0o755, File.join(home, ".cargo", "bin", "cargo"))
-        output, status, = extconf_output(extconf, "PATH" => GemInstall.path_without_rust, "HOME" => home,
-                                                  "CARGO" => nil, "CARGO_HOME" => nil)
+        output, status, = extconf_output(extconf, { "PATH" => GemInstall.path_without_rust, "HOME" => home,
+                                                    "CARGO" => nil, "CARGO_HOME" => nil })
         expect(status).not_to be_success
         expect(output).to include("Rust is installed in #{home}/.cargo/bin, which is not on PATH", '. "$HOME/.cargo/env"')
       end
@@ -88,7 +110,7 @@ RSpec.describe "The redisse gem package" do
     it "stops at once when libclang is missing, naming what to install" do
       Dir.mktmpdir("no-libclang") do |empty|
         # clang-sys looks only there when LIBCLANG_PATH is set.
-        output, status, makefile = extconf_output(extconf, "LIBCLANG_PATH" => empty)
+        output, status, makefile = extconf_output(extconf, { "LIBCLANG_PATH" => empty })
         expect(status).not_to be_success
         expect(makefile).to be false
         expect(output).to include("libclang was not found in LIBCLANG_PATH (#{empty})", "apt-get install libclang-dev",
@@ -96,7 +118,7 @@ RSpec.describe "The redisse gem package" do
       end
     end
 
-    it "writes the Makefile when both are there" do
+    it "writes the Makefile when everything is there" do
       output, status, makefile = extconf_output(extconf, {})
       expect(status).to be_success, output
       expect(makefile).to be true

@@ -11,23 +11,17 @@
 
 require "rbconfig"
 
-# Checked before anything is built: without cargo or libclang the build
-# would fail after pages of compiler output, far from the reason.
+# Checked before anything is built: without these the build would fail
+# after pages of compiler output, far from the reason. Every missing piece
+# is named at once, with what to install.
 module RedisseBuildCheck
   module_function
 
   PLATFORM_GEM = <<~TEXT
-    Or install the precompiled gem, which needs no Rust: it exists for
+    Or install the precompiled gem, which needs none of this: it exists for
     x86_64-linux (glibc 2.34 or newer) and Ruby 3.1:
         gem install redisse --platform x86_64-linux
     (with Bundler: bundle lock --add-platform x86_64-linux, then bundle install).
-  TEXT
-
-  LIBCLANG_PACKAGES = <<~TEXT
-    Debian, Ubuntu:  apt-get install libclang-dev
-    Fedora, RHEL:    dnf install clang-devel
-    Alpine:          apk add clang-dev
-    macOS:           xcode-select --install
   TEXT
 
   # Where clang-sys (through rb-sys and bindgen) looks for libclang, in its
@@ -40,50 +34,86 @@ module RedisseBuildCheck
                  "/usr/local/opt/llvm*/lib"]
   }.freeze
 
-  def fail_with(message)
-    abort "\nredisse: the native extension cannot be built.\n#{message}\n"
+  def run
+    problems = [cargo_problem, build_tools_problem, ruby_headers_problem, libclang_problem].compact
+    return if problems.empty?
+
+    abort "\nredisse: the native extension cannot be built. This is the source gem: it compiles " \
+          "its extension, in Rust, as it installs.\n\n#{problems.join("\n\n")}\n\n" \
+          "Then install the gem again.\n\n#{PLATFORM_GEM}"
+  end
+
+  def packages(lines)
+    lines.map { |line| "    #{line}" }.join("\n")
+  end
+
+  def windows?
+    RbConfig::CONFIG["host_os"].match?(/mswin|mingw|cygwin/)
   end
 
   # The command's path, if it is executable: as given when it has a
   # folder in it, else the first one on PATH.
   def which(command)
-    return (File.file?(command) && File.executable?(command) ? command : nil) if command.include?("/")
-
-    ENV.fetch("PATH", "").split(File::PATH_SEPARATOR).each do |dir|
-      path = File.join(dir, command)
-      return path if File.file?(path) && File.executable?(path)
-    end
-    nil
+    extensions = windows? ? ENV.fetch("PATHEXT", ".exe").split(";") + [""] : [""]
+    candidates = if command.include?("/")
+                   [command]
+                 else
+                   ENV.fetch("PATH", "").split(File::PATH_SEPARATOR).map { |dir| File.join(dir, command) }
+                 end
+    candidates.product(extensions).map(&:join).find { |path| File.file?(path) && File.executable?(path) }
   end
 
-  def check_cargo
+  def cargo_problem
     cargo = ENV.fetch("CARGO", "cargo")
-    unless (path = which(cargo))
-      rustup_cargo = File.join(ENV.fetch("CARGO_HOME", File.join(ENV.fetch("HOME", "/nonexistent"), ".cargo")), "bin", "cargo")
-      hint = if File.executable?(rustup_cargo)
-               "Rust is installed in #{File.dirname(rustup_cargo)}, which is not on PATH: run\n" \
-                 "    . \"$HOME/.cargo/env\"\nthen install the gem again."
-             else
-               "Install Rust with rustup (https://rustup.rs):\n" \
-                 "    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh\n" \
-                 "    . \"$HOME/.cargo/env\"\n" \
-                 "and libclang, which the build also needs:\n#{LIBCLANG_PACKAGES.gsub(/^/, '    ')}" \
-                 "then install the gem again."
-             end
-      fail_with("This is the source gem: it compiles its extension, in Rust, as it installs, " \
-                "and `#{cargo}` (Rust's build tool) is not on PATH.\n#{hint}\n\n#{PLATFORM_GEM}")
-    end
+    path = which(cargo)
+    return cargo_missing(cargo) unless path
 
     version = IO.popen([path, "--version"], err: %i[child out], &:read)
     return if $?.success?
 
-    fail_with("`#{path} --version` failed:\n#{version.strip}\n" \
-              "(with rustup, `rustup default stable` installs a toolchain)\n\n#{PLATFORM_GEM}")
+    "`#{path} --version` failed:\n#{version.strip.gsub(/^/, '    ')}\n" \
+      "With rustup, `rustup default stable` installs a toolchain."
   rescue SystemCallError => e
-    fail_with("`#{path} --version` could not run: #{e.message}\n\n#{PLATFORM_GEM}")
+    "`#{path} --version` could not run: #{e.message}"
   end
 
-  def check_libclang
+  def cargo_missing(cargo)
+    home = ENV["CARGO_HOME"] || File.join(ENV.fetch("HOME", "/nonexistent"), ".cargo")
+    installed = File.join(home, "bin", "cargo")
+    hint = if File.executable?(installed)
+             "Rust is installed in #{File.dirname(installed)}, which is not on PATH: run\n" \
+               "    . \"$HOME/.cargo/env\""
+           else
+             "Install Rust (1.88 or newer) with rustup, https://rustup.rs:\n" \
+               "    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh\n" \
+               "    . \"$HOME/.cargo/env\""
+           end
+    "`#{cargo}` (Rust's build tool) is not on PATH.\n#{hint}"
+  end
+
+  # rustc links with `cc`; RubyGems runs `make`.
+  def build_tools_problem
+    return if windows?
+
+    missing = ["cc", ENV.fetch("MAKE", "make")].reject { |tool| which(tool) }
+    return if missing.empty?
+
+    "#{missing.map { |tool| "`#{tool}`" }.join(' and ')} #{missing.size == 1 ? 'is' : 'are'} not on PATH (a C compiler links Rust's " \
+      "output; RubyGems runs make). Install #{missing.size == 1 ? 'it' : 'them'}:\n" +
+      packages(["Debian, Ubuntu:  apt-get install build-essential", "Fedora, RHEL:    dnf install gcc make",
+                "Alpine:          apk add build-base", "macOS:           xcode-select --install"])
+  end
+
+  def ruby_headers_problem
+    header = File.join(RbConfig::CONFIG["rubyhdrdir"].to_s, "ruby.h")
+    return if File.exist?(header)
+
+    "Ruby's C headers are missing (no #{header}). Install them:\n" +
+      packages(["Debian, Ubuntu:  apt-get install ruby-dev", "Fedora, RHEL:    dnf install ruby-devel",
+                "Alpine:          apk add ruby-dev"])
+  end
+
+  def libclang_problem
     return if libclang_found?
 
     where = if ENV["LIBCLANG_PATH"]
@@ -91,9 +121,10 @@ module RedisseBuildCheck
             else
               "on this machine"
             end
-    fail_with("libclang was not found #{where}: the Rust build reads Ruby's C headers with it " \
-              "(bindgen). Install it:\n#{LIBCLANG_PACKAGES.gsub(/^/, '    ')}" \
-              "or set LIBCLANG_PATH to the folder that holds it, then install the gem again.\n\n#{PLATFORM_GEM}")
+    "libclang was not found #{where}: the Rust build reads Ruby's C headers with it (bindgen). " \
+      "Install it, or set LIBCLANG_PATH to the folder that holds it:\n" +
+      packages(["Debian, Ubuntu:  apt-get install libclang-dev", "Fedora, RHEL:    dnf install clang-devel",
+                "Alpine:          apk add clang-dev", "macOS:           xcode-select --install"])
   end
 
   def libclang_found?
@@ -131,8 +162,7 @@ module RedisseBuildCheck
   end
 end
 
-RedisseBuildCheck.check_cargo
-RedisseBuildCheck.check_libclang
+RedisseBuildCheck.run
 
 root = File.expand_path("../..", __dir__)
 # The library cargo writes (libredisse.so, libredisse.dylib) and the name
