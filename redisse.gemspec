@@ -12,7 +12,17 @@ Gem::Specification.new do |spec|
   spec.license = "MIT"
   spec.authors = ["Redisse contributors"]
   spec.homepage = "https://github.com/tigerlily/redisse"
-  spec.required_ruby_version = ">= 3.0"
+  spec.metadata = {
+    "homepage_uri" => spec.homepage,
+    "source_code_uri" => spec.homepage,
+    "changelog_uri" => "#{spec.homepage}/blob/v#{spec.version}/CHANGELOG.md",
+    "bug_tracker_uri" => "#{spec.homepage}/issues"
+  }
+  # Ruby 3.1 (Debian 12's) is the one tested here. 3.0 cannot work: magnus,
+  # the binding library, no longer compiles with it. Newer Rubies install
+  # this source gem, which compiles for them; the platform gem (rake
+  # gem:platform) narrows this to the one ABI it was compiled for.
+  spec.required_ruby_version = ">= 3.1"
 
   spec.files = Dir[
     "lib/**/*.rb",
@@ -21,7 +31,9 @@ Gem::Specification.new do |spec|
     "Cargo.toml",
     "Cargo.lock",
     "exe/redisse",
-    "README.md"
+    "README.md",
+    "CHANGELOG.md",
+    "LICENSE"
   ]
   spec.bindir = "exe"
   spec.executables = ["redisse"]
