@@ -31,7 +31,7 @@ impl Defaults {
 
 pub enum Command {
     Help(String),
-    Serve(Settings),
+    Serve(Box<Settings>),
 }
 
 #[derive(Debug, Error)]
@@ -119,6 +119,25 @@ fn command(defaults: &Defaults) -> clap::Command {
                 .help("Streams open at once; more get a 503 with Retry-After [default: the open-file limit, less a twentieth (16 to 256) kept for Redis, stats and refusals]"),
         )
         .arg(
+            Arg::new("secret-file")
+                .long("secret-file")
+                .value_name("FILE")
+                .help("Streams need a token signed with the secret in FILE [default: $REDISSE_SECRET, if set]"),
+        )
+        .arg(
+            Arg::new("previous-secret-file")
+                .long("previous-secret-file")
+                .value_name("FILE")
+                .help("Also accept tokens signed with the secret in FILE, while rotating [default: $REDISSE_SECRET_PREVIOUS]"),
+        )
+        .arg(
+            Arg::new("cors-origin")
+                .long("cors-origin")
+                .value_name("ORIGIN")
+                .action(ArgAction::Append)
+                .help("Let pages of ORIGIN (e.g. https://app.example, or *) open streams; repeatable"),
+        )
+        .arg(
             Arg::new("environment")
                 .short('e')
                 .long("environment")
@@ -163,7 +182,7 @@ pub fn parse(
     if matches.get_flag("help") {
         return Ok(Command::Help(command.render_help().to_string()));
     }
-    options(&matches).map(Command::Serve)
+    options(&matches).map(|settings| Command::Serve(Box::new(settings)))
 }
 
 fn options(matches: &ArgMatches) -> Result<Settings, CliError> {
@@ -219,6 +238,12 @@ fn options(matches: &ArgMatches) -> Result<Settings, CliError> {
         heartbeat,
         max_channels,
         max_streams,
+        secret_file: value("secret-file").map(PathBuf::from),
+        previous_secret_file: value("previous-secret-file").map(PathBuf::from),
+        cors_origins: matches
+            .get_many::<String>("cors-origin")
+            .map(|values| values.cloned().collect())
+            .unwrap_or_default(),
         notices,
     })
 }
@@ -237,7 +262,7 @@ mod tests {
 
     fn serve(args: &[&str]) -> Settings {
         match parse_args(args) {
-            Ok(Command::Serve(options)) => options,
+            Ok(Command::Serve(options)) => *options,
             Ok(Command::Help(_)) => panic!("help"),
             Err(e) => panic!("{e}"),
         }
@@ -254,6 +279,16 @@ mod tests {
         assert_eq!((o.max_channels, o.max_streams), (1000, None));
         let o = serve(&["--max-channels", "10", "--max-streams", "500"]);
         assert_eq!((o.max_channels, o.max_streams), (10, Some(500)));
+        let o = serve(&[
+            "--cors-origin",
+            "http://a",
+            "--cors-origin",
+            "http://b",
+            "--secret-file",
+            "s",
+        ]);
+        assert_eq!(o.cors_origins, vec!["http://a", "http://b"]);
+        assert_eq!(o.secret_file, Some(PathBuf::from("s")));
         let o = serve(&[
             "--redis",
             "redis://r/2",
@@ -297,6 +332,8 @@ mod tests {
             "--heartbeat",
             "--max-channels",
             "--max-streams",
+            "--secret-file",
+            "--cors-origin",
         ] {
             assert!(text.contains(option), "{option} missing from help");
         }

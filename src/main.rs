@@ -12,7 +12,7 @@ fn main() -> ExitCode {
             println!("{text}");
             return ExitCode::SUCCESS;
         }
-        Ok(Command::Serve(options)) => options,
+        Ok(Command::Serve(options)) => *options,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);

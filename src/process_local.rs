@@ -101,10 +101,7 @@ mod tests {
     #[test]
     fn a_forked_child_makes_its_own() {
         let local = ProcessLocal::new();
-        assert_eq!(
-            *local.get_or_init(std::process::id),
-            std::process::id()
-        );
+        assert_eq!(*local.get_or_init(std::process::id), std::process::id());
         // SAFETY: the child only reads and calls _exit.
         match unsafe { libc::fork() } {
             0 => {

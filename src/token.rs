@@ -141,9 +141,14 @@ mod tests {
     #[test]
     fn a_signed_grant_verifies_until_it_expires() {
         let token = sign(&grant(), b"secret");
-        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(verify(&token, &[b"secret"], 1_999), Ok(grant()));
-        assert_eq!(verify(&token, &[b"secret"], 2_000), Err(TokenError::Expired));
+        assert_eq!(
+            verify(&token, &[b"secret"], 2_000),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
@@ -163,14 +168,24 @@ mod tests {
             let refused = verify(&URL_SAFE_NO_PAD.encode(&tampered), &[b"secret"], 0);
             assert!(refused.is_err(), "byte {at} changed went through");
         }
-        let expired = Grant { expires_at: 5, ..grant() };
-        assert_eq!(verify(&sign(&expired, b"secret"), &[b"secret"], 10), Err(TokenError::Expired));
+        let expired = Grant {
+            expires_at: 5,
+            ..grant()
+        };
+        assert_eq!(
+            verify(&sign(&expired, b"secret"), &[b"secret"], 10),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
     fn garbage_is_malformed() {
         for token in ["", "!!!", "AA", &"A".repeat(MAX_TOKEN_LEN + 4)] {
-            assert_eq!(verify(token, &[b"secret"], 0), Err(TokenError::Malformed), "{token:.10}");
+            assert_eq!(
+                verify(token, &[b"secret"], 0),
+                Err(TokenError::Malformed),
+                "{token:.10}"
+            );
         }
         // Signed, but not a payload.
         let mut bytes = vec![VERSION, 0xc1];

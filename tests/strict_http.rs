@@ -8,7 +8,7 @@ use std::time::Duration;
 use redisse::publisher::Publisher;
 use redisse::server::channels::ChannelSource;
 use redisse::server::Limits;
-use support::{exchange, RedisServer, TestServer, DEADLINE};
+use support::{exchange, RedisServer, Setup, TestServer, DEADLINE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -143,7 +143,15 @@ async fn a_stream_over_the_channel_limit_gets_a_400_that_says_it() {
         max_channels: 5,
         ..Limits::default()
     };
-    let server = TestServer::start_with(&redis, ChannelSource::Query, limits).await;
+    let server = TestServer::start_with(
+        &redis,
+        ChannelSource::Query,
+        Setup {
+            limits,
+            ..Setup::default()
+        },
+    )
+    .await;
     let reader = server.open("/?a&b&c&d&e&f", &[]).await;
     assert_eq!(reader.status, 400);
     let response = exchange(
@@ -194,7 +202,15 @@ async fn a_full_house_answers_503_with_retry_after_and_still_gives_stats() {
         max_streams: 2,
         ..Limits::default()
     };
-    let server = TestServer::start_with(&redis, ChannelSource::Query, limits).await;
+    let server = TestServer::start_with(
+        &redis,
+        ChannelSource::Query,
+        Setup {
+            limits,
+            ..Setup::default()
+        },
+    )
+    .await;
     let first = server.open("/?a", &[]).await;
     let second = server.open("/?b", &[]).await;
     assert_eq!((first.status, second.status), (200, 200));

@@ -3,6 +3,7 @@
 //! SPEC §2 is unit-tested on its own.
 
 pub mod accept;
+pub mod cors;
 pub mod history;
 pub mod http;
 pub mod request;

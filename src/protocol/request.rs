@@ -48,6 +48,15 @@ pub fn unique_channels(channels: impl IntoIterator<Item = Channel>) -> Vec<Chann
         .collect()
 }
 
+/// The form-decoded value of the first `token=` item, for servers that
+/// take signed channel lists (see `crate::token`).
+pub fn find_token(query: &[u8]) -> Option<Vec<u8>> {
+    query
+        .split(|&b| b == b'&')
+        .find_map(|item| item.strip_prefix(b"token="))
+        .and_then(|value| form_decode(value).ok())
+}
+
 /// A last event id as the 0.4 server took it (Ruby's `to_i`): leading
 /// digits; 0, empty or no number at all means none.
 pub fn parse_last_event_id(value: &[u8]) -> Option<u64> {
@@ -114,6 +123,20 @@ mod tests {
             }
         );
         assert_eq!(chans, vec![Bytes::from("global"), Bytes::from("channel_1")]);
+    }
+
+    #[test]
+    fn a_token_is_found_among_the_items() {
+        assert_eq!(
+            find_token(b"polling&token=abc-_&lastEventId=3"),
+            Some(b"abc-_".to_vec())
+        );
+        assert_eq!(
+            find_token(b"token=a%2Bb&token=other"),
+            Some(b"a+b".to_vec())
+        );
+        assert_eq!(find_token(b"a&b"), None);
+        assert_eq!(find_token(b"tokens=x"), None);
     }
 
     #[test]

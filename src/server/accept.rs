@@ -11,11 +11,14 @@
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{error, info};
 
+use super::metrics::Metrics;
 use crate::protocol::http::{response_head, Framing, Status};
 
 /// Pause after `accept` failed for another reason, or when no descriptor
@@ -31,6 +34,7 @@ const EPISODE_END: Duration = Duration::from_secs(1);
 
 pub struct Acceptor {
     listener: TcpListener,
+    metrics: Arc<Metrics>,
     reserve: Option<File>,
     /// The last failure of the episode under way, already logged.
     failing_since: Option<Instant>,
@@ -39,9 +43,10 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    pub fn new(listener: TcpListener) -> Self {
+    pub fn new(listener: TcpListener, metrics: Arc<Metrics>) -> Self {
         Acceptor {
             listener,
+            metrics,
             reserve: take_reserve(),
             failing_since: None,
             turned_away: 0,
@@ -86,6 +91,7 @@ impl Acceptor {
             if let Ok((socket, _)) = self.listener.accept().await {
                 turn_away(socket);
                 self.turned_away += 1;
+                self.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
             }
             self.reserve = take_reserve();
             if self.reserve.is_some() {

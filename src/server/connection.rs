@@ -9,6 +9,7 @@
 use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -76,18 +77,17 @@ impl Connection {
             };
             let keep_alive = request.keep_alive() && !request.has_body();
             match respond(shared, &request, &self.peer).await {
-                Reply::Stream(stream) => {
-                    if !self.write_stream(stream, &request, keep_alive).await {
+                Reply::Stream { stream, headers } => {
+                    let head = stream_head(&request, &headers, keep_alive);
+                    if !self
+                        .write_stream(stream, head, &request, keep_alive, shared)
+                        .await
+                    {
                         return;
                     }
                 }
-                Reply::StreamHead => {
-                    let head = response_head(
-                        Status::Ok,
-                        STREAM_HEADERS,
-                        stream_framing(&request),
-                        keep_alive,
-                    );
+                Reply::StreamHead { headers } => {
+                    let head = stream_head(&request, &headers, keep_alive);
                     if self.socket.write_all(&head).await.is_err() || !keep_alive {
                         return;
                     }
@@ -174,19 +174,20 @@ impl Connection {
     async fn write_stream(
         &mut self,
         mut stream: EventStream,
+        head: Vec<u8>,
         request: &RequestHead,
         keep_alive: bool,
+        shared: &Shared,
     ) -> bool {
         let framing = stream_framing(request);
         let keep_alive = keep_alive && framing == Framing::Chunked;
         let (mut reader, mut writer) = self.socket.split();
         // The head and the opening (history, lastEventId) in one write.
-        let head = Bytes::from(response_head(
-            Status::Ok,
-            STREAM_HEADERS,
-            framing,
-            keep_alive,
-        ));
+        let head = Bytes::from(head);
+        let dropped = || {
+            shared.metrics.dropped_slow.fetch_add(1, Relaxed);
+            false
+        };
         let written = match stream.take_opening() {
             Some(opening) => {
                 writer
@@ -210,13 +211,13 @@ impl Connection {
             let text = match next {
                 Next::Write(text) => text,
                 Next::End => break,
-                Next::Drop => return false,
+                Next::Drop => return dropped(),
             };
             let mut framed = frame(text, framing);
             tokio::select! {
                 written = writer.write_all_buf(&mut framed) => if written.is_err() { return false },
                 _ = client_gone(&mut reader, &mut sent_meanwhile) => return false,
-                _ = stream.overflowed() => return false,
+                _ = stream.overflowed() => return dropped(),
             }
         }
         if framing == Framing::Chunked && writer.write_all(LAST_CHUNK).await.is_err() {
@@ -256,6 +257,23 @@ fn frame(text: Bytes, framing: Framing) -> impl Buf {
         Framing::Chunked => ChunkHeader::new(text.len()).chain(text).chain(CRLF),
         _ => ChunkHeader::none().chain(text).chain(&b""[..]),
     }
+}
+
+/// A stream's response head, with its extra headers (CORS).
+fn stream_head(
+    request: &RequestHead,
+    extra: &[(&'static str, String)],
+    keep_alive: bool,
+) -> Vec<u8> {
+    let framing = stream_framing(request);
+    let mut headers: Vec<(&str, &str)> = STREAM_HEADERS.to_vec();
+    headers.extend(extra.iter().map(|(name, value)| (*name, value.as_str())));
+    response_head(
+        Status::Ok,
+        &headers,
+        framing,
+        keep_alive && framing == Framing::Chunked,
+    )
 }
 
 /// HTTP/1.0 has no chunks: the body ends when the connection does.

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::mailbox::{Delivery, Mailbox, StreamId};
+use super::metrics::Metrics;
 use crate::event;
 use crate::protocol::request::Channel;
 use crate::redis_url::RedisUrl;
@@ -86,6 +87,7 @@ impl Hub {
     pub fn start(
         url: RedisUrl,
         heartbeat: Duration,
+        metrics: Arc<Metrics>,
         stop: watch::Receiver<bool>,
     ) -> (Hub, tokio::task::JoinHandle<()>) {
         let (commands, receiver) = mpsc::unbounded_channel();
@@ -95,6 +97,7 @@ impl Hub {
             heartbeat,
             commands: receiver,
             link: link.clone(),
+            metrics,
             stop,
             listeners: Listeners::default(),
         };
@@ -246,6 +249,7 @@ struct HubTask {
     heartbeat: Duration,
     commands: mpsc::UnboundedReceiver<Command>,
     link: Arc<LinkState>,
+    metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
     listeners: Listeners,
 }
@@ -259,6 +263,7 @@ impl HubTask {
     async fn run(mut self) {
         let mut delay = RECONNECT_MIN;
         let mut reported_down = false;
+        let mut connected_before = false;
         loop {
             // Subscribers arriving now wait in the queue for this attempt.
             let pubsub = tokio::select! {
@@ -289,6 +294,12 @@ impl HubTask {
                 }
             };
             info!("connected to Redis at {}", self.url);
+            if connected_before {
+                self.metrics
+                    .pubsub_reconnects
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            connected_before = true;
             delay = RECONNECT_MIN;
             self.link.set(Link::Up);
             let outcome = self.serve(pubsub).await;
@@ -338,6 +349,7 @@ impl HubTask {
             commands,
             listeners,
             heartbeat,
+            metrics,
             ..
         } = self;
         let stalled_after = stalled_after(*heartbeat);
@@ -352,7 +364,9 @@ impl HubTask {
                     if received == 0 {
                         return Outcome::Stopped;
                     }
-                    if let Err(reason) = listeners.apply(&mut sink, batch.drain(..)).await {
+                    let applied = listeners.apply(&mut sink, batch.drain(..)).await;
+                    metrics.channels.store(listeners.channels.len() as u64, Ordering::Relaxed);
+                    if let Err(reason) = applied {
                         return Outcome::Lost(reason);
                     }
                 }
@@ -383,6 +397,7 @@ impl HubTask {
             mailbox.close();
         }
         self.listeners = Listeners::default();
+        self.metrics.channels.store(0, Ordering::Relaxed);
     }
 }
 

@@ -11,6 +11,7 @@
 //! - `respond`: what a request gets (stats, an error, a stream).
 //! - `stream`: one event stream: opening it, then its live events.
 //! - `mailbox`: a stream's bounded queue, filled by the hub.
+//! - `metrics`: the stats of 0.4, and more for Prometheus and health checks.
 //! - `hub`: the one pub/sub connection, fanning events out to mailboxes.
 //! - `store`: the one command connection (counter, histories).
 //! - `channels`: where a stream's channels come from (query or application).
@@ -20,6 +21,7 @@ pub mod channels;
 pub mod connection;
 pub mod hub;
 pub mod mailbox;
+pub mod metrics;
 pub mod respond;
 pub mod runtime;
 pub mod store;
@@ -39,8 +41,8 @@ use self::accept::Acceptor;
 use self::channels::ChannelSource;
 use self::connection::Connection;
 use self::hub::Hub;
+use self::metrics::Metrics;
 use self::store::Store;
-use crate::protocol::stats::Stats;
 use crate::redis_url::RedisUrl;
 
 /// How long streams get to end once the server stops.
@@ -50,6 +52,17 @@ pub struct Config {
     pub heartbeat: Duration,
     pub channels: ChannelSource,
     pub limits: Limits,
+    pub access: Access,
+}
+
+/// Who may open which streams, and from which pages.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// With secrets, a stream request must carry a token signed with one of
+    /// them (the current first, then the previous); its channels are the
+    /// token's.
+    pub secrets: Vec<Vec<u8>>,
+    pub cors: crate::protocol::cors::Origins,
 }
 
 /// What one client may ask for, and how many may be served at once.
@@ -87,9 +100,10 @@ impl Default for Limits {
 pub struct Shared {
     pub hub: Hub,
     pub store: Store,
-    pub stats: Arc<Stats>,
+    pub metrics: Arc<Metrics>,
     pub channels: ChannelSource,
     pub limits: Limits,
+    pub access: Access,
     /// Streams open or opening, for `max_streams`.
     pub streams: Arc<StreamSlots>,
 }
@@ -125,18 +139,25 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let (stop, stopped) = watch::channel(false);
-    let (hub, hub_task) = Hub::start(config.redis.clone(), config.heartbeat, stopped.clone());
+    let metrics = Arc::new(Metrics::default());
+    let (hub, hub_task) = Hub::start(
+        config.redis.clone(),
+        config.heartbeat,
+        metrics.clone(),
+        stopped.clone(),
+    );
     let shared = Arc::new(Shared {
         hub,
-        store: Store::new(&config.redis).map_err(io::Error::other)?,
-        stats: Arc::default(),
+        store: Store::new(&config.redis, metrics.clone()).map_err(io::Error::other)?,
+        metrics,
         channels: config.channels,
         limits: config.limits,
+        access: config.access,
         streams: Arc::default(),
     });
     // Every connection holds a sender; all are gone once every connection ended.
     let (connection_alive, mut connections_done) = mpsc::channel::<()>(1);
-    let mut acceptor = Acceptor::new(listener);
+    let mut acceptor = Acceptor::new(listener, shared.metrics.clone());
     info!("listening on http://{}", acceptor.local_addr()?);
     tokio::pin!(shutdown);
     loop {

@@ -2,6 +2,8 @@
 //! new event stream.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::{info, warn};
@@ -9,18 +11,44 @@ use tracing::{info, warn};
 use super::accept::RETRY_AFTER;
 use super::channels::{Answer, ChannelSource, RequestInfo};
 use super::hub::Link;
+use super::metrics::{self, RedisLinks};
 use super::stream::{EventStream, StreamRequest};
 use super::Shared;
 use crate::protocol::accept::{negotiate, Representation};
 use crate::protocol::http::{RequestHead, Status};
-use crate::protocol::request::{parse_last_event_id, parse_query, unique_channels, Channel};
+use crate::protocol::request::{
+    find_token, parse_last_event_id, parse_query, unique_channels, Channel,
+};
+use crate::token::{self, unix_now, Grant, TokenError};
 
 /// What a request gets: a whole text, or an event stream.
 pub enum Reply {
     Text(Text),
-    Stream(EventStream),
+    Stream {
+        stream: EventStream,
+        /// Beyond `STREAM_HEADERS` (CORS).
+        headers: Vec<(&'static str, String)>,
+    },
     /// A stream's head alone (a HEAD request): nothing is subscribed.
-    StreamHead,
+    StreamHead {
+        headers: Vec<(&'static str, String)>,
+    },
+}
+
+impl Reply {
+    fn stream(stream: EventStream) -> Self {
+        Reply::Stream {
+            stream,
+            headers: Vec::new(),
+        }
+    }
+
+    fn headers_mut(&mut self) -> &mut Vec<(&'static str, String)> {
+        match self {
+            Reply::Text(text) => &mut text.headers,
+            Reply::Stream { headers, .. } | Reply::StreamHead { headers } => headers,
+        }
+    }
 }
 
 /// A response with a body known in full.
@@ -44,6 +72,15 @@ impl Text {
     fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
+    }
+
+    fn json(status: Status, body: impl Into<Bytes>) -> Self {
+        Text {
+            status,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: body.into(),
+        }
     }
 }
 
@@ -70,24 +107,112 @@ pub struct Peer {
     pub local: SocketAddr,
 }
 
+/// The answer to a request, its CORS headers included.
 pub async fn respond(shared: &Shared, request: &RequestHead, peer: &Peer) -> Reply {
+    let origin = request.header("origin");
+    let cors = &shared.access.cors;
+    if request.method == "OPTIONS" && cors.is_enabled() {
+        let mut preflight = Text::plain(Status::NoContent, "");
+        preflight.headers = cors.preflight_headers(origin);
+        return Reply::Text(preflight);
+    }
+    let mut reply = route(shared, request, peer).await;
+    if let Reply::Text(Text {
+        status: Status::ServiceUnavailable,
+        ..
+    }) = &reply
+    {
+        shared.metrics.unavailable.fetch_add(1, Relaxed);
+    }
+    reply.headers_mut().extend(cors.headers(origin));
+    reply
+}
+
+async fn route(shared: &Shared, request: &RequestHead, peer: &Peer) -> Reply {
     if !matches!(request.method.as_str(), "GET" | "HEAD") {
+        let allowed = if shared.access.cors.is_enabled() {
+            "GET, HEAD, OPTIONS"
+        } else {
+            "GET, HEAD"
+        };
         return Reply::Text(
-            Text::plain(Status::MethodNotAllowed, METHOD_NOT_ALLOWED)
-                .with_header("Allow", "GET, HEAD"),
+            Text::plain(Status::MethodNotAllowed, METHOD_NOT_ALLOWED).with_header("Allow", allowed),
         );
     }
-    match negotiate(request.header("accept")) {
-        Representation::Stats => Reply::Text(Text {
-            status: Status::Ok,
-            content_type: "application/json",
-            headers: Vec::new(),
-            body: shared.stats.to_json().into(),
-        }),
+    let representation = negotiate(request.header("accept"));
+    // The operators' endpoints, unless a stream is asked for (any path
+    // serves streams, as in 0.4).
+    if representation != Representation::EventStream {
+        match request.path.as_str() {
+            "/metrics" => return metrics(shared).await,
+            "/health" => return health(shared).await,
+            _ => {}
+        }
+    }
+    match representation {
+        Representation::Stats => {
+            Reply::Text(Text::json(Status::Ok, shared.metrics.stats.to_json()))
+        }
         Representation::NotAcceptable => plain(Status::NotAcceptable, NOT_ACCEPTABLE),
-        Representation::EventStream if request.is_head() => Reply::StreamHead,
+        Representation::EventStream if request.is_head() => Reply::StreamHead {
+            headers: Vec::new(),
+        },
         Representation::EventStream => open_stream(shared, request, peer).await,
     }
+}
+
+/// How long `/health` waits for Redis to answer a PING.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Up when both Redis connections are; for load balancers and probes.
+async fn health(shared: &Shared) -> Reply {
+    let pubsub = shared.hub.link();
+    let commands = tokio::time::timeout(HEALTH_TIMEOUT, shared.store.ping())
+        .await
+        .unwrap_or(false);
+    let word = |up: bool| if up { "up" } else { "down" };
+    let pubsub_up = pubsub == Link::Up;
+    let (status, reason) = match (pubsub_up, commands) {
+        (true, true) => (Status::Ok, None),
+        (false, _) if pubsub == Link::Connecting => (
+            Status::ServiceUnavailable,
+            Some("the Redis pub/sub connection is being made"),
+        ),
+        (false, _) => (
+            Status::ServiceUnavailable,
+            Some("the Redis pub/sub connection is down"),
+        ),
+        (true, false) => (
+            Status::ServiceUnavailable,
+            Some("the Redis command connection is down"),
+        ),
+    };
+    let body = match reason {
+        None => format!(
+            "{{\"status\":\"ok\",\"pubsub\":\"{}\",\"commands\":\"{}\"}}\n",
+            word(pubsub_up),
+            word(commands)
+        ),
+        Some(reason) => format!(
+            "{{\"status\":\"unavailable\",\"reason\":\"{reason}\",\"pubsub\":\"{}\",\"commands\":\"{}\"}}\n",
+            word(pubsub_up),
+            word(commands)
+        ),
+    };
+    Reply::Text(Text::json(status, body))
+}
+
+async fn metrics(shared: &Shared) -> Reply {
+    let links = RedisLinks {
+        pubsub: shared.hub.link() == Link::Up,
+        commands: shared.store.is_up(),
+    };
+    Reply::Text(Text {
+        status: Status::Ok,
+        content_type: metrics::CONTENT_TYPE,
+        headers: Vec::new(),
+        body: shared.metrics.encode(links).into(),
+    })
 }
 
 async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Reply {
@@ -95,7 +220,21 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
         Ok(parsed) => parsed,
         Err(e) => return plain(Status::BadRequest, format!("400 Bad Request\n{e}\n")),
     };
+    let mut expires_at = None;
     let channels = match &shared.channels {
+        ChannelSource::Query if !shared.access.secrets.is_empty() => {
+            match granted(shared, request.query.as_bytes()) {
+                Ok(grant) => {
+                    expires_at = Some(grant.expires_at);
+                    unique_channels(grant.channels)
+                }
+                Err(reason) => {
+                    shared.metrics.tokens_refused.fetch_add(1, Relaxed);
+                    info!("stream refused to {}: {reason}", peer.remote);
+                    return plain(Status::Forbidden, format!("403 Forbidden\n{reason}\n"));
+                }
+            }
+        }
         ChannelSource::Query => query_channels,
         ChannelSource::Application(requests) => {
             match requests.ask(request_info(request, peer)).await {
@@ -150,6 +289,7 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
         polling: options.polling,
         remote: peer.remote,
         slot,
+        expires_at,
     };
     match EventStream::open(shared, stream).await {
         Ok(stream) => {
@@ -163,13 +303,21 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
                     ""
                 }
             );
-            Reply::Stream(stream)
+            Reply::stream(stream)
         }
         Err(reason) => {
             warn!("stream refused to {}: {reason}", peer.remote);
             plain(Status::ServiceUnavailable, UNAVAILABLE)
         }
     }
+}
+
+/// The grant of the request's token, or why there is none.
+fn granted(shared: &Shared, query: &[u8]) -> Result<Grant, String> {
+    let token = find_token(query).ok_or("missing token")?;
+    let secrets: Vec<&[u8]> = shared.access.secrets.iter().map(Vec::as_slice).collect();
+    let token = std::str::from_utf8(&token).map_err(|_| TokenError::Malformed.to_string())?;
+    token::verify(token, &secrets, unix_now()).map_err(|e| e.to_string())
 }
 
 fn request_info(request: &RequestHead, peer: &Peer) -> RequestInfo {

@@ -20,8 +20,9 @@ use tokio::sync::Notify;
 use tracing::{info, warn, Level};
 
 use super::channels::ChannelSource;
-use super::{Config, Limits};
+use super::{Access, Config, Limits};
 use crate::blocking::{BlockingQueue, Popped};
+use crate::protocol::cors::Origins;
 use crate::redis_url::{InvalidUrl, RedisUrl};
 use crate::signal_mask;
 
@@ -39,6 +40,13 @@ pub struct Settings {
     pub max_channels: usize,
     /// `None`: derived from the open-file limit (see `Limits::max_streams_for`).
     pub max_streams: Option<usize>,
+    /// Where the token secret is; else `$REDISSE_SECRET`. Never the secret
+    /// itself: a command line is visible to every user of the machine.
+    pub secret_file: Option<PathBuf>,
+    /// The previous secret, during a rotation; else `$REDISSE_SECRET_PREVIOUS`.
+    pub previous_secret_file: Option<PathBuf>,
+    /// `--cors-origin` values.
+    pub cors_origins: Vec<String>,
     /// Options of the 0.4 server that are accepted but ignored, with why.
     pub notices: Vec<String>,
 }
@@ -62,6 +70,8 @@ pub enum StartError {
     Log { path: String, source: io::Error },
     #[error("cannot write the pid file {path}: {source}")]
     PidFile { path: String, source: io::Error },
+    #[error("cannot read the secret file {path}: {source}")]
+    SecretFile { path: String, source: io::Error },
     #[error("cannot start the server's threads: {0}")]
     Runtime(io::Error),
 }
@@ -143,11 +153,22 @@ pub fn start(
         source,
     })?;
     let pid_file = settings.pid.clone().map(PidFile::write).transpose()?;
+    let access = Access {
+        secrets: secrets(&settings)?,
+        cors: Origins::from_options(&settings.cors_origins),
+    };
+    if !access.secrets.is_empty() {
+        info!(
+            "streams need a token signed with the secret ({} in use)",
+            access.secrets.len()
+        );
+    }
     let config = Config {
         redis,
         heartbeat: settings.heartbeat,
         channels,
         limits,
+        access,
     };
     let stop = Arc::new(Notify::new());
     let stopped = Arc::new(BlockingQueue::default());
@@ -267,6 +288,32 @@ fn raise_fd_limit() -> io::Result<u64> {
         }
     }
     Ok(limit.rlim_cur)
+}
+
+/// The current secret, then the previous one, from their files or the
+/// environment; empty ones are none.
+fn secrets(settings: &Settings) -> Result<Vec<Vec<u8>>, StartError> {
+    let read = |file: &Option<PathBuf>, variable: &str| -> Result<Option<Vec<u8>>, StartError> {
+        let secret = match file {
+            Some(path) => std::fs::read(path).map_err(|source| StartError::SecretFile {
+                path: path.display().to_string(),
+                source,
+            })?,
+            None => std::env::var_os(variable)
+                .map(|v| v.into_encoded_bytes())
+                .unwrap_or_default(),
+        };
+        // A file usually ends with a newline that is not part of the secret.
+        let secret = secret.trim_ascii().to_vec();
+        Ok((!secret.is_empty()).then_some(secret))
+    };
+    Ok([
+        read(&settings.secret_file, "REDISSE_SECRET")?,
+        read(&settings.previous_secret_file, "REDISSE_SECRET_PREVIOUS")?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect())
 }
 
 /// Removed when the server stops.

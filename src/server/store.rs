@@ -7,12 +7,15 @@
 //! on it (they get a 503), and a connection found broken is replaced in the
 //! background for the next request.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Value;
 
+use super::metrics::{LinkHealth, Metrics};
 use crate::event;
 use crate::protocol::history::{Start, StoredEvent};
 use crate::protocol::request::Channel;
@@ -23,6 +26,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Store {
     connection: ConnectionManager,
+    health: LinkHealth,
+    metrics: Arc<Metrics>,
 }
 
 /// What a stream reads after subscribing: the counter, then each channel's history.
@@ -33,14 +38,30 @@ pub struct Snapshot {
 
 impl Store {
     /// Connects on first use; must be called within the tokio runtime.
-    pub fn new(url: &RedisUrl) -> redis::RedisResult<Self> {
+    pub fn new(url: &RedisUrl, metrics: Arc<Metrics>) -> redis::RedisResult<Self> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
             // A request waits for one attempt, not for a series of them.
             .set_number_of_retries(0);
         let connection = ConnectionManager::new_lazy_with_config(url.client().clone(), config)?;
-        Ok(Store { connection })
+        Ok(Store {
+            connection,
+            health: LinkHealth::default(),
+            metrics,
+        })
+    }
+
+    /// Whether the last command went through.
+    pub fn is_up(&self) -> bool {
+        self.health.is_up()
+    }
+
+    /// `PING`, to know whether the connection is up now.
+    pub async fn ping(&self) -> bool {
+        let mut pipe = redis::pipe();
+        pipe.cmd("PING");
+        self.query(pipe).await.is_ok()
     }
 
     /// `GET redisse:lastEventId`.
@@ -83,12 +104,30 @@ impl Store {
     /// safe as they only read.
     async fn query(&self, pipe: redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
         let mut connection = self.connection.clone();
-        match pipe.query_async::<Vec<Value>>(&mut connection).await {
+        let result = match pipe.query_async::<Vec<Value>>(&mut connection).await {
             Err(e) if e.is_connection_dropped() || e.is_io_error() => {
                 pipe.query_async(&mut connection).await
             }
             result => result,
+        };
+        match &result {
+            Err(e)
+                if e.is_connection_dropped()
+                    || e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_refusal() =>
+            {
+                self.health.failed()
+            }
+            _ => {
+                if self.health.worked() {
+                    self.metrics
+                        .commands_reconnects
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
+        result
     }
 }
 

@@ -24,15 +24,19 @@ use tracing::info;
 
 use super::hub::{Hub, HubDown};
 use super::mailbox::{Batch, Closed, Mailbox, StreamId};
+use super::metrics::Metrics;
 use super::{Shared, StreamSlot};
 use crate::protocol::history::{self, plan_opening, Opening, Replayed, Start};
 use crate::protocol::request::Channel;
-use crate::protocol::stats::Stats;
+use crate::token::unix_now;
 
 /// How long a long-polling stream stays open after its first event, so
 /// that events published close together arrive in one response.
 pub const POLLING_LINGER: Duration = Duration::from_secs(1);
 pub const HEARTBEAT: &[u8] = b": hb\n";
+/// The last event of a stream whose token expired: the page asks the
+/// application for a new token, and connects again with its last id.
+pub const TOKEN_EXPIRED: &[u8] = b"event: tokenExpired\ndata: \n\n";
 
 /// Why a stream could not be opened: the request gets a 503.
 #[derive(Debug, Error)]
@@ -51,6 +55,8 @@ pub struct StreamRequest {
     pub remote: SocketAddr,
     /// Its place among the server's `max_streams`.
     pub slot: StreamSlot,
+    /// When its token expires (Unix seconds): the stream ends then.
+    pub expires_at: Option<u64>,
 }
 
 pub struct EventStream {
@@ -61,6 +67,7 @@ pub struct EventStream {
     replayed: Replayed,
     polling: bool,
     closing: Option<Pin<Box<Sleep>>>,
+    expiry: Option<Pin<Box<Sleep>>>,
     batch: Batch,
     end: Option<Next>,
     registration: Registration,
@@ -85,6 +92,7 @@ impl EventStream {
             polling,
             remote,
             slot,
+            expires_at,
         } = request;
         let start = match last_event_id {
             Some(id) => Start::After(id),
@@ -100,11 +108,21 @@ impl EventStream {
             .hub
             .subscribe(mailbox.clone(), channels.clone())
             .await?;
+        let reading = Instant::now();
         let snapshot = shared.store.snapshot(start, &channels).await?;
+        shared
+            .metrics
+            .history_reads
+            .observe(reading.elapsed().as_secs_f64());
         // From here on the stream's registration unsubscribes it.
         let registration = Registration::new(shared, subscription.disarm(), remote, slot);
         let opening = plan_opening(start, snapshot.histories, snapshot.counter);
-        Ok(EventStream::new(opening, mailbox, polling, registration))
+        let mut stream = EventStream::new(opening, mailbox, polling, registration);
+        if let Some(expires_at) = expires_at {
+            let left = Duration::from_secs(expires_at.saturating_sub(unix_now()));
+            stream.expiry = Some(Box::pin(tokio::time::sleep(left)));
+        }
+        Ok(stream)
     }
 
     fn new(
@@ -113,7 +131,7 @@ impl EventStream {
         polling: bool,
         mut registration: Registration,
     ) -> Self {
-        let stats = &registration.stats;
+        let stats = &registration.metrics.stats;
         let mut text = BytesMut::new();
         let mut count = 0;
         if opening.missed {
@@ -139,6 +157,7 @@ impl EventStream {
             replayed: Replayed::of(&opening),
             polling,
             closing: None,
+            expiry: None,
             batch: Batch::default(),
             end: None,
             registration,
@@ -172,6 +191,13 @@ impl EventStream {
             if let Some(closing) = self.closing.as_mut() {
                 if closing.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Next::End);
+                }
+            }
+            if let Some(expiry) = self.expiry.as_mut() {
+                if expiry.as_mut().poll(cx).is_ready() {
+                    self.end = Some(Next::End);
+                    self.registration.count_events(1);
+                    return Poll::Ready(Next::Write(Bytes::from_static(TOKEN_EXPIRED)));
                 }
             }
             if self.mailbox.poll_take(cx, &mut self.batch).is_pending() {
@@ -209,8 +235,7 @@ impl EventStream {
         }
         let fresh = self.batch.deliveries.len() as u64;
         if fresh > 0 {
-            self.registration.stats.events.fetch_add(fresh, Relaxed);
-            self.registration.events_sent += fresh;
+            self.registration.count_events(fresh);
             self.start_closing();
         }
         let heartbeat = std::mem::take(&mut self.batch.heartbeat);
@@ -274,7 +299,7 @@ impl Drop for SubscriptionGuard<'_> {
 struct Registration {
     hub: Hub,
     stream: StreamId,
-    stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
     peer: SocketAddr,
     opened: Instant,
     events_sent: u64,
@@ -283,24 +308,29 @@ struct Registration {
 
 impl Registration {
     fn new(shared: &Shared, stream: StreamId, peer: SocketAddr, slot: StreamSlot) -> Self {
-        shared.stats.connected.fetch_add(1, Relaxed);
+        shared.metrics.stats.connected.fetch_add(1, Relaxed);
         Registration {
             hub: shared.hub.clone(),
             stream,
-            stats: shared.stats.clone(),
+            metrics: shared.metrics.clone(),
             peer,
             opened: Instant::now(),
             events_sent: 0,
             _slot: slot,
         }
     }
+
+    fn count_events(&mut self, count: u64) {
+        self.metrics.stats.events.fetch_add(count, Relaxed);
+        self.events_sent += count;
+    }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         self.hub.unsubscribe(self.stream);
-        self.stats.connected.fetch_sub(1, Relaxed);
-        self.stats.served.fetch_add(1, Relaxed);
+        self.metrics.stats.connected.fetch_sub(1, Relaxed);
+        self.metrics.stats.served.fetch_add(1, Relaxed);
         info!(
             "stream closed: {} after {:.1}s, {} event(s)",
             self.peer,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 pub use redis_server::RedisServer;
 pub use server_process::ServerProcess;
 pub use sse::{exchange, Event, SseReader};
-pub use test_server::TestServer;
+pub use test_server::{Setup, TestServer};
 
 /// How long any single wait of a test may take.
 pub const DEADLINE: Duration = Duration::from_secs(10);

@@ -5,10 +5,17 @@ use std::time::Duration;
 
 use redisse::redis_url::RedisUrl;
 use redisse::server::channels::ChannelSource;
-use redisse::server::{self, Config, Limits};
+use redisse::server::{self, Access, Config, Limits};
 use tokio::sync::oneshot;
 
 use super::{exchange, RedisServer, SseReader, DEADLINE};
+
+/// What a test server is started with, beyond its Redis and channels.
+#[derive(Default)]
+pub struct Setup {
+    pub limits: Limits,
+    pub access: Access,
+}
 
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
@@ -18,17 +25,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(redis: &RedisServer, channels: ChannelSource) -> Self {
-        Self::start_with(redis, channels, Limits::default()).await
+        Self::start_with(redis, channels, Setup::default()).await
     }
 
-    pub async fn start_with(redis: &RedisServer, channels: ChannelSource, limits: Limits) -> Self {
+    pub async fn start_with(redis: &RedisServer, channels: ChannelSource, setup: Setup) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = Config {
             redis: RedisUrl::parse(&redis.url()).unwrap(),
             heartbeat: Duration::from_secs(15),
             channels,
-            limits,
+            limits: setup.limits,
+            access: setup.access,
         };
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -43,13 +51,15 @@ impl TestServer {
             stop: Some(stop),
             task,
         };
-        // Up once a stream request no longer gets a 503.
+        // Up once its health says so (both Redis connections).
         tokio::time::timeout(DEADLINE, async {
-            loop {
-                let reader = server.open("/?probe", &[]).await;
-                if reader.status != 503 {
-                    break;
-                }
+            while !exchange(
+                server.addr,
+                b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .starts_with("HTTP/1.1 200 OK\r\n")
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

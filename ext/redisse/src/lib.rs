@@ -33,6 +33,17 @@ fn optional_bytes(s: Option<RString>) -> Option<Vec<u8>> {
     s.map(bytes)
 }
 
+/// An Array of Strings (already `to_s`-converted by Ruby) as channel names.
+fn channel_names(channels: RArray) -> Result<Vec<redisse::protocol::request::Channel>, Error> {
+    (0..channels.len())
+        .map(|i| {
+            channels
+                .entry::<RString>(i as isize)
+                .map(|c| bytes(c).into())
+        })
+        .collect()
+}
+
 // ---- event text -----------------------------------------------------------
 
 fn server_sent_event(
@@ -56,6 +67,23 @@ fn server_sent_event(
     )
     .map(|text| ruby.str_from_slice(&text))
     .map_err(|e| invalid_event_error(ruby, e.to_string()))
+}
+
+// ---- signed channel lists -------------------------------------------------
+
+/// The token granting `channels` until `expires_at` (Unix seconds).
+fn stream_token(
+    channels: RArray,
+    expires_at: u64,
+    secret: RString,
+    key_id: Option<String>,
+) -> Result<String, Error> {
+    let grant = redisse::token::Grant {
+        channels: channel_names(channels)?,
+        expires_at,
+        key_id,
+    };
+    Ok(redisse::token::sign(&grant, &bytes(secret)))
 }
 
 // ---- publisher ------------------------------------------------------------
@@ -159,7 +187,7 @@ fn parse_command_line(
     match cli::parse(argv.into_iter().map(Into::into), &Defaults { redis, port }) {
         Ok(Command::Help(text)) => Ok(ruby.str_new(&text).as_value()),
         Ok(Command::Serve(options)) => Ok(ruby
-            .obj_wrap(Options(RefCell::new(Some(options))))
+            .obj_wrap(Options(RefCell::new(Some(*options))))
             .as_value()),
         Err(e) => Err(command_line_error(ruby, e.to_string())),
     }
@@ -264,14 +292,7 @@ impl Request {
     }
 
     fn reply(ruby: &Ruby, rb_self: &Self, channels: RArray) -> Result<(), Error> {
-        let channels = (0..channels.len())
-            .map(|i| {
-                channels
-                    .entry::<RString>(i as isize)
-                    .map(|c| bytes(c).into())
-            })
-            .collect::<Result<_, Error>>()?;
-        Self::take(ruby, rb_self)?.reply(channels);
+        Self::take(ruby, rb_self)?.reply(channel_names(channels)?);
         Ok(())
     }
 
@@ -297,6 +318,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let native = errors::redisse(ruby).define_module("Native")?;
     native.define_module_function("server_sent_event", function!(server_sent_event, 4))?;
     native.define_module_function("parse_command_line", function!(parse_command_line, 3))?;
+    native.define_module_function("stream_token", function!(stream_token, 4))?;
 
     let publisher = native.define_class("Publisher", ruby.class_object())?;
     publisher.define_singleton_method("new", function!(Publisher::new, 3))?;

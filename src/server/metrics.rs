@@ -1,0 +1,209 @@
+//! What the server counts: the 0.4 stats (as JSON, unchanged), and more
+//! for Prometheus (`GET /metrics`) and health checks (`GET /health`).
+//!
+//! Counters are plain atomics, bumped where things happen; the text for
+//! Prometheus is made from them at each scrape (with `prometheus-client`,
+//! in its OpenMetrics text format). No metric has a per-channel label:
+//! their number stays the same whatever the channels.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::protocol::stats::Stats;
+
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+pub struct Metrics {
+    /// `connected`, `events`, `served`, `missing`: the stats of 0.4.
+    pub stats: Stats,
+    /// Streams whose connection was closed because their client fell behind.
+    pub dropped_slow: AtomicU64,
+    /// 503 answers, whatever the reason.
+    pub unavailable: AtomicU64,
+    /// Requests refused for their token.
+    pub tokens_refused: AtomicU64,
+    pub pubsub_reconnects: AtomicU64,
+    pub commands_reconnects: AtomicU64,
+    /// Channels subscribed in Redis now.
+    pub channels: AtomicU64,
+    /// How long reading a stream's history (and the counter) took.
+    pub history_reads: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            stats: Stats::default(),
+            dropped_slow: AtomicU64::new(0),
+            unavailable: AtomicU64::new(0),
+            tokens_refused: AtomicU64::new(0),
+            pubsub_reconnects: AtomicU64::new(0),
+            commands_reconnects: AtomicU64::new(0),
+            channels: AtomicU64::new(0),
+            // From 100 µs to about 3 s.
+            history_reads: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+        }
+    }
+}
+
+/// Whether each Redis connection is up, as the server sees it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisLinks {
+    pub pubsub: bool,
+    pub commands: bool,
+}
+
+impl Metrics {
+    /// The Prometheus text of every metric.
+    pub fn encode(&self, links: RedisLinks) -> String {
+        let mut registry = Registry::with_prefix("redisse");
+        let counter = |n: &AtomicU64| ConstCounter::new(n.load(Relaxed));
+        let gauge = |n: u64| ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+        let stats = &self.stats;
+        registry.register(
+            "streams_connected",
+            "Event streams open now",
+            gauge(stats.connected.load(Relaxed)),
+        );
+        registry.register(
+            "streams_served",
+            "Event streams that have ended",
+            counter(&stats.served),
+        );
+        registry.register(
+            "events_sent",
+            "Events written to clients (history, lastEventId and missedevents included)",
+            counter(&stats.events),
+        );
+        registry.register(
+            "streams_missed_events",
+            "Streams that started with a missedevents event",
+            counter(&stats.missing),
+        );
+        registry.register(
+            "streams_dropped_slow",
+            "Streams closed because their client fell too far behind",
+            counter(&self.dropped_slow),
+        );
+        registry.register(
+            "responses_unavailable",
+            "Requests answered 503 (Redis down, full, stopping, channels too slow)",
+            counter(&self.unavailable),
+        );
+        registry.register(
+            "tokens_refused",
+            "Stream requests refused for a missing, bad or expired token",
+            counter(&self.tokens_refused),
+        );
+        registry.register(
+            "redis_pubsub_up",
+            "Whether the Redis pub/sub connection is up",
+            gauge(links.pubsub.into()),
+        );
+        registry.register(
+            "redis_commands_up",
+            "Whether the Redis command connection is up",
+            gauge(links.commands.into()),
+        );
+        registry.register(
+            "redis_pubsub_reconnects",
+            "Pub/sub connections made again after one was lost",
+            counter(&self.pubsub_reconnects),
+        );
+        registry.register(
+            "redis_commands_reconnects",
+            "Command connections made again after one failed",
+            counter(&self.commands_reconnects),
+        );
+        registry.register(
+            "channels_subscribed",
+            "Channels subscribed in Redis",
+            gauge(self.channels.load(Relaxed)),
+        );
+        registry.register(
+            "history_read_seconds",
+            "Time to read a stream's history (its count: histories read)",
+            self.history_reads.clone(),
+        );
+        let mut text = String::new();
+        encode(&mut text, &registry).expect("a String takes any text");
+        text
+    }
+}
+
+/// Tracks whether a connection is up, and counts its comebacks.
+#[derive(Debug, Default)]
+pub struct LinkHealth {
+    up: AtomicBool,
+    /// Went down at least once since it was last up.
+    failed: AtomicBool,
+}
+
+impl LinkHealth {
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+
+    /// It worked; `true` if it had failed before (a reconnection).
+    pub fn worked(&self) -> bool {
+        self.up.store(true, Relaxed);
+        self.failed.swap(false, Relaxed)
+    }
+
+    pub fn failed(&self) {
+        if self.up.swap(false, Relaxed) {
+            self.failed.store(true, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_in_the_text() {
+        let metrics = Metrics::default();
+        metrics.stats.served.store(3, Relaxed);
+        metrics.history_reads.observe(0.002);
+        let text = metrics.encode(RedisLinks {
+            pubsub: true,
+            commands: false,
+        });
+        for line in [
+            "redisse_streams_connected 0",
+            "redisse_streams_served_total 3",
+            "redisse_events_sent_total 0",
+            "redisse_streams_missed_events_total 0",
+            "redisse_streams_dropped_slow_total 0",
+            "redisse_responses_unavailable_total 0",
+            "redisse_redis_pubsub_up 1",
+            "redisse_redis_commands_up 0",
+            "redisse_redis_pubsub_reconnects_total 0",
+            "redisse_channels_subscribed 0",
+            "redisse_history_read_seconds_count 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_link_counts_its_comebacks() {
+        let link = LinkHealth::default();
+        assert!(!link.is_up());
+        assert!(!link.worked(), "the first connection is no comeback");
+        link.failed();
+        assert!(!link.is_up());
+        assert!(link.worked());
+        assert!(!link.worked());
+    }
+}
