@@ -8,7 +8,9 @@
 //! - [`event`]: the text of one event (pure).
 //! - [`protocol`]: the server's rules as pure functions: HTTP/1.1 heads,
 //!   content negotiation, query parsing, history merging, stats JSON.
-//! - [`redis_url`]: Redis URLs, and showing them without passwords.
+//! - [`redis_url`]: Redis URLs (one server, or a Sentinel group), TLS, and
+//!   showing them without passwords.
+//! - [`command_link`]: the connection for commands to the Redis of a URL.
 //! - [`token`]: signed channel lists, made by the gem, checked by the server.
 //! - [`publisher`]: publishing an event (blocking and interruptible, for
 //!   the Ruby gem).
@@ -25,6 +27,7 @@
 
 pub mod blocking;
 pub mod cli;
+pub mod command_link;
 pub mod event;
 pub mod process_local;
 pub mod protocol;

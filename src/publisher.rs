@@ -14,15 +14,15 @@
 //! the connection is then dropped, and the next publish opens a new one.
 //! Runtime and connection are [`ProcessLocal`]: a forked child opens its own.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use thiserror::Error;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
 use crate::blocking::{BlockingQueue, Popped};
+use crate::command_link::{is_connection_error, CommandLink};
 use crate::event::{EventText, InvalidEvent};
 use crate::process_local::ProcessLocal;
 use crate::redis_url::{InvalidUrl, RedisUrl};
@@ -102,23 +102,21 @@ fn runtime() -> Result<&'static Runtime, PublishError> {
         .map_err(|e| PublishError::Runtime(e.clone()))
 }
 
-/// The connection of this process, if one was made and not given up.
-type Slot = Arc<Mutex<Option<ConnectionManager>>>;
-
 /// A blocking publisher, safe to share between threads and across `fork`.
 pub struct Publisher {
     url: RedisUrl,
     connect_timeout: Duration,
     command_timeout: Duration,
     script: Arc<redis::Script>,
-    slot: ProcessLocal<Slot>,
+    /// This process's connection (a forked child makes its own).
+    link: ProcessLocal<Arc<CommandLink>>,
 }
 
 /// A publish under way.
 pub struct PendingPublish {
     done: Arc<BlockingQueue<Result<u64, PublishError>>>,
     task: JoinHandle<()>,
-    slot: Slot,
+    link: Arc<CommandLink>,
 }
 
 impl Publisher {
@@ -132,7 +130,7 @@ impl Publisher {
             connect_timeout,
             command_timeout,
             script: Arc::new(publish_script()),
-            slot: ProcessLocal::new(),
+            link: ProcessLocal::new(),
         })
     }
 
@@ -164,49 +162,31 @@ impl Publisher {
     ) -> Result<PendingPublish, PublishError> {
         let text = EventText::new(data, Some(event_type), None)?;
         let runtime = runtime()?;
-        let slot = self.slot.get_or_init(Slot::default).clone();
-        let connection = self.connection(runtime, &slot)?;
+        let link = self
+            .link
+            .get_or_init(|| {
+                Arc::new(CommandLink::new(
+                    self.url.clone(),
+                    self.connect_timeout,
+                    self.command_timeout,
+                ))
+            })
+            .clone();
         let done = Arc::new(BlockingQueue::bounded(1));
         let publish = Publish {
             script: self.script.clone(),
             channel: channel.to_vec(),
             text,
-            url: self.url.to_string(),
             // Connecting, then the command: each has its own timeout inside.
             deadline: self.connect_timeout + self.command_timeout,
         };
         let task = runtime.spawn({
-            let (done, slot) = (done.clone(), slot.clone());
+            let (done, link) = (done.clone(), link.clone());
             async move {
-                let _ = done.push(publish.run(connection, &slot).await);
+                let _ = done.push(publish.run(&link).await);
             }
         });
-        Ok(PendingPublish { done, task, slot })
-    }
-
-    /// This process's connection, made on first use (it connects lazily).
-    fn connection(
-        &self,
-        runtime: &Runtime,
-        slot: &Slot,
-    ) -> Result<ConnectionManager, PublishError> {
-        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout))
-            // A publish waits for one attempt to connect, not for a series.
-            .set_number_of_retries(0);
-        let _context = runtime.enter();
-        let connection = ConnectionManager::new_lazy_with_config(self.url.client().clone(), config)
-            .map_err(|e| PublishError::Connection {
-                url: self.url.to_string(),
-                reason: e.to_string(),
-            })?;
-        *slot = Some(connection.clone());
-        Ok(connection)
+        Ok(PendingPublish { done, task, link })
     }
 }
 
@@ -215,25 +195,25 @@ struct Publish {
     script: Arc<redis::Script>,
     channel: Vec<u8>,
     text: EventText,
-    url: String,
     deadline: Duration,
 }
 
 impl Publish {
-    async fn run(
-        self,
-        mut connection: ConnectionManager,
-        slot: &Slot,
-    ) -> Result<u64, PublishError> {
+    async fn run(self, link: &CommandLink) -> Result<u64, PublishError> {
         let invoke = async {
             let mut retried = false;
             loop {
+                let mut connection = link.connection().await?;
                 let invocation = prepare_publish(&self.script, &self.channel, &self.text);
                 match invocation.invoke_async::<u64>(&mut connection).await {
                     // Found closed before the command went out (Redis restarted
-                    // since the last publish): the manager reconnects, and the
-                    // publish is sent once more, on the new connection.
-                    Err(e) if e.is_connection_dropped() && !retried => retried = true,
+                    // since the last publish), or on a replica (a failover): the
+                    // publish never happened, and is sent once more, on a new
+                    // connection (to the new master).
+                    Err(e) if !retried && (e.is_connection_dropped() || is_read_only(&e)) => {
+                        link.failed(&e);
+                        retried = true;
+                    }
                     result => return result,
                 }
             }
@@ -242,19 +222,18 @@ impl Publish {
             Ok(result) => result,
             Err(_) => Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))),
         };
+        let url = link.url().to_string();
         result.map_err(|source| {
+            link.failed(&source);
             if is_connection_error(&source) {
                 // A late reply may still come on it: never use it again.
-                discard(slot);
+                link.forget();
                 PublishError::Connection {
-                    url: self.url.clone(),
+                    url,
                     reason: source.to_string(),
                 }
             } else {
-                PublishError::Command {
-                    url: self.url.clone(),
-                    source,
-                }
+                PublishError::Command { url, source }
             }
         })
     }
@@ -280,18 +259,10 @@ impl PendingPublish {
     /// event may have been published all the same, if Redis had it already.
     pub fn cancel(&self) {
         self.task.abort();
-        discard(&self.slot);
+        self.link.forget();
     }
 }
 
-fn discard(slot: &Slot) {
-    *slot.lock().unwrap_or_else(PoisonError::into_inner) = None;
-}
-
-fn is_connection_error(e: &redis::RedisError) -> bool {
-    e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_unrecoverable_error()
+fn is_read_only(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
 }

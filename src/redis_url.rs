@@ -1,10 +1,28 @@
-//! Where Redis is: `redis://[:password@]host[:port][/db]`, `rediss://` for
-//! TLS, `unix:///path/to/socket[?db=N]`. Parsing is the `redis` crate's;
-//! this adds what users see in messages: the URL with its password masked.
+//! Where Redis is, and how to reach it:
+//!
+//! - `redis://[[user]:password@]host[:port][/db]`, `rediss://` for TLS,
+//!   `unix:///path/to/socket[?db=N]`: one server. Parsing is the `redis`
+//!   crate's.
+//! - `redis+sentinel://[[user]:password@]host:port[,host:port...]/master_name[/db]`
+//!   (`rediss+sentinel://` for TLS to the master): the current master of a
+//!   Sentinel-managed group, asked of the sentinels at each connection, so
+//!   that a failover is followed. The credentials are the master's.
+//!
+//! A private CA for `rediss://` is given in `$REDISSE_REDIS_CA` (a PEM
+//! file); without it, the server's certificate is checked against the
+//! usual public roots. This module also shows URLs without their
+//! passwords, for every message and log line.
 
 use std::fmt;
+use std::sync::Once;
 
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{IntoConnectionInfo, TlsCertificates, TlsMode};
 use thiserror::Error;
+use tokio::sync::Mutex;
+
+/// The environment variable naming a PEM file of CA certificates to trust.
+pub const CA_VARIABLE: &str = "REDISSE_REDIS_CA";
 
 #[derive(Debug, Error)]
 #[error("invalid Redis URL {masked}: {reason}")]
@@ -16,23 +34,146 @@ pub struct InvalidUrl {
 /// A Redis URL that parsed, and can be shown without its password.
 #[derive(Clone)]
 pub struct RedisUrl {
-    client: redis::Client,
+    target: Target,
     masked: String,
+}
+
+#[derive(Clone)]
+enum Target {
+    Server(Box<redis::Client>),
+    Sentinel(std::sync::Arc<Sentinel>),
+}
+
+/// A Sentinel-managed group: asked for its master at each connection.
+struct Sentinel {
+    client: Mutex<SentinelClient>,
 }
 
 impl RedisUrl {
     pub fn parse(url: &str) -> Result<Self, InvalidUrl> {
+        install_crypto_provider();
         let masked = mask_password(url);
-        let client = redis::Client::open(url).map_err(|e| InvalidUrl {
+        let invalid = |reason: String| InvalidUrl {
             masked: masked.clone(),
-            reason: e.to_string(),
-        })?;
-        Ok(RedisUrl { client, masked })
+            reason,
+        };
+        let target = match url.split_once("://") {
+            Some(("redis+sentinel", rest)) => {
+                Target::Sentinel(sentinel(rest, false).map_err(invalid)?)
+            }
+            Some(("rediss+sentinel", rest)) => {
+                Target::Sentinel(sentinel(rest, true).map_err(invalid)?)
+            }
+            _ => Target::Server(Box::new(server(url).map_err(invalid)?)),
+        };
+        Ok(RedisUrl { target, masked })
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A client for the server to talk to now: for Sentinel, the current
+    /// master (asked again at each call, to follow failovers).
+    pub async fn client(&self) -> redis::RedisResult<redis::Client> {
+        match &self.target {
+            Target::Server(client) => Ok((**client).clone()),
+            Target::Sentinel(sentinel) => sentinel.client.lock().await.async_get_client().await,
+        }
     }
+
+    /// Whether the server behind the URL can change (a failover): then a
+    /// connection that failed is made again from a fresh [`Self::client`].
+    pub fn follows_failovers(&self) -> bool {
+        matches!(self.target, Target::Sentinel(_))
+    }
+}
+
+/// One server, with `$REDISSE_REDIS_CA` trusted for TLS.
+fn server(url: &str) -> Result<redis::Client, String> {
+    let info = url.into_connection_info().map_err(|e| e.to_string())?;
+    match private_ca()? {
+        Some(root_cert) if url.starts_with("rediss://") => redis::Client::build_with_tls(
+            info,
+            TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            },
+        )
+        .map_err(|e| e.to_string()),
+        _ => redis::Client::open(info).map_err(|e| e.to_string()),
+    }
+}
+
+/// `[user:password@]host:port,host:port/master_name[/db]`
+fn sentinel(rest: &str, tls: bool) -> Result<std::sync::Arc<Sentinel>, String> {
+    let (authority, path) = rest
+        .split_once('/')
+        .ok_or("no master name after the sentinels")?;
+    let (credentials, hosts) = match authority.rsplit_once('@') {
+        Some((credentials, hosts)) => (Some(credentials), hosts),
+        None => (None, authority),
+    };
+    let mut path = path.trim_end_matches('/').split('/');
+    let master = path
+        .next()
+        .filter(|m| !m.is_empty())
+        .ok_or("no master name after the sentinels")?;
+    let db = match path.next() {
+        Some(db) => db
+            .parse::<i64>()
+            .map_err(|_| format!("invalid database {db:?}"))?,
+        None => 0,
+    };
+    let sentinels = hosts
+        .split(',')
+        .map(|host| {
+            let host = if host.contains(':') {
+                host.to_string()
+            } else {
+                format!("{host}:26379")
+            };
+            format!("redis://{host}/")
+        })
+        .collect::<Vec<_>>();
+    let mut redis = redis::RedisConnectionInfo::default().set_db(db);
+    if let Some(credentials) = credentials {
+        let (user, password) = credentials.split_once(':').unwrap_or(("", credentials));
+        let decode = |s: &str| crate::protocol::request::form_decode(s.as_bytes()).map_err(|e| e.0);
+        let (user, password) = (decode(user)?, decode(password)?);
+        if !user.is_empty() {
+            redis = redis.set_username(String::from_utf8_lossy(&user));
+        }
+        if !password.is_empty() {
+            redis = redis.set_password(String::from_utf8_lossy(&password));
+        }
+    }
+    let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(redis);
+    if tls {
+        node = node.set_tls_mode(TlsMode::Secure);
+    }
+    let client = SentinelClient::build(sentinels, master, Some(node), SentinelServerType::Master)
+        .map_err(|e| e.to_string())?;
+    Ok(std::sync::Arc::new(Sentinel {
+        client: Mutex::new(client),
+    }))
+}
+
+/// The PEM of `$REDISSE_REDIS_CA`, if set.
+fn private_ca() -> Result<Option<Vec<u8>>, String> {
+    let Some(path) = std::env::var_os(CA_VARIABLE) else {
+        return Ok(None);
+    };
+    std::fs::read(&path)
+        .map(Some)
+        .map_err(|e| format!("cannot read {CA_VARIABLE}={}: {e}", path.to_string_lossy()))
+}
+
+/// rustls needs a process-wide choice of cryptography, and the features of
+/// the crates here leave it open: without this, the first TLS connection
+/// panics. The one place it is made, for the binary and the gem alike.
+fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Another library of the process may have chosen first: keep it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 impl fmt::Display for RedisUrl {
@@ -95,6 +236,10 @@ mod tests {
         assert_eq!(mask_password("redis://h/x?a=b@c"), "redis://h/x?a=b@c");
         assert_eq!(mask_password("unix:///tmp/r.sock"), "unix:///tmp/r.sock");
         assert_eq!(mask_password("nonsense"), "nonsense");
+        assert_eq!(
+            mask_password("redis+sentinel://u:pw@h1:26379,h2:26380/mymaster/0"),
+            "redis+sentinel://u:****@h1:26379,h2:26380/mymaster/0"
+        );
     }
 
     #[test]
@@ -104,12 +249,25 @@ mod tests {
             "redis://:pw@127.0.0.1:1/3",
             "rediss://h:6380/0",
             "unix:///tmp/r.sock",
+            "redis+sentinel://h1:26379,h2:26380/mymaster/2",
+            "redis+sentinel://:pw@h1/mymaster",
+            "rediss+sentinel://u:pw@h1:26379/mymaster",
         ] {
             let parsed = RedisUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert!(!parsed.to_string().contains("pw"));
+            assert_eq!(
+                parsed.follows_failovers(),
+                url.contains("sentinel"),
+                "{url}"
+            );
         }
+    }
+
+    #[tokio::test]
+    async fn a_server_url_keeps_its_database() {
         let db = RedisUrl::parse("redis://localhost/3").unwrap();
-        assert_eq!(db.client().get_connection_info().redis_settings().db(), 3);
+        let client = db.client().await.unwrap();
+        assert_eq!(client.get_connection_info().redis_settings().db(), 3);
     }
 
     #[test]
@@ -117,5 +275,7 @@ mod tests {
         let err = RedisUrl::parse("http://:pw@localhost/").unwrap_err();
         assert!(!err.to_string().contains("pw"), "{err}");
         assert!(RedisUrl::parse("redis://h/notadb").is_err());
+        assert!(RedisUrl::parse("redis+sentinel://h1:26379/").is_err());
+        assert!(RedisUrl::parse("redis+sentinel://h1:26379/m/x").is_err());
     }
 }

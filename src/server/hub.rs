@@ -268,7 +268,7 @@ impl HubTask {
             // Subscribers arriving now wait in the queue for this attempt.
             let pubsub = tokio::select! {
                 _ = stopping(&mut self.stop) => break,
-                pubsub = tokio::time::timeout(REDIS_TIMEOUT, self.url.client().get_async_pubsub()) => pubsub,
+                pubsub = tokio::time::timeout(REDIS_TIMEOUT, connect_pubsub(&self.url)) => pubsub,
             };
             let pubsub = match pubsub {
                 Ok(Ok(pubsub)) => pubsub,
@@ -406,6 +406,12 @@ fn refuse(command: Command) {
     if let Command::Subscribe { done, .. } = command {
         let _ = done.send(Err(HubDown));
     }
+}
+
+/// A pub/sub connection to the server behind `url` now (for Sentinel, the
+/// master of the moment).
+async fn connect_pubsub(url: &RedisUrl) -> redis::RedisResult<redis::aio::PubSub> {
+    url.client().await?.get_async_pubsub().await
 }
 
 fn names(channels: &[Channel]) -> Vec<&[u8]> {

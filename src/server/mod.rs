@@ -148,7 +148,7 @@ pub async fn run(
     );
     let shared = Arc::new(Shared {
         hub,
-        store: Store::new(&config.redis, metrics.clone()).map_err(io::Error::other)?,
+        store: Store::new(&config.redis, metrics.clone()),
         metrics,
         channels: config.channels,
         limits: config.limits,

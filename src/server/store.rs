@@ -1,21 +1,17 @@
 //! The server's one connection for commands: the event counter and the
-//! channels' histories. Multiplexed, so every opening stream shares it.
-//!
-//! It is the `redis` crate's `ConnectionManager`, made lazily and without
-//! retries of its own: the first request connects (those arriving meanwhile
-//! wait for that one attempt), a failed attempt fails the requests waiting
-//! on it (they get a 503), and a connection found broken is replaced in the
-//! background for the next request.
+//! channels' histories. Multiplexed, so every opening stream shares it (see
+//! `command_link`: a request arriving while it connects waits for that
+//! attempt; one that fails gets a 503).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Value;
 
 use super::metrics::{LinkHealth, Metrics};
+use crate::command_link::{is_connection_error, CommandLink};
 use crate::event;
 use crate::protocol::history::{Start, StoredEvent};
 use crate::protocol::request::Channel;
@@ -25,7 +21,7 @@ use crate::redis_url::RedisUrl;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Store {
-    connection: ConnectionManager,
+    link: CommandLink,
     health: LinkHealth,
     metrics: Arc<Metrics>,
 }
@@ -37,19 +33,13 @@ pub struct Snapshot {
 }
 
 impl Store {
-    /// Connects on first use; must be called within the tokio runtime.
-    pub fn new(url: &RedisUrl, metrics: Arc<Metrics>) -> redis::RedisResult<Self> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            // A request waits for one attempt, not for a series of them.
-            .set_number_of_retries(0);
-        let connection = ConnectionManager::new_lazy_with_config(url.client().clone(), config)?;
-        Ok(Store {
-            connection,
+    /// Connects on first use.
+    pub fn new(url: &RedisUrl, metrics: Arc<Metrics>) -> Self {
+        Store {
+            link: CommandLink::new(url.clone(), TIMEOUT, TIMEOUT),
             health: LinkHealth::default(),
             metrics,
-        })
+        }
     }
 
     /// Whether the last command went through.
@@ -103,20 +93,23 @@ impl Store {
     /// its last use) is replaced and the commands sent once more, which is
     /// safe as they only read.
     async fn query(&self, pipe: redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
-        let mut connection = self.connection.clone();
-        let result = match pipe.query_async::<Vec<Value>>(&mut connection).await {
-            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
-                pipe.query_async(&mut connection).await
+        let mut retried = false;
+        let result = loop {
+            let result = match self.link.connection().await {
+                Ok(mut connection) => pipe.query_async::<Vec<Value>>(&mut connection).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if !retried && (e.is_connection_dropped() || e.is_io_error()) => {
+                    self.link.failed(&e);
+                    retried = true;
+                }
+                result => break result,
             }
-            result => result,
         };
         match &result {
-            Err(e)
-                if e.is_connection_dropped()
-                    || e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_refusal() =>
-            {
+            Err(e) if is_connection_error(e) => {
+                self.link.failed(e);
                 self.health.failed()
             }
             _ => {

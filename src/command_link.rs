@@ -1,0 +1,84 @@
+//! The connection for commands to the Redis behind a URL, shared by every
+//! task of a process: the server's store, the gem's publisher.
+//!
+//! It is the `redis` crate's `ConnectionManager` (multiplexed; made again
+//! in the background once found broken), made lazily and without retries
+//! of its own: the first command connects, those arriving meanwhile wait
+//! for that one attempt, and a failed attempt fails them. When the server
+//! behind the URL can change (Sentinel), a connection that failed, or that
+//! lands on a replica (READONLY), is dropped and the next one is made to
+//! the master of the moment.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
+
+use crate::redis_url::RedisUrl;
+
+pub struct CommandLink {
+    url: RedisUrl,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    current: Mutex<Option<ConnectionManager>>,
+}
+
+impl CommandLink {
+    pub fn new(url: RedisUrl, connect_timeout: Duration, response_timeout: Duration) -> Self {
+        CommandLink {
+            url,
+            connect_timeout,
+            response_timeout,
+            current: Mutex::new(None),
+        }
+    }
+
+    pub fn url(&self) -> &RedisUrl {
+        &self.url
+    }
+
+    /// The connection, made on first use; within the tokio runtime.
+    pub async fn connection(&self) -> RedisResult<ConnectionManager> {
+        if let Some(connection) = self.lock().as_ref() {
+            return Ok(connection.clone());
+        }
+        let client = self.url.client().await?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            // A command waits for one attempt to connect, not for a series.
+            .set_number_of_retries(0);
+        let made = ConnectionManager::new_lazy_with_config(client, config)?;
+        // Another task may have made one meanwhile: the first one stays.
+        Ok(self.lock().get_or_insert(made).clone())
+    }
+
+    /// A command failed: when the server can change, the next command goes
+    /// to the master of the moment.
+    pub fn failed(&self, error: &RedisError) {
+        let moved = error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+            || is_connection_error(error);
+        if moved && self.url.follows_failovers() {
+            self.forget();
+        }
+    }
+
+    /// Drops the connection: the next command makes a new one.
+    pub fn forget(&self) {
+        *self.lock() = None;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ConnectionManager>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The connection failed, not the command.
+pub fn is_connection_error(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
+}
