@@ -161,4 +161,21 @@ RSpec.describe "Redisse.publish" do
     expect(last_event_id).to eq("1")
     expect(history("global")).to eq(["id: 1\nevent: message\ndata: before\n\n", "1"])
   end
+
+  context "as a Redis ACL user that may not publish" do
+    before do
+      redis.call("ACL", "SETUSER", "no-publish", "reset", "on", ">no-publish-pw", "-@all", "+evalsha",
+                 "+script|load", "+incr", "+get", "+zadd", "+zremrangebyrank", "~*", "&*")
+    end
+
+    after { redis.call("ACL", "DELUSER", "no-publish") }
+
+    it "raises a Redisse::Error that names what is missing, and publishes nothing" do
+      redisse = new_redisse(redis_server: "redis://no-publish:no-publish-pw@127.0.0.1:#{REDIS_SERVER.port}/")
+
+      expect { redisse.publish("news", "refused") }
+        .to raise_error(Redisse::Error, /may not run PUBLISH on news/) { |e| expect(e.message).not_to include("no-publish-pw") }
+      expect(last_event_id).to be_nil
+    end
+  end
 end

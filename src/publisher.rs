@@ -35,7 +35,20 @@ pub const HISTORY_SIZE: usize = 100;
 
 /// The id is read back as a string: Lua's numbers are doubles, which
 /// `..` writes as `1e+14` from 10^14 on and which round ids above 2^53.
+/// Permissions are checked first (Redis 7): a user the ACL forbids a
+/// command gets an error that names it, and nothing is half done.
 const PUBLISH_SCRIPT: &str = r"
+if redis.acl_check_cmd then
+  local needed = {
+    {'INCR', KEYS[1]}, {'GET', KEYS[1]}, {'PUBLISH', KEYS[2], ''},
+    {'ZADD', KEYS[2], '0', ''}, {'ZREMRANGEBYRANK', KEYS[2], '0', '0'},
+  }
+  for _, command in ipairs(needed) do
+    if not redis.acl_check_cmd(unpack(command)) then
+      return redis.error_reply('NOPERM this Redis user may not run ' .. command[1] .. ' on ' .. command[2])
+    end
+  end
+end
 redis.call('INCR', KEYS[1])
 local id = redis.call('GET', KEYS[1])
 local text = ARGV[1] .. id .. ARGV[2]

@@ -12,7 +12,7 @@ mod test_server;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-pub use redis_server::RedisServer;
+pub use redis_server::{RedisServer, Sentinels, TestCertificates, MASTER_NAME};
 pub use server_process::ServerProcess;
 pub use sse::{exchange, Event, SseReader};
 pub use test_server::{Setup, TestServer};
