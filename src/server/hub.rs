@@ -53,7 +53,8 @@ pub enum Link {
     /// connection was last up (or the server started): streams wait for it.
     Connecting = 0,
     Up = 1,
-    /// The last attempt failed: streams get a 503 until one succeeds.
+    /// The last attempt failed: a stream that comes makes another one, and
+    /// gets a 503 if it fails too.
     Down = 2,
 }
 
@@ -100,6 +101,7 @@ impl Hub {
             metrics,
             stop,
             listeners: Listeners::default(),
+            early: Vec::new(),
         };
         (Hub { commands, link }, tokio::spawn(task.run()))
     }
@@ -111,16 +113,13 @@ impl Hub {
 
     /// Adds a stream to channels; returns once Redis confirmed the
     /// subscriptions, so that reading history afterwards misses nothing.
-    /// While the hub connects, that is once it did; when Redis is down,
-    /// at once with an error.
+    /// While the hub connects, that is once it did; when Redis is down, once
+    /// an attempt made for it failed.
     pub async fn subscribe(
         &self,
         mailbox: Arc<Mailbox>,
         channels: Vec<Channel>,
     ) -> Result<(), HubDown> {
-        if self.link() == Link::Down {
-            return Err(HubDown);
-        }
         let (done, confirmed) = oneshot::channel();
         self.commands
             .send(Command::Subscribe {
@@ -252,6 +251,8 @@ struct HubTask {
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
     listeners: Listeners,
+    /// Subscriptions that came between two attempts, for the next one.
+    early: Vec<Command>,
 }
 
 enum Outcome {
@@ -285,7 +286,14 @@ impl HubTask {
                         reported_down = true;
                     }
                     self.link.set(Link::Down);
-                    if self.refuse_subscribers_for(delay).await.is_break() {
+                    // Those who waited for this attempt learn it failed.
+                    for command in self.early.drain(..) {
+                        refuse(command);
+                    }
+                    while let Ok(command) = self.commands.try_recv() {
+                        refuse(command);
+                    }
+                    if self.pause_between_attempts(delay).await.is_break() {
                         break;
                     }
                     delay = (delay * 2).min(RECONNECT_MAX);
@@ -320,14 +328,19 @@ impl HubTask {
         self.link.set(Link::Down);
         self.end_all_streams();
         self.commands.close();
+        for command in self.early.drain(..) {
+            refuse(command);
+        }
         while let Ok(command) = self.commands.try_recv() {
             refuse(command);
         }
     }
 
-    /// Answers subscribers with a 503 for `delay` (between two attempts);
-    /// `Break` when the server stops meanwhile.
-    async fn refuse_subscribers_for(&mut self, delay: Duration) -> ControlFlow<()> {
+    /// Waits `delay` before the next attempt, or less: a stream that comes
+    /// meanwhile makes the attempt now, and waits for it, rather than get a
+    /// 503 while Redis may be back (a browser's EventSource gives up after
+    /// a 503). `Break` when the server stops meanwhile.
+    async fn pause_between_attempts(&mut self, delay: Duration) -> ControlFlow<()> {
         let pause = tokio::time::sleep(delay);
         tokio::pin!(pause);
         loop {
@@ -335,7 +348,12 @@ impl HubTask {
                 _ = stopping(&mut self.stop) => return ControlFlow::Break(()),
                 _ = &mut pause => return ControlFlow::Continue(()),
                 command = self.commands.recv() => match command {
-                    Some(command) => refuse(command),
+                    Some(command @ Command::Subscribe { .. }) => {
+                        self.early.push(command);
+                        return ControlFlow::Continue(());
+                    }
+                    // Nothing is subscribed while Redis is away.
+                    Some(Command::Unsubscribe { .. }) => {}
                     None => return ControlFlow::Break(()),
                 },
             }
@@ -350,12 +368,21 @@ impl HubTask {
             listeners,
             heartbeat,
             metrics,
+            early,
             ..
         } = self;
         let stalled_after = stalled_after(*heartbeat);
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + *heartbeat, *heartbeat);
-        let mut batch = Vec::new();
+        // The streams that made this attempt, first.
+        let mut batch = std::mem::take(early);
+        if !batch.is_empty() {
+            let applied = listeners.apply(&mut sink, batch.drain(..)).await;
+            metrics.channels.store(listeners.channels.len() as u64, Ordering::Relaxed);
+            if let Err(reason) = applied {
+                return Outcome::Lost(reason);
+            }
+        }
         loop {
             tokio::select! {
                 biased;

@@ -275,9 +275,6 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
             .with_header("Retry-After", RETRY_AFTER),
         );
     };
-    if shared.hub.link() == Link::Down {
-        return plain(Status::ServiceUnavailable, UNAVAILABLE);
-    }
     let last_event_id = request
         .header("last-event-id")
         .and_then(parse_last_event_id)

@@ -29,10 +29,15 @@ impl TestServer {
     }
 
     pub async fn start_with(redis: &RedisServer, channels: ChannelSource, setup: Setup) -> Self {
+        Self::start_url(&redis.url(), channels, setup).await
+    }
+
+    /// On any Redis URL (a Sentinel group's, say).
+    pub async fn start_url(url: &str, channels: ChannelSource, setup: Setup) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = Config {
-            redis: RedisUrl::parse(&redis.url()).unwrap(),
+            redis: RedisUrl::parse(url).unwrap(),
             heartbeat: Duration::from_secs(15),
             channels,
             limits: setup.limits,
