@@ -15,9 +15,10 @@ module Redisse
   # @!group Signed streams
 
   # The secret that signs stream tokens, the server's too (its
-  # `REDISSE_SECRET` or `--secret-file`). With a secret, {#redirect_endpoint}
-  # hands the channels over in a token, and {#stream_token} and
-  # {#stream_url} let browsers connect to the server without nginx.
+  # `REDISSE_SECRET` or `--secret-file`; a server started by {#run} takes
+  # this setting). With a secret, {#redirect_endpoint} hands the channels
+  # over in a token, and {#stream_token} and {#stream_url} let browsers
+  # connect to the server without nginx.
   #
   # White space around it is not part of it, as for the server: a secret
   # read from a file may end with a newline. An empty one is none.
