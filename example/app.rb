@@ -4,8 +4,9 @@ require "redisse"
 require "rack"
 require "erb"
 
-# The example application: a page that listens to its channels through
-# nginx and the redisse server, and a form that publishes events.
+# The example application: two pages that listen to their channels, one
+# through nginx, one straight to the redisse server with a signed URL, and
+# a form that publishes events.
 #
 # Every session listens to `global` and to one of four private channels,
 # picked at random on its first visit and kept in the session cookie.
@@ -29,14 +30,30 @@ module ExampleApp
     ["global", private_channel].compact
   end
 
-  # The app behind `/`: the page, `POST /publish` and `GET /subscriptions`.
+  # Where browsers reach the redisse server without nginx, for the page at
+  # `/direct`: `STREAM_SERVER_URL` (bin/demo sets it), or nil.
+  def stream_server_url
+    ENV["STREAM_SERVER_URL"]
+  end
+
+  # Whether the page at `/direct` can work: a URL for the server, and a
+  # secret to sign the stream URLs with (REDISSE_SECRET, read by the gem).
+  def direct_streams?
+    !stream_server_url.nil? && Redisse.signed_streams?
+  end
+
+  # The app behind `/`: the pages (`/` and `/direct`), `GET /stream_url`,
+  # `POST /publish` and `GET /subscriptions`.
   class Application
     PAGE = ERB.new(File.read(File.join(__dir__, "index.html.erb")), trim_mode: "-")
+    NO_DIRECT_STREAMS = "Streams without nginx need REDISSE_SECRET and STREAM_SERVER_URL (bin/demo sets both)\n"
 
     def call(env)
       request = Rack::Request.new(env)
       case [request.request_method, request.path_info]
-      when ["GET", "/"], ["HEAD", "/"] then page(request)
+      when ["GET", "/"], ["HEAD", "/"] then page(request, direct: false)
+      when ["GET", "/direct"], ["HEAD", "/direct"] then direct_page(request)
+      when ["GET", "/stream_url"] then stream_url(request)
       when ["POST", "/publish"] then publish(request)
       when ["GET", "/subscriptions"] then text(200, "#{ExampleApp.channels(env).join(', ')}\n")
       else text(404, "Not Found\n")
@@ -45,16 +62,37 @@ module ExampleApp
 
     private
 
-    def page(request)
+    # `direct`: the page opens its stream on the redisse server itself, with
+    # a URL from `/stream_url`; else through nginx, at `/events`.
+    def page(request, direct:)
       private_channel = ExampleApp.private_channel(request.session)
       channels = ExampleApp.channels(request.env)
       html = PAGE.result_with_hash(
+        direct: direct,
+        stream_server_url: ExampleApp.stream_server_url,
         channels: channels,
         private_channel: private_channel,
         all_channels: ["global", *PRIVATE_CHANNELS],
         h: ->(value) { Rack::Utils.escape_html(value.to_s) }
       )
       [200, { "Content-Type" => "text/html; charset=utf-8", "Cache-Control" => "no-store" }, [html]]
+    end
+
+    def direct_page(request)
+      return text(503, NO_DIRECT_STREAMS) unless ExampleApp.direct_streams?
+
+      page(request, direct: true)
+    end
+
+    # A signed URL for a stream on the session's channels, straight to the
+    # redisse server: what the page at /direct opens, and asks for again
+    # when its token expires, with the last event id it received.
+    def stream_url(request)
+      return text(503, NO_DIRECT_STREAMS) unless ExampleApp.direct_streams?
+
+      url = Redisse.stream_url(ExampleApp.stream_server_url, ExampleApp.channels(request.env),
+                               last_event_id: request.GET["lastEventId"])
+      [200, { "Content-Type" => "text/plain; charset=utf-8", "Cache-Control" => "no-store" }, [url]]
     end
 
     def publish(request)

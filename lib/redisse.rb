@@ -5,6 +5,7 @@ require "redisse/native"
 require "redisse/server_sent_events"
 require "redisse/test_event"
 require "redisse/redirect_endpoint"
+require "redisse/signed_streams"
 
 # Server-Sent Events backed by Redis: publish events from the application,
 # serve them with the `redisse` server.
@@ -141,7 +142,8 @@ module Redisse
 
   # A Rack app that redirects event-stream requests to the Redisse server
   # through nginx (`X-Accel-Redirect` to {#nginx_internal_url}), with the
-  # channels of the request in the query string.
+  # channels of the request in the query string, or in a token when a
+  # {#secret} is set.
   #
   # @return [Redisse::RedirectEndpoint]
   def redirect_endpoint

@@ -113,6 +113,37 @@ RSpec.describe "Redisse.redirect_endpoint" do
     end
   end
 
+  # A server with the same secret takes the channels from the token only.
+  context "with a secret" do
+    before do
+      redisse.secret = "the secret"
+      allow(Time).to receive(:now).and_return(Time.at(1_700_000_000))
+    end
+
+    it "hands the channels over in a token that lasts token_lifetime" do
+      redisse.token_lifetime = 120
+      get "/events?foo=bar&global"
+
+      expect(redirect).to eq("/redisse/?token=#{redisse.stream_token(channels, expires_in: 120)}")
+    end
+
+    it "passes polling and lastEventId on before the token" do
+      get "/events?lastEventId=42&polling&lastEventId=43"
+
+      expect(redirect).to eq("/redisse/?polling&lastEventId=42&token=#{redisse.stream_token(channels)}")
+    end
+
+    context "with channels named polling and lastEventId" do
+      let(:channels) { [:polling, "lastEventId"] }
+
+      it "signs them: in a token they cannot be mistaken for options" do
+        get "/events"
+
+        expect(redirect).to eq("/redisse/?token=#{redisse.stream_token(%w[polling lastEventId])}")
+      end
+    end
+  end
+
   it "belongs to its module" do
     Redisse.channels { %w[from_redisse] }
     Redisse.nginx_internal_url = "/main"

@@ -4,6 +4,12 @@ require "rbconfig"
 require "redisse/server"
 
 RSpec.describe "Redisse.run" do
+  # A server in a child process: `script`, run with the server's options.
+  def server_script(script, **options)
+    command = [RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), "-e", script, "--"]
+    ServerProcess.new(command: command, redis_url: REDIS_SERVER.url, heartbeat: nil, **options)
+  end
+
   describe "its command line" do
     it "prints the help and returns 0 for --help" do
       status = nil
@@ -57,11 +63,8 @@ RSpec.describe "Redisse.run" do
       exit Redisse.run(ARGV)
     RUBY
 
-    # Ready once it listens and its Redis connection is up (no more 503).
-    before do
-      command = [RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), "-e", script, "--"]
-      @server = ServerProcess.new(command: command, redis_url: REDIS_SERVER.url, heartbeat: nil).start
-    end
+    # Ready once it listens and its Redis connection is up.
+    before { @server = server_script(script).start }
 
     after { @server&.stop }
 
@@ -114,6 +117,27 @@ RSpec.describe "Redisse.run" do
 
       expect(status).not_to be_nil, "still running 5 s after SIGTERM; log:\n#{server.log}"
       expect(status.exitstatus).to eq(0), "#{status.inspect}\n#{server.log}"
+    end
+  end
+
+  # As a configuration that the application and the server script both load.
+  describe "with Redisse.secret set in Ruby" do
+    let(:script) { <<~RUBY }
+      require "redisse/server"
+      Redisse.secret = "set in Ruby"
+      exit Redisse.run(ARGV)
+    RUBY
+
+    before { @server = server_script(script, env: { "REDISSE_SECRET" => "from the environment" }).start }
+
+    after { @server&.stop }
+
+    it "requires tokens signed with that secret, whatever the environment says" do
+      signed = open_stream(@server, new_redisse(secret: "set in Ruby").stream_url("/", "global"))
+      expect(signed.status).to eq(200)
+
+      refused = open_stream(@server, new_redisse(secret: "from the environment").stream_url("/", "global"))
+      expect([refused.wait_until_finished.status, refused.body]).to eq([403, "403 Forbidden\nbad signature\n"])
     end
   end
 end

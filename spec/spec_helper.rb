@@ -10,6 +10,9 @@ require_relative "support/server_process"
 REDIS_SERVER = RedisServerHarness.new
 REDIS_SERVER.start
 ENV["REDISSE_REDIS"] = REDIS_SERVER.url
+# Servers and modules get a secret only where an example gives one.
+ENV.delete("REDISSE_SECRET")
+ENV.delete("REDISSE_SECRET_PREVIOUS")
 at_exit { REDIS_SERVER.shutdown }
 
 RSpec.configure do |config|

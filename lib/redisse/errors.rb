@@ -22,4 +22,8 @@ module Redisse
   # A channel name cannot be sent through the redirect endpoint because the
   # server gives it another meaning (`polling`, `lastEventId`).
   class ReservedChannelError < Error; end
+
+  # A stream token was asked for, and no secret is set to sign it with
+  # (`Redisse.secret`, `REDISSE_SECRET`).
+  class MissingSecretError < Error; end
 end

@@ -1,12 +1,15 @@
 # frozen_string_literal: true
 
 require "rack"
+require "redisse/stream_query"
 
 module Redisse
   # A Rack app that hands event-stream requests over to the Redisse server
   # through nginx: it asks the application for the request's channels and
   # answers with an `X-Accel-Redirect` to the internal location configured in
-  # `nginx_internal_url`, with the channels in the query string.
+  # `nginx_internal_url`, with the channels in the query string; or, when a
+  # secret is set, in a token (`?token=...`), as a server with that secret
+  # requires.
   #
   # Get one with {Redisse.redirect_endpoint}.
   #
@@ -29,7 +32,7 @@ module Redisse
     # @param env [Hash] the Rack environment
     # @return [Array] a Rack response: 200 with an `X-Accel-Redirect` header
     # @raise [Redisse::ReservedChannelError] if a channel is named `polling`
-    #   or `lastEventId`
+    #   or `lastEventId` (without a secret: they would be read as options)
     def call(env)
       headers = HEADERS_CLASS.new
       headers["Content-Type"] = "text/plain"
@@ -54,27 +57,30 @@ module Redisse
 
     def query(env)
       params = Rack::Utils.parse_query(env["QUERY_STRING"].to_s, "&")
-      items = []
-      items << "polling" if params.key?("polling")
-      if params.key?("lastEventId")
-        # A repeated parameter comes back as an Array; the first one wins, as
-        # in 0.4 (the server, reading the query as Rack's GET, takes the last).
-        last_event_id = Array(params["lastEventId"]).first
-        items << "lastEventId=#{Rack::Utils.escape(last_event_id.to_s)}"
-      end
-      items.concat(channels(env).map { |channel| Rack::Utils.escape(channel) })
-      items.join("&")
+      # A repeated parameter comes back as an Array; the first one wins, as
+      # in 0.4 (the server, reading the query as Rack's GET, takes the last).
+      # Given without a value, it is passed on empty.
+      last_event_id = Array(params["lastEventId"]).first.to_s if params.key?("lastEventId")
+      StreamQuery.build(channel_items(env), polling: params.key?("polling"), last_event_id: last_event_id)
     end
 
-    def channels(env)
+    # The channels as query items: each one, or their token.
+    def channel_items(env)
       channels = Array(@redisse.channels(env)).map(&:to_s)
+      # In a token, a channel cannot be mistaken for an option.
+      return ["token=#{@redisse.stream_token(channels)}"] if @redisse.signed_streams?
+
+      refuse_reserved(channels)
+      channels.map { |channel| StreamQuery.escape(channel) }
+    end
+
+    def refuse_reserved(channels)
       reserved = channels & RESERVED_CHANNELS
       unless reserved.empty?
         raise Redisse::ReservedChannelError,
               "channel name #{reserved.first.inspect} is reserved " \
               "(#{RESERVED_CHANNELS.join(' and ')} cannot be used as channel names)"
       end
-      channels
     end
   end
 end

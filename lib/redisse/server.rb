@@ -44,9 +44,9 @@ module Redisse
   # Runs the Server-Sent Events server until it is stopped (SIGINT, SIGTERM).
   #
   # In redirect mode (the default) the channels come from the query string
-  # that {#redirect_endpoint} built. When {#nginx_internal_url} is nil, the
-  # server calls {#channels} for each request, through the middlewares
-  # given to {#use}.
+  # that {#redirect_endpoint} built, or from its token when there is a
+  # {#secret}. When {#nginx_internal_url} is nil, the server calls
+  # {#channels} for each request, through the middlewares given to {#use}.
   #
   # @example A server script
   #   require "redisse/server"
@@ -63,6 +63,7 @@ module Redisse
     end
 
     in_process = nginx_internal_url.nil?
+    give_secret_to_server
     # A signal arriving while the server starts (it listens as soon as
     # `start` returns) is held until every thread is up and the handler
     # that stops the server cleanly is in place.
@@ -81,6 +82,19 @@ module Redisse
   end
 
   private
+
+  # The server reads its secret from REDISSE_SECRET, unless --secret-file
+  # names a file: a secret set in Ruby (in a configuration that the
+  # application and the server script both load) is its secret too.
+  def give_secret_to_server
+    return unless instance_variable_defined?(:@secret)
+
+    if signed_streams?
+      ENV["REDISSE_SECRET"] = signing_secret
+    else
+      ENV.delete("REDISSE_SECRET")
+    end
+  end
 
   # The main thread waits in Ruby rather than inside the extension: Ruby
   # runs signal handlers (raising Interrupt, SignalException) on the main

@@ -1,6 +1,5 @@
 # frozen_string_literal: true
 
-require "fileutils"
 require_relative "../support/deployment/browser"
 require_relative "../support/deployment/helpers"
 
@@ -8,62 +7,14 @@ require_relative "../support/deployment/helpers"
 # redisse server.
 RSpec.describe "The example page in a browser" do
   include DeploymentHelpers
-
-  before(:context) do
-    reason = Browser.unavailable_reason
-    skip "browser specs need Chromium: #{reason}" if reason
-  end
+  include BrowserHelpers
 
   with_deployment
+  with_browser
 
-  before(:context) { @driver, @profile = Browser.start }
-
-  # Before the deployment stops (after hooks run in reverse order).
-  after(:context) do
-    @driver&.quit
-    FileUtils.rm_rf(@profile) if @profile
-  end
-
-  let(:driver) { @driver }
   let(:publisher) { Redisse }
 
   before { Redisse.redis_server = deployment.redis_url }
-
-  after do |example|
-    warn "\n#{example.full_description} failed:\n#{deployment.log_tails}" if example.exception && deployment
-    driver&.navigate&.to("about:blank") # closes the page's stream
-  end
-
-  # Opens the page in a new session (no cookie) and waits until its stream
-  # delivered `count` events.
-  def open_page(path = "/", count: 1)
-    driver.get(deployment.url("/subscriptions"))
-    driver.manage.delete_all_cookies
-    driver.get(deployment.url(path))
-    wait_for_page("the page receives #{count} event(s)") { page_events.size >= count }
-  end
-
-  # The events listed on the page, as [type, id, data].
-  def page_events
-    driver.execute_script(<<~JS)
-      return Array.from(document.querySelectorAll("#events li.event"))
-        .map(function (item) { return [item.dataset.type, item.dataset.id, item.dataset.data]; });
-    JS
-  end
-
-  def page_text(id)
-    driver.find_element(id: id).text
-  end
-
-  def wait_for_page(what, timeout: 10, &block)
-    wait_until(what, timeout: timeout, interval: 0.05, detail: -> { "the page shows #{page_events.inspect}" }, &block)
-  end
-
-  def wait_for_data(data, timeout: 10)
-    wait_for_page("the page shows an event with data #{data.inspect}", timeout: timeout) do
-      page_events.find { |_type, _id, event_data| event_data == data }
-    end
-  end
 
   it "lists the session's channels and starts from the current event id" do
     current_id = publisher.publish("elsewhere", "")

@@ -36,7 +36,8 @@ RSpec.describe "The example app" do
     expect(private_channel).to match(/\Aprivate_[1-4]\z/)
     listed = last_response.body.scan(/<li data-channel="([^"]+)">/).flatten
     expect(listed).to eq ["global", private_channel]
-    %w[events status opens reopens event-count publish-form publish-channel publish-message
+    expect(last_response.body).to include('<body data-stream="nginx">')
+    %w[events status opens reopens renewals event-count publish-form publish-channel publish-message
        publish-submit publish-result].each do |id|
       expect(last_response.body).to include(%(id="#{id}"))
     end
@@ -71,6 +72,57 @@ RSpec.describe "The example app" do
     get "/events"
 
     expect(last_response.headers["X-Accel-Redirect"]).to eq "/redisse/?global"
+  end
+
+  it "says what the page without nginx needs when it is not configured" do
+    %w[/direct /stream_url].each do |path|
+      get path
+
+      expect(last_response.status).to eq(503), path
+      expect(last_response.body).to include("REDISSE_SECRET and STREAM_SERVER_URL")
+    end
+  end
+
+  # As bin/demo runs it.
+  context "with a secret and the URL of the redisse server" do
+    around do |example|
+      settings = { "REDISSE_SECRET" => "the secret", "STREAM_SERVER_URL" => "http://events.test/",
+                   "TOKEN_LIFETIME" => "60" }
+      settings.each { |name, value| ENV[name] = value }
+      example.run
+    ensure
+      settings.each_key { |name| ENV.delete(name) }
+    end
+
+    before { allow(Time).to receive(:now).and_return(Time.at(1_700_000_000)) }
+
+    it "serves the page that connects to the redisse server directly" do
+      get "/direct"
+
+      expect(last_response.status).to eq 200
+      expect(last_response.body)
+        .to include('<body data-stream="direct">', "<code>#{Rack::Utils.escape_html('http://events.test/')}</code>")
+    end
+
+    it "signs stream URLs for the session's channels, from the last event id given" do
+      get "/direct"
+      token = Redisse.stream_token(["global", private_channel_on_page], expires_in: 60)
+
+      get "/stream_url"
+      expect(last_response.body).to eq "http://events.test/?token=#{token}"
+      expect(last_response.headers["Cache-Control"]).to eq "no-store"
+
+      get "/stream_url?lastEventId=42"
+      expect(last_response.body).to eq "http://events.test/?lastEventId=42&token=#{token}"
+    end
+
+    it "hands the event stream over to nginx with the channels in a token" do
+      get "/"
+      token = Redisse.stream_token(["global", private_channel_on_page], expires_in: 60)
+
+      get "/events?polling"
+      expect(last_response.headers["X-Accel-Redirect"]).to eq "/redisse/?polling&token=#{token}"
+    end
   end
 
   it "publishes the form's message on the form's channel" do

@@ -22,7 +22,6 @@ class ServerProcess
     binary: [File.join(ROOT, "target", "release", "redisse")]
   }.freeze
   START_TIMEOUT = 15 # seconds
-  PROBE_CHANNEL = "spec-probe"
 
   attr_reader :name, :port
 
@@ -55,7 +54,7 @@ class ServerProcess
   end
 
   # Starts the server and waits until its stats answer and, unless
-  # `redis: false`, until it is connected to Redis (streams stop answering 503).
+  # `redis: false`, until it is connected to Redis.
   # @return [self]
   def start(redis: true)
     raise "the #{name} is already running" if running?
@@ -63,7 +62,7 @@ class ServerProcess
     @process.start
     @process.wait_until_ready("the stats of the #{name} on port #{@port} answer", timeout: START_TIMEOUT) { stats_text }
     if redis
-      @process.wait_until_ready("the #{name} is connected to Redis", timeout: START_TIMEOUT) { probe_status != 503 }
+      @process.wait_until_ready("the #{name} is connected to Redis", timeout: START_TIMEOUT) { healthy? }
     end
     self
   rescue StandardError
@@ -89,9 +88,16 @@ class ServerProcess
     SseReader.new(@port, path, headers, **options)
   end
 
+  # Whether `/health` says both of its Redis connections are up. Unlike a
+  # stream request, it needs no channel, nor a token from a server that has
+  # a secret.
+  def healthy?
+    SseReader.fetch(@port, "/health", { "Accept" => "application/json" })&.status == 200
+  end
+
   # The status of a stream request, the connection closed at once; nil when
   # nothing answers.
-  def probe_status(path = "/?#{PROBE_CHANNEL}")
+  def probe_status(path)
     SseReader.fetch(@port, path, head_only: true)&.status
   end
 

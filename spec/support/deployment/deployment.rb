@@ -11,14 +11,21 @@ require_relative "../sse_reader"
 # The example deployment on free ports of 127.0.0.1: redis-server, the
 # redisse server (the gem's executable), the example app (puma) and nginx in
 # front of them, each a child process with its log in a temporary directory.
+#
+# With a secret, as bin/demo runs it: the server and the app share it
+# (REDISSE_SECRET), streams are signed, and the pages the app serves itself
+# (`app_url`) may connect to the server directly (--cors-origin).
 class Deployment
   ROOT = File.expand_path("../../..", __dir__)
   EXAMPLE = File.join(ROOT, "example")
   START_TIMEOUT = 20 # seconds
 
-  attr_reader :redis, :dir, :redisse_port, :app_port, :nginx_port
+  attr_reader :redis, :redisse, :dir, :redisse_port, :app_port, :nginx_port
 
-  def initialize
+  # @param secret [String, nil]
+  # @param token_lifetime [Integer, nil] seconds a signed stream lasts (the
+  #   app's TOKEN_LIFETIME); nil: the gem's default
+  def initialize(secret: nil, token_lifetime: nil)
     @dir = Dir.mktmpdir("redisse-deployment")
     # nginx's workers do not run as root: they must reach the temp paths.
     File.chmod(0o755, @dir)
@@ -26,14 +33,18 @@ class Deployment
     @redisse_port = free_port
     @app_port = free_port
     @nginx_port = free_port
+    secret_env = secret ? { "REDISSE_SECRET" => secret } : {}
     # The server's default heartbeat, as in production.
     @redisse = ServerProcess.new(kind: :gem, redis_url: redis_url, port: redisse_port, heartbeat: nil,
+                                 env: secret_env, args: secret ? ["--cors-origin", app_url("")] : [],
                                  log: log_path(:redisse))
+    app_env = { "REDISSE_REDIS" => redis_url, "STREAM_SERVER_URL" => redisse_url,
+                "TOKEN_LIFETIME" => token_lifetime&.to_s }.merge(secret_env)
     @app = LifelineProcess.new(
       "puma",
       ["puma", "--bind", "tcp://127.0.0.1:#{app_port}", "--environment", "production",
        "--threads", "1:8", File.join(EXAMPLE, "config.ru")],
-      chdir: EXAMPLE, env: { "REDISSE_REDIS" => redis_url }, log: log_path(:app)
+      chdir: EXAMPLE, env: app_env, log: log_path(:app)
     )
     @nginx = LifelineProcess.new(
       "nginx",
@@ -71,8 +82,19 @@ class Deployment
     redis.url
   end
 
+  # A URL through nginx.
   def url(path = "/")
     "http://127.0.0.1:#{nginx_port}#{path}"
+  end
+
+  # A URL of the app itself, without nginx.
+  def app_url(path = "/")
+    "http://127.0.0.1:#{app_port}#{path}"
+  end
+
+  # The redisse server's own URL.
+  def redisse_url(path = "/")
+    "http://127.0.0.1:#{redisse_port}#{path}"
   end
 
   # A stream through nginx, as a browser's EventSource opens it.

@@ -14,9 +14,10 @@ module DeploymentHelpers
 
   module GroupMethods
     # One deployment for the group's examples, as `deployment`.
-    def with_deployment
+    # @param options see Deployment.new
+    def with_deployment(**options)
       before(:context) do
-        @deployment = Deployment.new.start
+        @deployment = Deployment.new(**options).start
         # With an event counter in Redis, every stream starts with a
         # `lastEventId` event: the sign that it is subscribed.
         new_redisse(redis_server: @deployment.redis_url).publish("warm-up", "")

@@ -33,7 +33,7 @@ module SystemSpecHelpers
   end
 
   # Waits until the server counts no open stream (the streams of earlier
-  # examples, and the readiness probe, are gone).
+  # examples are gone).
   def wait_for_no_streams(server, timeout: 5)
     wait_until("the server has no open stream", timeout: timeout) { server.stats["connected"].zero? }
   end
