@@ -121,9 +121,14 @@ pub fn verify(token: &str, secrets: &[&[u8]], now: u64) -> Result<Grant, TokenEr
 
 /// Now, in Unix seconds.
 pub fn unix_now() -> u64 {
+    since_epoch().as_secs()
+}
+
+/// Now, since the Unix epoch, to the nanosecond.
+pub fn since_epoch() -> std::time::Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -114,6 +114,13 @@ async fn a_signed_token_opens_its_channels_and_nothing_else_does() {
             "{target}: {response}"
         );
     }
+    // A HEAD request needs its token too.
+    let head = exchange(
+        server.addr,
+        b"HEAD /?granted HTTP/1.1\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
     // During a rotation, the previous secret still opens streams.
     let rotated = server
         .open(
@@ -124,7 +131,7 @@ async fn a_signed_token_opens_its_channels_and_nothing_else_does() {
     assert_eq!(rotated.status, 200);
     let metrics = get(&server, "/metrics", &[]).await;
     assert!(
-        metrics.contains("\nredisse_tokens_refused_total 5\n"),
+        metrics.contains("\nredisse_tokens_refused_total 6\n"),
         "{metrics}"
     );
     server.stop().await;

@@ -378,7 +378,9 @@ impl HubTask {
         let mut batch = std::mem::take(early);
         if !batch.is_empty() {
             let applied = listeners.apply(&mut sink, batch.drain(..)).await;
-            metrics.channels.store(listeners.channels.len() as u64, Ordering::Relaxed);
+            metrics
+                .channels
+                .store(listeners.channels.len() as u64, Ordering::Relaxed);
             if let Err(reason) = applied {
                 return Outcome::Lost(reason);
             }

@@ -154,11 +154,28 @@ async fn route(shared: &Shared, request: &RequestHead, peer: &Peer) -> Reply {
             Reply::Text(Text::json(Status::Ok, shared.metrics.stats.to_json()))
         }
         Representation::NotAcceptable => plain(Status::NotAcceptable, NOT_ACCEPTABLE),
-        Representation::EventStream if request.is_head() => Reply::StreamHead {
-            headers: Vec::new(),
-        },
+        Representation::EventStream if request.is_head() => stream_head(shared, request, peer),
         Representation::EventStream => open_stream(shared, request, peer).await,
     }
+}
+
+/// The head a GET would get, without opening the stream: a token is still
+/// needed, and checked.
+fn stream_head(shared: &Shared, request: &RequestHead, peer: &Peer) -> Reply {
+    if matches!(shared.channels, ChannelSource::Query) && !shared.access.secrets.is_empty() {
+        if let Err(reason) = granted(shared, request.query.as_bytes()) {
+            return refused_token(shared, peer, reason);
+        }
+    }
+    Reply::StreamHead {
+        headers: Vec::new(),
+    }
+}
+
+fn refused_token(shared: &Shared, peer: &Peer, reason: String) -> Reply {
+    shared.metrics.tokens_refused.fetch_add(1, Relaxed);
+    info!("stream refused to {}: {reason}", peer.remote);
+    plain(Status::Forbidden, format!("403 Forbidden\n{reason}\n"))
 }
 
 /// How long `/health` waits for Redis to answer a PING.
@@ -228,11 +245,7 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
                     expires_at = Some(grant.expires_at);
                     unique_channels(grant.channels)
                 }
-                Err(reason) => {
-                    shared.metrics.tokens_refused.fetch_add(1, Relaxed);
-                    info!("stream refused to {}: {reason}", peer.remote);
-                    return plain(Status::Forbidden, format!("403 Forbidden\n{reason}\n"));
-                }
+                Err(reason) => return refused_token(shared, peer, reason),
             }
         }
         ChannelSource::Query => query_channels,

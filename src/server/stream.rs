@@ -28,7 +28,7 @@ use super::metrics::Metrics;
 use super::{Shared, StreamSlot};
 use crate::protocol::history::{self, plan_opening, Opening, Replayed, Start};
 use crate::protocol::request::Channel;
-use crate::token::unix_now;
+use crate::token::since_epoch;
 
 /// How long a long-polling stream stays open after its first event, so
 /// that events published close together arrive in one response.
@@ -119,7 +119,7 @@ impl EventStream {
         let opening = plan_opening(start, snapshot.histories, snapshot.counter);
         let mut stream = EventStream::new(opening, mailbox, polling, registration);
         if let Some(expires_at) = expires_at {
-            let left = Duration::from_secs(expires_at.saturating_sub(unix_now()));
+            let left = Duration::from_secs(expires_at).saturating_sub(since_epoch());
             stream.expiry = Some(Box::pin(tokio::time::sleep(left)));
         }
         Ok(stream)
