@@ -133,7 +133,7 @@ RSpec.describe "A stream's opening", :system do
       final = Redisse.publish(:busy, "final")
 
       readers.each do |reader, last|
-        reader.wait_for("the final event", timeout: 5) { reader.events.any? { |e| e.id_i == final } }
+        reader.wait_for("the final event", timeout: 15) { reader.events.any? { |e| e.id_i == final } }
         ids = ids_of(reader.events)
         expect(ids.each_cons(2)).to all(satisfy { |a, b| a < b })
         # Every event after the id the stream started from, exactly once.

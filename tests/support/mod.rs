@@ -4,6 +4,7 @@
 // Each test binary uses some of it.
 #![allow(dead_code, unused_imports)]
 
+mod nginx;
 mod redis_server;
 mod server_process;
 mod sse;
@@ -12,6 +13,7 @@ mod test_server;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+pub use nginx::Nginx;
 pub use redis_server::{RedisServer, Sentinels, TestCertificates, MASTER_NAME};
 pub use server_process::ServerProcess;
 pub use sse::{exchange, Event, SseReader};
