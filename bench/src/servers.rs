@@ -67,6 +67,8 @@ pub struct Env {
     pub work: PathBuf,
     pub redisse_bin: PathBuf,
     pub nchan_conf: PathBuf,
+    /// The fleet scenario's nginx configuration template.
+    pub fleet_conf: PathBuf,
     /// Seconds between heartbeats (redisse) and pings (nchan) on every
     /// stream in the idle scenario, short to make their cost visible.
     pub heartbeat: u32,
@@ -189,6 +191,7 @@ pub struct Server {
     proc: Proc,
     /// The process that holds the connections: redisse itself, nginx's worker.
     pub pid: u32,
+    dir: PathBuf,
 }
 
 /// Heartbeat interval of the other scenarios: redisse's default.
@@ -264,6 +267,7 @@ impl Server {
             addr,
             proc,
             pid,
+            dir,
         })
     }
 
@@ -277,6 +281,15 @@ impl Server {
 
     pub fn fds(&self) -> usize {
         sys::fd_count(self.pid).unwrap_or(0)
+    }
+
+    /// The most streams redisse says it will hold at once (its log's
+    /// "at most N streams" line at start: its --max-streams default follows
+    /// the open-file limit); none for nchan.
+    pub fn max_streams(&self) -> Option<u64> {
+        let log = fs::read_to_string(self.dir.join("logs/server.log")).ok()?;
+        let (_, rest) = log.split_once("at most ")?;
+        rest.split_once(" streams")?.0.parse().ok()
     }
 
     /// Stops the server; returns false if it had died before.
