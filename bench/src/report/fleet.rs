@@ -246,8 +246,8 @@ fn limits(w: &mut String, r: &FleetRecord) {
     let _ = writeln!(
         w,
         "- CPU bounds the latency, not the count. Over the broadcast redisse used {} %, nginx {} %, the clients {} % and Redis {} % \
-         of a core, of the 2 cores' 200 %: {:.2} core-seconds per event, {:.0} µs per delivery for the servers' write, nginx's read \
-         and write, and the client's read together. An event is thus about {:.2} s of both cores' time; its deliveries took \
+         of a core, of the 2 cores' 200 %: {:.2} core-seconds per event (the streams' heartbeats included), {:.0} µs per delivery \
+         for the servers' write, nginx's read and write, and the client's read together. An event is thus about {:.2} s of both cores' time; its deliveries took \
          p50 {} ms and at most {} ms. Events published closer together than that overlap, and queue behind each other.\n",
         r.redisse_cpu_pct.cell(),
         r.nginx_cpu_pct.cell(),
