@@ -122,6 +122,14 @@ impl Fleet {
         self.members.len()
     }
 
+    /// Resident memory of all the children, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.members
+            .iter()
+            .filter_map(|m| sys::rss_kib(m.pid))
+            .sum()
+    }
+
     /// CPU seconds used by the children so far.
     pub fn cpu_s(&self) -> f64 {
         self.members

@@ -57,11 +57,38 @@ impl From<io::Error> for OpenError {
 pub async fn connect_from(source: Option<Ipv4Addr>, server: SocketAddr) -> io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     if let Some(source) = source {
+        // The port is left to connect(), which only needs the whole
+        // (source, destination) pair to be unused. A port picked by bind()
+        // is reserved on every address instead: tens of thousands of
+        // streams would take the ephemeral range from other processes'
+        // outgoing connections (nginx's to its upstreams in the fleet
+        // scenario), which connect() cannot share with bind()'s ports.
+        set_bind_address_no_port(&socket)?;
         socket.bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))?;
     }
     let stream = socket.connect(server).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+fn set_bind_address_no_port(socket: &TcpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads an int from a live local for the socket we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Reads a response head into `buf`; what follows it stays in `buf`.

@@ -1,15 +1,17 @@
 //! `redisse-bench`: the load generator and benchmark harness.
 //!
 //! - `redisse-bench run [--quick] --out DIR ...` starts Redis and, scenario
-//!   by scenario, each server under test (redisse, nchan, nchan with Redis),
-//!   drives them with subscriber processes and a publisher, and writes
-//!   `REPORT.md`, `report.png` and `results.json` into DIR.
+//!   by scenario, each server under test (redisse, nchan, nchan with Redis;
+//!   for the fleet, several redisse servers behind one nginx), drives them
+//!   with subscriber processes and a publisher, and writes `REPORT.md`,
+//!   `report.png` and `results.json` into DIR.
 //! - `redisse-bench subscribe ...` is one subscriber process (see child.rs).
 //!
 //! All traffic goes to 127.0.0.0/8; every wait has a deadline.
 
 mod child;
 mod fleet;
+mod front;
 mod hist;
 mod http;
 mod publish;
@@ -25,18 +27,26 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use crate::results::{Meta, Results};
-use crate::scenarios::{Bench, Sizes};
+use crate::scenarios::{Bench, FleetSize, Sizes};
 use crate::servers::{Env, Kind};
 
 const USAGE: &str = "usage:
-  redisse-bench run [--quick] [--out DIR] [--root DIR] [--redisse-bin PATH] [--nchan-conf PATH]
-                    [--scenarios idle,broadcast,fanout,avalanche,publisher] [--servers redisse,nchan,nchan-redis]
+  redisse-bench run [--quick] [--out DIR] [--root DIR] [--redisse-bin PATH] [--nchan-conf PATH] [--fleet-conf PATH]
+                    [--scenarios idle,broadcast,fanout,avalanche,publisher,fleet] [--servers redisse,nchan,nchan-redis]
                     [--heartbeat SECONDS] [--profile] [--fanout-rates 500,1000,...] [--step-seconds S]
+                    [--fleet-streams 50000,full] [--fleet-events N] [--fleet-interval-ms MS]
   redisse-bench report --out DIR      (writes DIR/REPORT.md and DIR/report.png again from DIR/results.json)
   redisse-bench subscribe --server ADDR:PORT --path TEMPLATE --channels N --first I --count N
                     [--sources 127.0.0.2-127.0.0.9] [--concurrency N] [--connect-timeout S] [--max-seconds S]";
 
-const SCENARIOS: [&str; 5] = ["idle", "broadcast", "fanout", "avalanche", "publisher"];
+const SCENARIOS: [&str; 6] = [
+    "idle",
+    "broadcast",
+    "fanout",
+    "avalanche",
+    "publisher",
+    "fleet",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -199,6 +209,23 @@ fn run(args: &[String]) -> Result<i32, String> {
                 .map_err(|_| format!("invalid --step-seconds {step:?}"))?,
         );
     }
+    if let Some(list) = a.get("fleet-streams") {
+        sizes.fleet_sizes = list
+            .split(',')
+            .map(|n| FleetSize::parse(n).ok_or(format!("invalid --fleet-streams {n:?}")))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(n) = a.get("fleet-events") {
+        sizes.fleet_events = n
+            .parse()
+            .map_err(|_| format!("invalid --fleet-events {n:?}"))?;
+    }
+    if let Some(ms) = a.get("fleet-interval-ms") {
+        sizes.fleet_interval = Duration::from_millis(
+            ms.parse()
+                .map_err(|_| format!("invalid --fleet-interval-ms {ms:?}"))?,
+        );
+    }
     let sources = fleet::source_addresses(sizes.sources);
     let started = Instant::now();
 
@@ -211,6 +238,9 @@ fn run(args: &[String]) -> Result<i32, String> {
         nchan_conf: a
             .get("nchan-conf")
             .map_or(root.join("bench/nchan/nginx.conf"), PathBuf::from),
+        fleet_conf: a
+            .get("fleet-conf")
+            .map_or(root.join("bench/fleet/nginx.conf"), PathBuf::from),
         heartbeat,
         redis_port,
     };
@@ -236,6 +266,7 @@ fn run(args: &[String]) -> Result<i32, String> {
                 "fanout" => bench.fanout().await,
                 "avalanche" => bench.avalanche().await,
                 "publisher" => bench.publisher().await,
+                "fleet" => bench.fleet().await,
                 _ => {}
             }
         }

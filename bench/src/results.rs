@@ -82,6 +82,7 @@ pub enum Measurement {
     Avalanche(AvalancheRecord),
     Publisher(PublisherRecord),
     Profile(ProfileRecord),
+    Fleet(FleetRecord),
 }
 
 /// Percent of one core used by each party over a measured window.
@@ -222,6 +223,85 @@ pub struct AvalancheRecord {
     #[serde(flatten)]
     pub cpu: CpuShare,
     pub attempt: u32,
+}
+
+/// Several redisse servers behind one nginx, every stream on one channel:
+/// how many streams the fleet holds, and a broadcast to all of them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FleetRecord {
+    pub streams: usize,
+    /// The case that fills the servers: as many streams as they take together.
+    pub servers_full: bool,
+    pub nginx_workers: usize,
+    pub worker_connections: usize,
+    pub client_processes: usize,
+    /// Source addresses the subscribers connect from.
+    pub sources: usize,
+    /// Source addresses nginx connects to the servers from (`proxy_bind`).
+    pub upstream_sources: usize,
+    /// Ports in net.ipv4.ip_local_port_range: connections one (source,
+    /// destination) pair of addresses and ports can have.
+    pub ephemeral_ports: u64,
+    pub opened: u64,
+    pub failed: u64,
+    pub errors: Counts,
+    pub open_s: f64,
+    pub connect_p50_ms: f64,
+    pub connect_p99_ms: f64,
+    pub servers: Vec<FleetServer>,
+    /// The sum of the servers' `connected`, when every one answered.
+    pub connected_total: Option<u64>,
+    pub workers: Vec<FleetProcess>,
+    pub nginx_master_rss_kib: u64,
+    /// All subscriber processes together.
+    pub client_rss_kib: u64,
+    /// The machine's TCP sockets once every stream was open, and the
+    /// kernel memory their buffers held (/proc/net/sockstat).
+    pub tcp_sockets: u64,
+    pub tcp_mem_kib: u64,
+    /// The machine's memory, and what was still available with every stream open.
+    pub mem_total_kib: u64,
+    pub mem_available_kib: u64,
+    pub events: u64,
+    pub interval_ms: u64,
+    pub published: u64,
+    pub publish_failed: u64,
+    pub publish_errors: Counts,
+    pub expected: u64,
+    pub received: u64,
+    pub missing: u64,
+    pub closed: u64,
+    pub close_reasons: Counts,
+    pub latency: LatencySummary,
+    pub nginx_alive: bool,
+    /// The servers' and the nginx workers' parts of `server_cpu_pct`.
+    pub redisse_cpu_pct: f64,
+    pub nginx_cpu_pct: f64,
+    #[serde(flatten)]
+    pub cpu: CpuShare,
+    pub attempt: u32,
+}
+
+/// One redisse server of a fleet, as its own stats page and /proc tell.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FleetServer {
+    pub port: u16,
+    /// Its stats' `connected` once every stream was open.
+    pub connected: Option<u64>,
+    /// How much its stats' `events` rose over the broadcast: the events it wrote.
+    pub events_sent: Option<u64>,
+    /// The most streams it takes at once (its --max-streams default).
+    pub max_streams: Option<u64>,
+    #[serde(flatten)]
+    pub process: FleetProcess,
+    pub alive: bool,
+}
+
+/// Memory and descriptors of one process of a fleet, once every stream was open.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FleetProcess {
+    pub rss_kib: u64,
+    pub fds: usize,
 }
 
 /// Publishes per second from Ruby, `Redisse.publish` (new) against the 0.4

@@ -67,6 +67,8 @@ pub struct Env {
     pub work: PathBuf,
     pub redisse_bin: PathBuf,
     pub nchan_conf: PathBuf,
+    /// The fleet scenario's nginx configuration template.
+    pub fleet_conf: PathBuf,
     /// Seconds between heartbeats (redisse) and pings (nchan) on every
     /// stream in the idle scenario, short to make their cost visible.
     pub heartbeat: u32,
@@ -189,6 +191,7 @@ pub struct Server {
     proc: Proc,
     /// The process that holds the connections: redisse itself, nginx's worker.
     pub pid: u32,
+    dir: PathBuf,
 }
 
 /// Heartbeat interval of the other scenarios: redisse's default.
@@ -204,13 +207,10 @@ impl Server {
     ) -> Result<Server, String> {
         let port = free_port().map_err(|e| e.to_string())?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let dir = env
-            .work
-            .join(format!("{label}-{}", kind.name().replace('+', "-")));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
-        fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
-        let (out, err) = log_file(&dir.join("logs"), "server.log").map_err(|e| e.to_string())?;
+        let (dir, (out, err)) = server_dir(
+            &env.work,
+            &format!("{label}-{}", kind.name().replace('+', "-")),
+        )?;
         let child = match kind {
             Kind::Redisse => Command::new(&env.redisse_bin)
                 .args([
@@ -242,53 +242,14 @@ impl Server {
                         },
                     )
                     .replace("@PING@", &heartbeat.to_string());
-                let conf_path = dir.join("nginx.conf");
-                fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-                Command::new("nginx")
-                    .arg("-p")
-                    .arg(&dir)
-                    .arg("-c")
-                    .arg(&conf_path)
-                    .args(["-g", "daemon off;"])
-                    .stdin(Stdio::null())
-                    .stdout(out)
-                    .stderr(err)
-                    .spawn()
-                    .map_err(|e| format!("cannot run nginx: {e}"))?
+                spawn_nginx(&dir, &conf, (out, err))?
             }
         };
         let mut proc = Proc {
             child,
             name: kind.name().into(),
         };
-        let until = Instant::now() + Duration::from_secs(15);
-        let probe = kind.stream_path("bench_probe");
-        loop {
-            if proc.exited() {
-                return Err(format!(
-                    "{} exited at start (see {})",
-                    kind.name(),
-                    dir.join("logs").display()
-                ));
-            }
-            let mut buf = Vec::new();
-            let ok = tokio::time::timeout(
-                Duration::from_secs(1),
-                open_stream(None, addr, &probe, &mut buf),
-            )
-            .await;
-            if matches!(ok, Ok(Ok(_))) {
-                break;
-            }
-            if Instant::now() > until {
-                return Err(format!(
-                    "{} did not answer an event-stream request within 15 s: {:?}",
-                    kind.name(),
-                    ok.map(|r| r.err())
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_stream(&mut proc, addr, &kind.stream_path("bench_probe"), &dir).await?;
         let pid = match kind {
             Kind::Redisse => proc.pid(),
             _ => {
@@ -306,6 +267,7 @@ impl Server {
             addr,
             proc,
             pid,
+            dir,
         })
     }
 
@@ -321,8 +283,13 @@ impl Server {
         sys::fd_count(self.pid).unwrap_or(0)
     }
 
-    pub fn cpu_s(&self) -> f64 {
-        sys::cpu_seconds(self.pid, false).unwrap_or(0.0)
+    /// The most streams redisse says it will hold at once (its log's
+    /// "at most N streams" line at start: its --max-streams default follows
+    /// the open-file limit); none for nchan.
+    pub fn max_streams(&self) -> Option<u64> {
+        let log = fs::read_to_string(self.dir.join("logs/server.log")).ok()?;
+        let (_, rest) = log.split_once("at most ")?;
+        rest.split_once(" streams")?.0.parse().ok()
     }
 
     /// Stops the server; returns false if it had died before.
@@ -330,5 +297,71 @@ impl Server {
         let was_alive = self.alive();
         self.proc.stop(Duration::from_secs(10));
         was_alive
+    }
+}
+
+/// A fresh directory for a server's files, with logs/ and tmp/, and its
+/// output going to logs/server.log.
+pub fn server_dir(work: &Path, name: &str) -> Result<(PathBuf, (Stdio, Stdio)), String> {
+    let dir = work.join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
+    fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
+    let output = log_file(&dir.join("logs"), "server.log").map_err(|e| e.to_string())?;
+    Ok((dir, output))
+}
+
+/// Writes `conf` into `dir` (which has logs/ and tmp/) and runs nginx on it
+/// in the foreground.
+pub fn spawn_nginx(dir: &Path, conf: &str, (out, err): (Stdio, Stdio)) -> Result<Child, String> {
+    let conf_path = dir.join("nginx.conf");
+    fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+    Command::new("nginx")
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot run nginx: {e}"))
+}
+
+/// Waits up to 15 s until `addr` answers an event-stream request for
+/// `path`; an error if the process exits first (its logs are in `dir`).
+pub async fn wait_for_stream(
+    proc: &mut Proc,
+    addr: SocketAddr,
+    path: &str,
+    dir: &Path,
+) -> Result<(), String> {
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        if proc.exited() {
+            return Err(format!(
+                "{} exited at start (see {})",
+                proc.name,
+                dir.join("logs").display()
+            ));
+        }
+        let mut buf = Vec::new();
+        let ok = tokio::time::timeout(
+            Duration::from_secs(1),
+            open_stream(None, addr, path, &mut buf),
+        )
+        .await;
+        if matches!(ok, Ok(Ok(_))) {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            return Err(format!(
+                "{} did not answer an event-stream request within 15 s: {:?}",
+                proc.name,
+                ok.map(|r| r.err())
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

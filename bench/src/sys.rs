@@ -170,3 +170,51 @@ pub fn machine_busy_seconds() -> f64 {
         .sum();
     busy as f64 / ticks_per_second()
 }
+
+/// Ports in net.ipv4.ip_local_port_range: how many connections one pair of
+/// (source address, destination address and port) can have at once.
+pub fn ephemeral_ports() -> u64 {
+    let text = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    match v.as_slice() {
+        [low, high] if high >= low => high - low + 1,
+        _ => 0,
+    }
+}
+
+/// TCP sockets in use on the machine and the kernel memory their buffers
+/// hold, in KiB (the `TCP:` line of /proc/net/sockstat, which counts pages).
+pub fn tcp_sockets() -> (u64, u64) {
+    let text = fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let Some(line) = text.lines().find(|l| l.starts_with("TCP:")) else {
+        return (0, 0);
+    };
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let get = |name: &str| {
+        words
+            .iter()
+            .position(|w| *w == name)
+            .and_then(|i| words.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    (get("inuse"), get("mem") * page / 1024)
+}
+
+/// MemTotal and MemAvailable of /proc/meminfo, in KiB.
+pub fn memory_kib() -> (u64, u64) {
+    let text = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let get = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("MemTotal:"), get("MemAvailable:"))
+}

@@ -30,6 +30,10 @@ pub fn chart(records: &[Record], dir: &Path) -> Result<(), String> {
         );
         bars(label, &r.latency);
     }
+    for r in &m.fleet {
+        let label = format!("fleet {} via nginx", crate::scenarios::thousands(r.streams));
+        bars(label, &r.latency);
+    }
     let mut rates: Vec<u64> = m.fanout.iter().map(|r| r.offered_per_s).collect();
     rates.sort_unstable();
     rates.dedup();

@@ -6,6 +6,7 @@ mod broadcast;
 mod cell;
 mod chart;
 mod fanout;
+mod fleet;
 mod idle;
 mod observations;
 mod profile;
@@ -15,8 +16,8 @@ mod targets;
 use std::fmt::Write as _;
 
 use crate::results::{
-    AvalancheRecord, BroadcastRecord, FanoutRecord, IdleRecord, Measurement, Meta, ProfileRecord,
-    PublisherRecord, Record,
+    AvalancheRecord, BroadcastRecord, FanoutRecord, FleetRecord, IdleRecord, Measurement, Meta,
+    ProfileRecord, PublisherRecord, Record,
 };
 use crate::servers::Kind;
 
@@ -44,6 +45,7 @@ pub fn markdown(records: &[Record], meta: &Meta, failures: &[String]) -> String 
     fanout::section(w, &m);
     avalanche::section(w, &m);
     publisher::section(w, &m);
+    fleet::section(w, &m);
     profile::section(w, &m);
     observations::section(w, &m);
     if !failures.is_empty() {
@@ -99,6 +101,7 @@ struct Measured<'a> {
     avalanche: Vec<&'a AvalancheRecord>,
     publisher: Vec<&'a PublisherRecord>,
     profile: Vec<&'a ProfileRecord>,
+    fleet: Vec<&'a FleetRecord>,
 }
 
 impl<'a> Measured<'a> {
@@ -110,6 +113,7 @@ impl<'a> Measured<'a> {
             avalanche: Vec::new(),
             publisher: Vec::new(),
             profile: Vec::new(),
+            fleet: Vec::new(),
         };
         for record in records {
             match record {
@@ -119,6 +123,7 @@ impl<'a> Measured<'a> {
                 Record::Measured(Measurement::Avalanche(r)) => m.avalanche.push(r),
                 Record::Measured(Measurement::Publisher(r)) => m.publisher.push(r),
                 Record::Measured(Measurement::Profile(r)) => m.profile.push(r),
+                Record::Measured(Measurement::Fleet(r)) => m.fleet.push(r),
                 Record::Failed(_) => {}
             }
         }

@@ -1,6 +1,7 @@
 //! Scenario 1, idle capacity: many quiet streams, for the memory and CPU
 //! they cost.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -44,7 +45,7 @@ impl Bench {
         let after = fleet.stats().await?;
         let window = cpu.window_s;
         let connected = if kind == Kind::Redisse {
-            redisse_connected(&server).await
+            redisse_stats(server.addr).await.map(|s| s.connected)
         } else {
             None
         };
@@ -90,18 +91,18 @@ impl Case for IdleRecord {
     }
 }
 
-/// The part of redisse's stats page (`GET /` as JSON) the idle scenario reports.
+/// redisse's stats page (`GET /` as JSON): each server counts only its own
+/// streams and events.
 #[derive(Deserialize)]
-struct RedisseStats {
-    connected: u64,
+pub(super) struct RedisseStats {
+    pub connected: u64,
+    pub events: u64,
 }
 
-/// The streams redisse counts, if its stats page answers.
-async fn redisse_connected(server: &Server) -> Option<u64> {
-    match tokio::time::timeout(Duration::from_secs(5), get_json(server.addr)).await {
-        Ok(Ok(body)) => serde_json::from_str::<RedisseStats>(&body)
-            .ok()
-            .map(|stats| stats.connected),
+/// A redisse server's stats, if its stats page answers.
+pub(super) async fn redisse_stats(addr: SocketAddr) -> Option<RedisseStats> {
+    match tokio::time::timeout(Duration::from_secs(5), get_json(addr)).await {
+        Ok(Ok(body)) => serde_json::from_str(&body).ok(),
         _ => None,
     }
 }

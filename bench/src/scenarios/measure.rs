@@ -21,9 +21,18 @@ pub(super) struct CpuMark {
 
 impl CpuMark {
     pub(super) fn take(server: &Server, fleet: &Fleet, redis_pid: u32) -> CpuMark {
+        CpuMark::of(&[server.pid], fleet, redis_pid)
+    }
+
+    /// A mark where the server is several processes (the fleet's servers
+    /// and nginx workers).
+    pub(super) fn of(server_pids: &[u32], fleet: &Fleet, redis_pid: u32) -> CpuMark {
         CpuMark {
             at: Instant::now(),
-            server: server.cpu_s(),
+            server: server_pids
+                .iter()
+                .filter_map(|&p| sys::cpu_seconds(p, false))
+                .sum(),
             client: sys::self_cpu_seconds() + fleet.cpu_s(),
             redis: sys::cpu_seconds(redis_pid, false).unwrap_or(0.0),
             machine: sys::machine_busy_seconds(),
@@ -32,7 +41,11 @@ impl CpuMark {
 
     /// Percent of one core each used since `self`.
     pub(super) fn since(&self, server: &Server, fleet: &Fleet, redis_pid: u32) -> CpuShare {
-        let now = CpuMark::take(server, fleet, redis_pid);
+        self.since_of(&[server.pid], fleet, redis_pid)
+    }
+
+    pub(super) fn since_of(&self, server_pids: &[u32], fleet: &Fleet, redis_pid: u32) -> CpuShare {
+        let now = CpuMark::of(server_pids, fleet, redis_pid);
         let secs = now.at.duration_since(self.at).as_secs_f64().max(1e-3);
         let pct = |a: f64, b: f64| ((b - a) / secs * 1000.0).round() / 10.0;
         let (server, client, redis) = (

@@ -7,6 +7,7 @@
 mod avalanche;
 mod broadcast;
 mod fanout;
+mod fleet;
 mod idle;
 mod measure;
 mod publisher;
@@ -15,7 +16,7 @@ mod sizes;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use sizes::Sizes;
+pub use sizes::{FleetSize, Sizes};
 
 use crate::fleet::{Fleet, Opened, Spec};
 use crate::publish::Publisher;

@@ -3,6 +3,34 @@
 
 use std::time::Duration;
 
+/// How many streams a fleet case opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FleetSize {
+    Streams(usize),
+    /// As many as the servers take together (their --max-streams), less
+    /// what round-robin may put on one server more than on another.
+    Full,
+}
+
+impl std::fmt::Display for FleetSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            FleetSize::Streams(n) => write!(f, "{n} streams"),
+            FleetSize::Full => write!(f, "as many streams as the servers take"),
+        }
+    }
+}
+
+impl FleetSize {
+    /// `50000`, or `full`.
+    pub fn parse(text: &str) -> Option<FleetSize> {
+        match text {
+            "full" => Some(FleetSize::Full),
+            n => n.parse().ok().filter(|&n| n > 0).map(FleetSize::Streams),
+        }
+    }
+}
+
 pub struct Sizes {
     pub idle_streams: Vec<usize>,
     pub idle_channels: usize,
@@ -16,6 +44,12 @@ pub struct Sizes {
     pub fanout_step: Duration,
     pub avalanche_streams: usize,
     pub publisher_seconds: f64,
+    /// Fleet: the cases' sizes, redisse servers behind nginx, and the
+    /// broadcast's events and their interval.
+    pub fleet_sizes: Vec<FleetSize>,
+    pub fleet_servers: usize,
+    pub fleet_events: u64,
+    pub fleet_interval: Duration,
     pub sources: usize,
     /// How long to wait for other processes to calm down before each measurement.
     pub quiet_wait: Duration,
@@ -40,6 +74,12 @@ impl Sizes {
             fanout_step: Duration::from_secs(10),
             avalanche_streams: 15_000,
             publisher_seconds: 5.0,
+            fleet_sizes: vec![FleetSize::Streams(50_000), FleetSize::Full],
+            fleet_servers: 3,
+            fleet_events: 10,
+            // Longer than one event takes to reach 50,000 streams here (2 s
+            // or so): events that overlap would measure a growing queue.
+            fleet_interval: Duration::from_millis(3000),
             sources: 40,
             quiet_wait: Duration::from_secs(300),
         }
@@ -58,8 +98,25 @@ impl Sizes {
             fanout_step: Duration::from_secs(1),
             avalanche_streams: 300,
             publisher_seconds: 1.0,
+            fleet_sizes: vec![FleetSize::Streams(600)],
+            fleet_servers: 3,
+            fleet_events: 5,
+            fleet_interval: Duration::from_millis(100),
             sources: 4,
             quiet_wait: Duration::ZERO,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FleetSize;
+
+    #[test]
+    fn fleet_sizes_read() {
+        assert_eq!(FleetSize::parse("50000"), Some(FleetSize::Streams(50_000)));
+        assert_eq!(FleetSize::parse("full"), Some(FleetSize::Full));
+        assert_eq!(FleetSize::parse("0"), None);
+        assert_eq!(FleetSize::parse("many"), None);
     }
 }
