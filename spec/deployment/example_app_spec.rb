@@ -155,7 +155,7 @@ RSpec.describe "The example app" do
     it "streams from an internal location, unbuffered, over HTTP/1.1" do
       location = template[%r{location /redisse \{(.*?)\}}m, 1]
       expect(location).to include("internal;", "proxy_buffering off;", "proxy_http_version 1.1;",
-                                  'proxy_set_header Connection "";', "proxy_ignore_client_abort on;")
+                                  'proxy_set_header Connection "";', "proxy_ignore_client_abort off;")
       expect(location).to match(/proxy_read_timeout \d+h;/)
     end
 

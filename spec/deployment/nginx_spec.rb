@@ -26,6 +26,15 @@ RSpec.describe "The example behind nginx" do
     expect(redis_client.zrangebyscore("global", id, id)).to eq [event_text(id, "curl")]
   end
 
+  it "closes the server's stream as soon as the browser leaves" do
+    stream = poll
+    wait_until("the server holds the stream") { deployment.redisse.stats["connected"] == 1 }
+
+    stream.close
+
+    wait_until("the server's stream is closed", timeout: 5) { deployment.redisse.stats["connected"].zero? }
+  end
+
   it "keeps the redisse location internal" do
     response = Net::HTTP.get_response(URI(deployment.url("/redisse/?global")))
 
