@@ -7,13 +7,18 @@
 //! for that one attempt, and a failed attempt fails them. When the server
 //! behind the URL can change (Sentinel), a connection that failed, or that
 //! lands on a replica (READONLY), is dropped and the next one is made to
-//! the master of the moment.
+//! the master of the moment. For a Redis Cluster it is the crate's cluster
+//! connection instead, which sends each command to its key's node and
+//! follows resharding and failovers itself.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
+};
 
 use crate::redis_url::RedisUrl;
 
@@ -21,7 +26,50 @@ pub struct CommandLink {
     url: RedisUrl,
     connect_timeout: Duration,
     response_timeout: Duration,
-    current: Mutex<Option<ConnectionManager>>,
+    current: Mutex<Option<Connection>>,
+}
+
+/// A connection for commands, to one server or to a cluster.
+#[derive(Clone)]
+pub enum Connection {
+    Server(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    /// Whether commands on several keys must go one by one, to each
+    /// key's node (a pipeline or script must stay within one slot).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Connection::Cluster(_))
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Server(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Server(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Server(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 impl CommandLink {
@@ -39,9 +87,24 @@ impl CommandLink {
     }
 
     /// The connection, made on first use; within the tokio runtime.
-    pub async fn connection(&self) -> RedisResult<ConnectionManager> {
+    pub async fn connection(&self) -> RedisResult<Connection> {
         if let Some(connection) = self.lock().as_ref() {
             return Ok(connection.clone());
+        }
+        if let Some(cluster) = self.url.cluster() {
+            // It finds the cluster's nodes, then keeps up with them.
+            let connection = tokio::time::timeout(
+                self.connect_timeout + self.response_timeout,
+                cluster.client.get_async_connection(),
+            )
+            .await
+            .map_err(|_| {
+                RedisError::from((ErrorKind::Io, "timed out connecting to the cluster"))
+            })??;
+            return Ok(self
+                .lock()
+                .get_or_insert(Connection::Cluster(connection))
+                .clone());
         }
         let client = self.url.client().await?;
         let config = ConnectionManagerConfig::new()
@@ -51,7 +114,7 @@ impl CommandLink {
             .set_number_of_retries(0);
         let made = ConnectionManager::new_lazy_with_config(client, config)?;
         // Another task may have made one meanwhile: the first one stays.
-        Ok(self.lock().get_or_insert(made).clone())
+        Ok(self.lock().get_or_insert(Connection::Server(made)).clone())
     }
 
     /// A command failed: when the server can change, the next command goes
@@ -69,7 +132,7 @@ impl CommandLink {
         *self.lock() = None;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ConnectionManager>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

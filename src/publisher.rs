@@ -22,7 +22,7 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
 use crate::blocking::{BlockingQueue, Popped};
-use crate::command_link::{is_connection_error, CommandLink};
+use crate::command_link::{is_connection_error, CommandLink, Connection};
 use crate::event::{EventText, InvalidEvent};
 use crate::process_local::ProcessLocal;
 use crate::redis_url::{InvalidUrl, RedisUrl};
@@ -56,6 +56,29 @@ redis.call('PUBLISH', KEYS[2], text)
 redis.call('ZADD', KEYS[2], id, text)
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[3]))
 return id
+";
+
+/// In a Redis Cluster the counter and the channel are keys of different
+/// slots, which one script cannot touch: the id is taken first (INCR, on
+/// the counter's node), then this script, on the channel's node, does the
+/// rest with it. Ids of two publishers can then reach a channel out of
+/// order, which the server handles (as for 0.4 publishers).
+const CLUSTER_PUBLISH_SCRIPT: &str = r"
+if redis.acl_check_cmd then
+  local needed = {
+    {'PUBLISH', KEYS[1], ''}, {'ZADD', KEYS[1], '0', ''}, {'ZREMRANGEBYRANK', KEYS[1], '0', '0'},
+  }
+  for _, command in ipairs(needed) do
+    if not redis.acl_check_cmd(unpack(command)) then
+      return redis.error_reply('NOPERM this Redis user may not run ' .. command[1] .. ' on ' .. command[2])
+    end
+  end
+end
+local text = ARGV[1] .. ARGV[2] .. ARGV[3]
+redis.call('PUBLISH', KEYS[1], text)
+redis.call('ZADD', KEYS[1], ARGV[2], text)
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -1 - tonumber(ARGV[4]))
+return 0
 ";
 
 #[derive(Debug, Error)]
@@ -217,6 +240,9 @@ impl Publish {
             let mut retried = false;
             loop {
                 let mut connection = link.connection().await?;
+                if connection.is_cluster() {
+                    return self.publish_to_cluster(&mut connection).await;
+                }
                 let invocation = prepare_publish(&self.script, &self.channel, &self.text);
                 match invocation.invoke_async::<u64>(&mut connection).await {
                     // Found closed before the command went out (Redis restarted
@@ -249,6 +275,24 @@ impl Publish {
                 PublishError::Command { url, source }
             }
         })
+    }
+}
+
+impl Publish {
+    async fn publish_to_cluster(&self, connection: &mut Connection) -> redis::RedisResult<u64> {
+        let id: u64 = redis::cmd("INCR")
+            .arg(LAST_EVENT_ID_KEY)
+            .query_async(connection)
+            .await?;
+        redis::Script::new(CLUSTER_PUBLISH_SCRIPT)
+            .key(&self.channel[..])
+            .arg(&self.text.head[..])
+            .arg(id)
+            .arg(&self.text.tail[..])
+            .arg(HISTORY_SIZE)
+            .invoke_async::<()>(connection)
+            .await?;
+        Ok(id)
     }
 }
 

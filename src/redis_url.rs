@@ -7,6 +7,10 @@
 //!   (`rediss+sentinel://` for TLS to the master): the current master of a
 //!   Sentinel-managed group, asked of the sentinels at each connection, so
 //!   that a failover is followed. The credentials are the master's.
+//! - `redis+cluster://[[user]:password@]host:port[,host:port...]`
+//!   (`rediss+cluster://` for TLS): a Redis Cluster, found from these
+//!   nodes. Commands go to each key's node; pub/sub to any node (a
+//!   `PUBLISH` reaches the subscribers of every node).
 //!
 //! A private CA for `rediss://` is given in `$REDISSE_REDIS_CA` (a PEM
 //! file); without it, the server's certificate is checked against the
@@ -42,6 +46,15 @@ pub struct RedisUrl {
 enum Target {
     Server(Box<redis::Client>),
     Sentinel(std::sync::Arc<Sentinel>),
+    Cluster(std::sync::Arc<Cluster>),
+}
+
+/// A Redis Cluster: the client that routes commands, and its seed nodes,
+/// taken in turn for pub/sub (a node that is gone is passed over).
+pub struct Cluster {
+    pub client: redis::cluster::ClusterClient,
+    seeds: Vec<redis::Client>,
+    next_seed: std::sync::atomic::AtomicUsize,
 }
 
 /// A Sentinel-managed group: asked for its master at each connection.
@@ -64,6 +77,12 @@ impl RedisUrl {
             Some(("rediss+sentinel", rest)) => {
                 Target::Sentinel(sentinel(rest, true).map_err(invalid)?)
             }
+            Some(("redis+cluster", rest)) => {
+                Target::Cluster(cluster(rest, false).map_err(invalid)?)
+            }
+            Some(("rediss+cluster", rest)) => {
+                Target::Cluster(cluster(rest, true).map_err(invalid)?)
+            }
             _ => Target::Server(Box::new(server(url).map_err(invalid)?)),
         };
         Ok(RedisUrl { target, masked })
@@ -75,6 +94,20 @@ impl RedisUrl {
         match &self.target {
             Target::Server(client) => Ok((**client).clone()),
             Target::Sentinel(sentinel) => sentinel.client.lock().await.async_get_client().await,
+            Target::Cluster(cluster) => {
+                let next = cluster
+                    .next_seed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(cluster.seeds[next % cluster.seeds.len()].clone())
+            }
+        }
+    }
+
+    /// The cluster behind the URL, if it is one.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        match &self.target {
+            Target::Cluster(cluster) => Some(cluster),
+            _ => None,
         }
     }
 
@@ -106,10 +139,7 @@ fn sentinel(rest: &str, tls: bool) -> Result<std::sync::Arc<Sentinel>, String> {
     let (authority, path) = rest
         .split_once('/')
         .ok_or("no master name after the sentinels")?;
-    let (credentials, hosts) = match authority.rsplit_once('@') {
-        Some((credentials, hosts)) => (Some(credentials), hosts),
-        None => (None, authority),
-    };
+    let (credentials, hosts) = split_credentials(authority)?;
     let mut path = path.trim_end_matches('/').split('/');
     let master = path
         .next()
@@ -133,15 +163,12 @@ fn sentinel(rest: &str, tls: bool) -> Result<std::sync::Arc<Sentinel>, String> {
         })
         .collect::<Vec<_>>();
     let mut redis = redis::RedisConnectionInfo::default().set_db(db);
-    if let Some(credentials) = credentials {
-        let (user, password) = credentials.split_once(':').unwrap_or(("", credentials));
-        let decode = |s: &str| crate::protocol::request::form_decode(s.as_bytes()).map_err(|e| e.0);
-        let (user, password) = (decode(user)?, decode(password)?);
-        if !user.is_empty() {
-            redis = redis.set_username(String::from_utf8_lossy(&user));
+    if let Some((user, password)) = credentials {
+        if let Some(user) = user {
+            redis = redis.set_username(user);
         }
-        if !password.is_empty() {
-            redis = redis.set_password(String::from_utf8_lossy(&password));
+        if let Some(password) = password {
+            redis = redis.set_password(password);
         }
     }
     let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(redis);
@@ -153,6 +180,74 @@ fn sentinel(rest: &str, tls: bool) -> Result<std::sync::Arc<Sentinel>, String> {
     Ok(std::sync::Arc::new(Sentinel {
         client: Mutex::new(client),
     }))
+}
+
+/// User and password (percent-decoded), and the hosts of an authority.
+type Credentials = (Option<String>, Option<String>);
+
+fn split_credentials(authority: &str) -> Result<(Option<Credentials>, &str), String> {
+    let Some((credentials, hosts)) = authority.rsplit_once('@') else {
+        return Ok((None, authority));
+    };
+    let (user, password) = credentials.split_once(':').unwrap_or(("", credentials));
+    let decode = |s: &str| -> Result<Option<String>, String> {
+        let decoded = crate::protocol::request::form_decode(s.as_bytes()).map_err(|e| e.0)?;
+        Ok((!decoded.is_empty()).then(|| String::from_utf8_lossy(&decoded).into_owned()))
+    };
+    Ok((Some((decode(user)?, decode(password)?)), hosts))
+}
+
+/// `[user:password@]host:port,host:port[/]`
+fn cluster(rest: &str, tls: bool) -> Result<std::sync::Arc<Cluster>, String> {
+    let authority = rest.trim_end_matches('/');
+    if authority.contains('/') {
+        return Err("a cluster has no databases: no path after its nodes".into());
+    }
+    let (credentials, hosts) = split_credentials(authority)?;
+    let scheme = if tls { "rediss" } else { "redis" };
+    let userinfo = match &credentials {
+        Some((user, password)) => {
+            let encode = |s: &Option<String>| s.as_deref().map(percent_encode).unwrap_or_default();
+            format!("{}:{}@", encode(user), encode(password))
+        }
+        None => String::new(),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|host| format!("{scheme}://{userinfo}{host}/"))
+        .collect();
+    if nodes.is_empty() {
+        return Err("no cluster node".into());
+    }
+    let seeds = nodes
+        .iter()
+        .map(|node| server(node))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.clone());
+    if let Some(root_cert) = private_ca()?.filter(|_| tls) {
+        builder = builder.certs(TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert),
+        });
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
+    Ok(std::sync::Arc::new(Cluster {
+        client,
+        seeds,
+        next_seed: std::sync::atomic::AtomicUsize::new(0),
+    }))
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The PEM of `$REDISSE_REDIS_CA`, if set.
@@ -252,6 +347,8 @@ mod tests {
             "redis+sentinel://h1:26379,h2:26380/mymaster/2",
             "redis+sentinel://:pw@h1/mymaster",
             "rediss+sentinel://u:pw@h1:26379/mymaster",
+            "redis+cluster://h1:7000,h2:7001",
+            "redis+cluster://u:pw@h1:7000/",
         ] {
             let parsed = RedisUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert!(!parsed.to_string().contains("pw"));
@@ -277,5 +374,6 @@ mod tests {
         assert!(RedisUrl::parse("redis://h/notadb").is_err());
         assert!(RedisUrl::parse("redis+sentinel://h1:26379/").is_err());
         assert!(RedisUrl::parse("redis+sentinel://h1:26379/m/x").is_err());
+        assert!(RedisUrl::parse("redis+cluster://h1:7000/3").is_err());
     }
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use redis::Value;
 
 use super::metrics::{LinkHealth, Metrics};
-use crate::command_link::{is_connection_error, CommandLink};
+use crate::command_link::{is_connection_error, CommandLink, Connection};
 use crate::event;
 use crate::protocol::history::{Start, StoredEvent};
 use crate::protocol::request::Channel;
@@ -96,6 +96,7 @@ impl Store {
         let mut retried = false;
         let result = loop {
             let result = match self.link.connection().await {
+                Ok(connection) if connection.is_cluster() => one_by_one(connection, &pipe).await,
                 Ok(mut connection) => pipe.query_async::<Vec<Value>>(&mut connection).await,
                 Err(e) => Err(e),
             };
@@ -122,6 +123,27 @@ impl Store {
         }
         result
     }
+}
+
+/// A cluster's keys live on several nodes: the first command (the counter)
+/// first, as in a pipeline, then the others at once, each to its node.
+async fn one_by_one(
+    connection: Connection,
+    pipe: &redis::Pipeline,
+) -> redis::RedisResult<Vec<Value>> {
+    let mut commands = pipe.cmd_iter();
+    let mut values = Vec::new();
+    if let Some(first) = commands.next() {
+        values.push(first.query_async::<Value>(&mut connection.clone()).await?);
+    }
+    let rest = commands.map(|command| {
+        let mut connection = connection.clone();
+        async move { command.query_async::<Value>(&mut connection).await }
+    });
+    for value in futures_util::future::join_all(rest).await {
+        values.push(value?);
+    }
+    Ok(values)
 }
 
 fn parse_counter(value: &Value) -> Option<u64> {

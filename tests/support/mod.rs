@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod nginx;
+mod redis_cluster;
 mod redis_server;
 mod server_process;
 mod sse;
@@ -14,6 +15,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 pub use nginx::Nginx;
+pub use redis_cluster::RedisCluster;
 pub use redis_server::{RedisServer, Sentinels, TestCertificates, MASTER_NAME};
 pub use server_process::ServerProcess;
 pub use sse::{exchange, Event, SseReader};
