@@ -38,17 +38,12 @@ pub const HISTORY_SIZE: usize = 100;
 /// Permissions are checked first (Redis 7): a user the ACL forbids a
 /// command gets an error that names it, and nothing is half done.
 const PUBLISH_SCRIPT: &str = r"
-if redis.acl_check_cmd then
-  local needed = {
-    {'INCR', KEYS[1]}, {'GET', KEYS[1]}, {'PUBLISH', KEYS[2], ''},
-    {'ZADD', KEYS[2], '0', ''}, {'ZREMRANGEBYRANK', KEYS[2], '0', '0'},
-  }
-  for _, command in ipairs(needed) do
-    if not redis.acl_check_cmd(unpack(command)) then
-      return redis.error_reply('NOPERM this Redis user may not run ' .. command[1] .. ' on ' .. command[2])
-    end
-  end
-end
+local needed = {
+  {'INCR', KEYS[1]}, {'GET', KEYS[1]}, {'PUBLISH', KEYS[2], ''},
+  {'ZADD', KEYS[2], '0', ''}, {'ZREMRANGEBYRANK', KEYS[2], '0', '0'},
+}
+local refused = permission_refused(needed)
+if refused then return refused end
 redis.call('INCR', KEYS[1])
 local id = redis.call('GET', KEYS[1])
 local text = ARGV[1] .. id .. ARGV[2]
@@ -57,23 +52,17 @@ redis.call('ZADD', KEYS[2], id, text)
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[3]))
 return id
 ";
-
 /// In a Redis Cluster the counter and the channel are keys of different
 /// slots, which one script cannot touch: the id is taken first (INCR, on
 /// the counter's node), then this script, on the channel's node, does the
 /// rest with it. Ids of two publishers can then reach a channel out of
 /// order, which the server handles (as for 0.4 publishers).
 const CLUSTER_PUBLISH_SCRIPT: &str = r"
-if redis.acl_check_cmd then
-  local needed = {
-    {'PUBLISH', KEYS[1], ''}, {'ZADD', KEYS[1], '0', ''}, {'ZREMRANGEBYRANK', KEYS[1], '0', '0'},
-  }
-  for _, command in ipairs(needed) do
-    if not redis.acl_check_cmd(unpack(command)) then
-      return redis.error_reply('NOPERM this Redis user may not run ' .. command[1] .. ' on ' .. command[2])
-    end
-  end
-end
+local needed = {
+  {'PUBLISH', KEYS[1], ''}, {'ZADD', KEYS[1], '0', ''}, {'ZREMRANGEBYRANK', KEYS[1], '0', '0'},
+}
+local refused = permission_refused(needed)
+if refused then return refused end
 local text = ARGV[1] .. ARGV[2] .. ARGV[3]
 redis.call('PUBLISH', KEYS[1], text)
 redis.call('ZADD', KEYS[1], ARGV[2], text)
@@ -81,6 +70,24 @@ redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -1 - tonumber(ARGV[4]))
 return 0
 ";
 
+/// What both scripts start with: an error naming the first command the
+/// ACL forbids (Redis 7; older Redis has no `acl_check_cmd`).
+const PERMISSION_CHECK: &str = r"
+local function permission_refused(needed)
+  if not redis.acl_check_cmd then return nil end
+  for _, command in ipairs(needed) do
+    if not redis.acl_check_cmd(unpack(command)) then
+      return redis.error_reply('NOPERM this Redis user may not run ' .. command[1] .. ' on ' .. command[2])
+    end
+  end
+  return nil
+end
+";
+
+/// A script with the permission check in front.
+fn script(body: &str) -> redis::Script {
+    redis::Script::new(&format!("{PERMISSION_CHECK}{body}"))
+}
 #[derive(Debug, Error)]
 pub enum PublishError {
     #[error(transparent)]
@@ -101,7 +108,7 @@ pub enum PublishError {
 /// The script that publishes one event, for publishers that bring their own
 /// connection (the benchmarks' async one, say).
 pub fn publish_script() -> redis::Script {
-    redis::Script::new(PUBLISH_SCRIPT)
+    script(PUBLISH_SCRIPT)
 }
 
 /// Adds the script's keys and arguments for one event to an invocation.
@@ -284,7 +291,9 @@ impl Publish {
             .arg(LAST_EVENT_ID_KEY)
             .query_async(connection)
             .await?;
-        redis::Script::new(CLUSTER_PUBLISH_SCRIPT)
+        static CLUSTER_SCRIPT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| script(CLUSTER_PUBLISH_SCRIPT));
+        CLUSTER_SCRIPT
             .key(&self.channel[..])
             .arg(&self.text.head[..])
             .arg(id)

@@ -12,6 +12,14 @@ use support::{exchange, RedisServer, Setup, TestServer, DEADLINE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+async fn limited_server(redis: &RedisServer, limits: Limits) -> TestServer {
+    let setup = Setup {
+        limits,
+        ..Setup::default()
+    };
+    TestServer::start_with(redis, ChannelSource::Query, setup).await
+}
+
 /// Every response head in what the server sent back.
 fn statuses(response: &str) -> Vec<&str> {
     response
@@ -139,16 +147,11 @@ async fn what_a_client_sends_during_its_stream_is_never_read_as_a_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_over_the_channel_limit_gets_a_400_that_says_it() {
     let redis = RedisServer::start();
-    let limits = Limits {
-        max_channels: 5,
-        ..Limits::default()
-    };
-    let server = TestServer::start_with(
+    let server = limited_server(
         &redis,
-        ChannelSource::Query,
-        Setup {
-            limits,
-            ..Setup::default()
+        Limits {
+            max_channels: 5,
+            ..Limits::default()
         },
     )
     .await;
@@ -198,16 +201,11 @@ async fn the_default_channel_limit_is_a_thousand() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_house_answers_503_with_retry_after_and_still_gives_stats() {
     let redis = RedisServer::start();
-    let limits = Limits {
-        max_streams: 2,
-        ..Limits::default()
-    };
-    let server = TestServer::start_with(
+    let server = limited_server(
         &redis,
-        ChannelSource::Query,
-        Setup {
-            limits,
-            ..Setup::default()
+        Limits {
+            max_streams: 2,
+            ..Limits::default()
         },
     )
     .await;

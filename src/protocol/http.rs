@@ -9,6 +9,8 @@
 //! Transfer-Encoding) is refused, as that is how requests are smuggled.
 //! Request bodies are never read: a request that has one is answered and
 //! its connection closed, so no body can be mistaken for a next request.
+//!
+//! (Over 400 lines: a third of it is the unit tests of these rules.)
 
 use thiserror::Error;
 

@@ -61,70 +61,79 @@ pub struct RedisLinks {
 impl Metrics {
     /// The Prometheus text of every metric.
     pub fn encode(&self, links: RedisLinks) -> String {
-        let mut registry = Registry::with_prefix("redisse");
-        let counter = |n: &AtomicU64| ConstCounter::new(n.load(Relaxed));
-        let gauge = |n: u64| ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
         let stats = &self.stats;
-        registry.register(
-            "streams_connected",
-            "Event streams open now",
-            gauge(stats.connected.load(Relaxed)),
-        );
-        registry.register(
-            "streams_served",
-            "Event streams that have ended",
-            counter(&stats.served),
-        );
-        registry.register(
-            "events_sent",
-            "Events written to clients (history, lastEventId and missedevents included)",
-            counter(&stats.events),
-        );
-        registry.register(
-            "streams_missed_events",
-            "Streams that started with a missedevents event",
-            counter(&stats.missing),
-        );
-        registry.register(
-            "streams_dropped_slow",
-            "Streams closed because their client fell too far behind",
-            counter(&self.dropped_slow),
-        );
-        registry.register(
-            "responses_unavailable",
-            "Requests answered 503 (Redis down, full, stopping, channels too slow)",
-            counter(&self.unavailable),
-        );
-        registry.register(
-            "tokens_refused",
-            "Stream requests refused for a missing, bad or expired token",
-            counter(&self.tokens_refused),
-        );
-        registry.register(
-            "redis_pubsub_up",
-            "Whether the Redis pub/sub connection is up",
-            gauge(links.pubsub.into()),
-        );
-        registry.register(
-            "redis_commands_up",
-            "Whether the Redis command connection is up",
-            gauge(links.commands.into()),
-        );
-        registry.register(
-            "redis_pubsub_reconnects",
-            "Pub/sub connections made again after one was lost",
-            counter(&self.pubsub_reconnects),
-        );
-        registry.register(
-            "redis_commands_reconnects",
-            "Command connections made again after one failed",
-            counter(&self.commands_reconnects),
-        );
-        registry.register(
-            "channels_subscribed",
-            "Channels subscribed in Redis",
-            gauge(self.channels.load(Relaxed)),
-        );
+        let gauges: [(&str, &str, u64); 4] = [
+            (
+                "streams_connected",
+                "Event streams open now",
+                stats.connected.load(Relaxed),
+            ),
+            (
+                "redis_pubsub_up",
+                "Whether the Redis pub/sub connection is up",
+                links.pubsub.into(),
+            ),
+            (
+                "redis_commands_up",
+                "Whether the Redis command connection is up",
+                links.commands.into(),
+            ),
+            (
+                "channels_subscribed",
+                "Channels subscribed in Redis",
+                self.channels.load(Relaxed),
+            ),
+        ];
+        let counters: [(&str, &str, &AtomicU64); 8] = [
+            (
+                "streams_served",
+                "Event streams that have ended",
+                &stats.served,
+            ),
+            (
+                "events_sent",
+                "Events written to clients (history, lastEventId and missedevents included)",
+                &stats.events,
+            ),
+            (
+                "streams_missed_events",
+                "Streams that started with a missedevents event",
+                &stats.missing,
+            ),
+            (
+                "streams_dropped_slow",
+                "Streams closed because their client fell too far behind",
+                &self.dropped_slow,
+            ),
+            (
+                "responses_unavailable",
+                "Requests answered 503 (Redis down, full, stopping, channels too slow)",
+                &self.unavailable,
+            ),
+            (
+                "tokens_refused",
+                "Stream requests refused for a missing, bad or expired token",
+                &self.tokens_refused,
+            ),
+            (
+                "redis_pubsub_reconnects",
+                "Pub/sub connections made again after one was lost",
+                &self.pubsub_reconnects,
+            ),
+            (
+                "redis_commands_reconnects",
+                "Command connections made again after one failed",
+                &self.commands_reconnects,
+            ),
+        ];
+        let mut registry = Registry::with_prefix("redisse");
+        for (name, help, value) in gauges {
+            let value: ConstGauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            registry.register(name, help, value);
+        }
+        for (name, help, value) in counters {
+            registry.register(name, help, ConstCounter::new(value.load(Relaxed)));
+        }
         registry.register(
             "history_read_seconds",
             "Time to read a stream's history (its count: histories read)",
