@@ -214,6 +214,11 @@ pub struct AvalancheRecord {
     pub connect_p99_ms: f64,
     pub connect_max_ms: f64,
     pub all_opened_s: f64,
+    /// From every client closing at once until the server is back to its
+    /// idle descriptors; none if not within 60 s.
+    pub all_closed_s: Option<f64>,
+    /// Opening one stream right after: what the closing left to do.
+    pub next_stream_ms: Option<f64>,
     pub rss_with_kib: u64,
     /// The server's accept-queue length; unknown when `ss` could not tell.
     pub listen_backlog: Option<u64>,

@@ -1,4 +1,4 @@
-//! Section 4, connection avalanche: every stream opened at once.
+//! Section 4, connection avalanche: every stream opened at once, then closed at once.
 
 use std::fmt::Write as _;
 
@@ -12,17 +12,17 @@ pub(super) fn section(w: &mut String, m: &Measured) {
         return;
     }
     let _ = writeln!(w, "## 4. Connection avalanche\n");
-    let _ = writeln!(w, "Every stream opened at once (over {} channels); connect time runs from `connect()` until the response head is read.\n", 1000);
-    let _ = writeln!(w, "| server | streams | opened | failed | p50 ms | p95 ms | p99 ms | max ms | all answered in s | listen backlog | SYNs dropped (ListenDrops) | server CPU % | client CPU % | other CPU % |");
+    let _ = writeln!(w, "Every stream opened at once (over {} channels); connect time runs from `connect()` until the response head is read. Then every client quits at once: \"all closed\" runs until the server holds no more descriptors than before, and \"next stream\" is the time to open one more stream right after.\n", 1000);
+    let _ = writeln!(w, "| server | streams | opened | failed | p50 ms | p95 ms | p99 ms | max ms | all answered in s | all closed in s | next stream ms | listen backlog | SYNs dropped (ListenDrops) | server CPU % | client CPU % | other CPU % |");
     let _ = writeln!(
         w,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in ava {
         let e = errors(&r.errors);
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.server.cell(),
             r.streams.cell(),
             r.opened.cell(),
@@ -37,6 +37,8 @@ pub(super) fn section(w: &mut String, m: &Measured) {
             r.connect_p99_ms.cell(),
             r.connect_max_ms.cell(),
             r.all_opened_s.cell(),
+            r.all_closed_s.cell(),
+            r.next_stream_ms.cell(),
             r.listen_backlog.cell(),
             r.listen_drops.cell(),
             r.cpu.server_cpu_pct.cell(),
@@ -45,10 +47,17 @@ pub(super) fn section(w: &mut String, m: &Measured) {
         );
     }
     let p95 = |s: Kind| m.avalanche_of(s).map_or(f64::NAN, |r| r.connect_p95_ms);
+    let closed = |s: Kind| {
+        m.avalanche_of(s)
+            .and_then(|r| r.all_closed_s)
+            .unwrap_or(f64::NAN)
+    };
     let _ = writeln!(
         w,
-        "\nRatio of connect p95 (redisse / other): nchan {}, nchan+redis {}.\n",
+        "\nRatio of connect p95 (redisse / other): nchan {}, nchan+redis {}. Ratio of all closed: nchan {}, nchan+redis {}.\n",
         ratio(p95(Kind::Redisse), p95(Kind::Nchan)),
-        ratio(p95(Kind::Redisse), p95(Kind::NchanRedis))
+        ratio(p95(Kind::Redisse), p95(Kind::NchanRedis)),
+        ratio(closed(Kind::Redisse), closed(Kind::Nchan)),
+        ratio(closed(Kind::Redisse), closed(Kind::NchanRedis))
     );
 }
