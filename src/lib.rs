@@ -7,19 +7,22 @@
 //!
 //! - [`event`]: the text of one event (pure).
 //! - [`protocol`]: the server's rules as pure functions: HTTP/1.1 heads,
-//!   content negotiation, query parsing, history merging, stats JSON.
-//! - [`redis_url`]: Redis URLs (one server, or a Sentinel group), TLS, and
-//!   showing them without passwords.
+//!   content negotiation, query parsing, history merging, stats JSON,
+//!   CORS headers.
+//! - [`redis_url`]: Redis URLs (one server, a Sentinel group or a
+//!   Cluster), TLS, and showing them without passwords.
 //! - [`command_link`]: the connection for commands to the Redis of a URL.
 //! - [`token`]: signed channel lists, made by the gem, checked by the server.
 //! - [`publisher`]: publishing an event (blocking and interruptible, for
 //!   the Ruby gem).
 //! - [`process_local`]: state a forked child never shares with its parent.
-//! - [`server`]: the server's I/O: the accept loop (`server::run`), its
-//!   life cycle on threads of its own (`runtime`: logging, pid file,
-//!   signals), one task per connection (`connection`), what a request gets
-//!   (`respond`), a stream from its opening on (`stream`), the streams'
-//!   mailboxes, the pub/sub hub and the command store.
+//! - [`server`]: the server's I/O: the accept loop (`server::run`) and its
+//!   spare descriptor (`accept`), its life cycle on threads of its own
+//!   (`runtime`: logging, pid file, signals), one task per connection
+//!   (`connection`), what a request gets (`respond`), a stream from its
+//!   opening on (`stream`), the streams' mailboxes, the pub/sub hub
+//!   (`hub`), the command store, where a stream's channels come from
+//!   (`channels`: the query, or Ruby in process) and the counters behind `/metrics` (`metrics`).
 //! - [`blocking`]: a queue that non-async threads (Ruby's) wait on.
 //! - [`signal_mask`]: which threads take signals (Ruby's, never ours).
 //! - [`cli`]: the command line's options and help, shared by the binary
