@@ -22,7 +22,8 @@
 //!   (`connection`), what a request gets (`respond`), a stream from its
 //!   opening on (`stream`), the streams' mailboxes, the pub/sub hub
 //!   (`hub`), the command store, where a stream's channels come from
-//!   (`channels`: the query, or Ruby in process) and the counters behind `/metrics` (`metrics`).
+//!   (`channels`: the query, or Ruby in process) and the counters behind
+//!   `/metrics` (`metrics`).
 //! - [`blocking`]: a queue that non-async threads (Ruby's) wait on.
 //! - [`signal_mask`]: which threads take signals (Ruby's, never ours).
 //! - [`cli`]: the command line's options and help, shared by the binary
