@@ -7,7 +7,7 @@
 mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redisse::publisher::Publisher;
@@ -38,6 +38,22 @@ fn history_after(redis: &RedisServer, channel: &str, last: u64) -> Vec<u64> {
     scores.into_iter().map(|(_, id)| id).collect()
 }
 
+/// Each publish's end, and whether it succeeded.
+type Outcomes = Arc<Mutex<Vec<(Instant, bool)>>>;
+
+/// How long after `killed_at` publishing resumed: the first success once
+/// publishes began to fail (one under way when the primary went may still
+/// end well); none yet.
+fn resumed_after(outcomes: &Outcomes, killed_at: Instant) -> Option<Duration> {
+    let outcomes = outcomes.lock().unwrap();
+    outcomes
+        .iter()
+        .skip_while(|(at, _)| *at <= killed_at)
+        .skip_while(|(_, published)| *published)
+        .find(|(_, published)| *published)
+        .map(|(at, _)| at.duration_since(killed_at))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_under_load_loses_nothing_the_new_primary_has() {
     let mut primary = RedisServer::start();
@@ -57,18 +73,17 @@ async fn a_failover_under_load_loses_nothing_the_new_primary_has() {
 
     // Publishing all along, through the sentinels.
     let publishing = Arc::new(AtomicBool::new(true));
+    let outcomes = Outcomes::default();
     let publisher = tokio::task::spawn_blocking({
-        let (url, publishing) = (url.clone(), publishing.clone());
+        let (url, publishing, outcomes) = (url.clone(), publishing.clone(), outcomes.clone());
         move || {
             let publisher =
                 Publisher::new(&url, Duration::from_millis(500), Duration::from_secs(1)).unwrap();
-            let mut outcomes: Vec<(Instant, bool)> = Vec::new();
             while publishing.load(Ordering::SeqCst) {
                 let published = publisher.publish(b"failover", b"message", b"x").is_ok();
-                outcomes.push((Instant::now(), published));
+                outcomes.lock().unwrap().push((Instant::now(), published));
                 std::thread::sleep(Duration::from_millis(5));
             }
-            outcomes
         }
     });
     for stream in &mut streams[..10] {
@@ -106,21 +121,21 @@ async fn a_failover_under_load_loses_nothing_the_new_primary_has() {
     })
     .await
     .expect("events reach the new primary");
-    let resumed_wait = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < resumed_wait {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "a publish succeeds after the failover",
+        FAILOVER_BOUND,
+        || resumed_after(&outcomes, killed_at).is_some(),
+    );
     publishing.store(false, Ordering::SeqCst);
-    let outcomes = publisher.await.unwrap();
-    // Resumed: the first success after publishes began to fail (one that
-    // was under way when the primary went may still end well).
-    let after_kill = outcomes.iter().skip_while(|(at, _)| *at <= killed_at);
-    let resumed = after_kill
-        .skip_while(|(_, published)| *published)
-        .find(|(_, published)| *published)
-        .map(|(at, _)| at.duration_since(killed_at))
-        .expect("a publish succeeded after the failover");
-    let failed = outcomes.iter().filter(|(_, published)| !published).count();
+    publisher.await.unwrap();
+    let resumed =
+        resumed_after(&outcomes, killed_at).expect("a publish succeeded after the failover");
+    let failed = outcomes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, published)| !published)
+        .count();
     println!(
         "publishing resumed {resumed:?} after the primary was killed ({failed} publishes failed meanwhile)"
     );

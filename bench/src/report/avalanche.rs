@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use super::cell::{errors, ratio, Cell};
 use super::Measured;
+use crate::results::AvalancheRecord;
 use crate::servers::Kind;
 
 pub(super) fn section(w: &mut String, m: &Measured) {
@@ -46,18 +47,19 @@ pub(super) fn section(w: &mut String, m: &Measured) {
             r.cpu.other_cpu_pct.cell(),
         );
     }
-    let p95 = |s: Kind| m.avalanche_of(s).map_or(f64::NAN, |r| r.connect_p95_ms);
-    let closed = |s: Kind| {
-        m.avalanche_of(s)
-            .and_then(|r| r.all_closed_s)
-            .unwrap_or(f64::NAN)
+    // redisse's figure over each other server's, for one column.
+    let ratios = |figure: fn(&AvalancheRecord) -> Option<f64>| {
+        let of = |s: Kind| m.avalanche_of(s).and_then(figure).unwrap_or(f64::NAN);
+        let ours = of(Kind::Redisse);
+        (
+            ratio(ours, of(Kind::Nchan)),
+            ratio(ours, of(Kind::NchanRedis)),
+        )
     };
+    let (p95_nchan, p95_redis) = ratios(|r| Some(r.connect_p95_ms));
+    let (closed_nchan, closed_redis) = ratios(|r| r.all_closed_s);
     let _ = writeln!(
         w,
-        "\nRatio of connect p95 (redisse / other): nchan {}, nchan+redis {}. Ratio of all closed: nchan {}, nchan+redis {}.\n",
-        ratio(p95(Kind::Redisse), p95(Kind::Nchan)),
-        ratio(p95(Kind::Redisse), p95(Kind::NchanRedis)),
-        ratio(closed(Kind::Redisse), closed(Kind::Nchan)),
-        ratio(closed(Kind::Redisse), closed(Kind::NchanRedis))
+        "\nRatio of connect p95 (redisse / other): nchan {p95_nchan}, nchan+redis {p95_redis}. Ratio of all closed: nchan {closed_nchan}, nchan+redis {closed_redis}.\n",
     );
 }
