@@ -5,7 +5,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{wait_until, DEADLINE};
+use super::redis_server::answers_as;
+use super::wait_until;
 
 pub struct RedisCluster {
     pub nodes: Vec<Node>,
@@ -29,6 +30,44 @@ fn free_node_port() -> u16 {
 }
 
 impl Node {
+    /// A cluster node on a free port; another is tried if a test took the
+    /// port first.
+    fn start(dir: &std::path::Path) -> Node {
+        for _ in 0..5 {
+            let port = free_node_port();
+            let node_dir = dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let mut child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                // A replica that never synced may not take over: sync at once.
+                .args(["--repl-diskless-sync-delay", "0"])
+                .arg("--cluster-config-file")
+                .arg(node_dir.join("nodes.conf"))
+                .arg("--dir")
+                .arg(&node_dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (bin/setup installs it)");
+            if answers_as(&mut child, port) {
+                return Node {
+                    port,
+                    child: Some(child),
+                };
+            }
+        }
+        panic!("no free port for a cluster node in 5 tries");
+    }
+
     pub fn connection(&self) -> redis::Connection {
         redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
             .unwrap()
@@ -69,45 +108,7 @@ impl RedisCluster {
             free_node_port()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut nodes = Vec::new();
-        for _ in 0..6 {
-            let port = free_node_port();
-            let node_dir = dir.join(port.to_string());
-            std::fs::create_dir_all(&node_dir).unwrap();
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
-                // A replica that never synced may not take over: sync at once.
-                .args(["--repl-diskless-sync-delay", "0"])
-                .arg("--cluster-config-file")
-                .arg(node_dir.join("nodes.conf"))
-                .arg("--dir")
-                .arg(&node_dir)
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed (bin/setup installs it)");
-            nodes.push(Node {
-                port,
-                child: Some(child),
-            });
-        }
-        for node in &nodes {
-            let url = format!("redis://127.0.0.1:{}/", node.port);
-            wait_until("a cluster node answers", DEADLINE, || {
-                redis::Client::open(url.as_str())
-                    .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
-                    .is_ok()
-            });
-        }
+        let nodes: Vec<Node> = (0..6).map(|_| Node::start(&dir)).collect();
         let addresses: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))

@@ -5,7 +5,7 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{free_port, wait_until, DEADLINE};
 
@@ -44,19 +44,25 @@ impl RedisServer {
     }
 
     fn launch(args: Vec<String>, tls: bool) -> Self {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("redisse-test-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = RedisServer {
-            port,
-            dir,
-            args,
-            tls,
-            child: None,
-        };
-        server.restart();
-        server
+        // Another test may take a free port before this server binds it:
+        // then it exits, and another port is tried.
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = std::env::temp_dir()
+                .join(format!("redisse-test-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut server = RedisServer {
+                port,
+                dir,
+                args: args.clone(),
+                tls,
+                child: None,
+            };
+            if server.spawn() {
+                return server;
+            }
+        }
+        panic!("redis-server found no free port in 5 tries");
     }
 
     pub fn url(&self) -> String {
@@ -76,7 +82,13 @@ impl RedisServer {
         self.child.as_ref().expect("running").id()
     }
 
+    /// Starts it again on its port.
     pub fn restart(&mut self) {
+        assert!(self.spawn(), "redis-server cannot listen on {} again", self.port);
+    }
+
+    /// Starts redis-server on `self.port`: `false` if it exited instead.
+    fn spawn(&mut self) -> bool {
         let port = self.port.to_string();
         let mut command = Command::new("redis-server");
         if self.tls {
@@ -92,15 +104,17 @@ impl RedisServer {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (bin/setup installs it)");
-        self.child = Some(child);
+        let child = self.child.insert(child);
         if self.tls {
             let port = self.port;
+            let mut exited = false;
             wait_until("redis-server listens", DEADLINE, || {
-                TcpStream::connect(("127.0.0.1", port)).is_ok()
+                exited = child.try_wait().ok().flatten().is_some();
+                exited || TcpStream::connect(("127.0.0.1", port)).is_ok()
             });
+            !exited
         } else {
-            let url = self.url();
-            wait_until("redis-server answers", DEADLINE, || ping(&url));
+            answers_as(child, self.port)
         }
     }
 
@@ -117,6 +131,38 @@ impl Drop for RedisServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Waits until the redis-server `child` answers on `port`; `false` once
+/// it exited (the port was taken, by another test say). The pid it gives
+/// tells it from a server of another test that took the port meanwhile.
+pub(super) fn answers_as(child: &mut Child, port: u16) -> bool {
+    let url = format!("redis://127.0.0.1:{port}/");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if server_pid(&url) == Some(child.id()) {
+            return true;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redis-server on port {port} never answered"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn server_pid(url: &str) -> Option<u32> {
+    let mut connection = redis::Client::open(url)
+        .ok()?
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()?;
+    let info: String = redis::cmd("INFO").arg("server").query(&mut connection).ok()?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
 }
 
 fn ping(url: &str) -> bool {

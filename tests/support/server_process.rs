@@ -18,9 +18,30 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `redisse` on a free port of 127.0.0.1 with these options,
-    /// under `prlimit --nofile=N:N` when a descriptor limit is given.
+    /// under `prlimit --nofile=N:N` when a descriptor limit is given, and
+    /// waits until it listens, or exits. A port that another test took
+    /// before the server bound it is replaced by another.
     pub fn spawn(options: &[&str], nofile: Option<u32>) -> Self {
-        let port = free_port();
+        for _ in 0..5 {
+            let mut server = Self::spawn_on(free_port(), options, nofile);
+            let mut exited = false;
+            wait_until("the server listens or exits", DEADLINE, || {
+                exited = server.child.try_wait().unwrap().is_some();
+                exited || server.log().iter().any(|l| l.contains("listening on"))
+            });
+            if !exited {
+                return server;
+            }
+            // Its pipes are closed once it exited: all it said is read.
+            server.log.extend(server.lines.iter());
+            if !server.log.iter().any(|l| l.contains("cannot listen on")) {
+                return server;
+            }
+        }
+        panic!("the server found no free port in 5 tries");
+    }
+
+    fn spawn_on(port: u16, options: &[&str], nofile: Option<u32>) -> Self {
         let mut command = match nofile {
             Some(limit) => {
                 let mut prlimit = Command::new("prlimit");
