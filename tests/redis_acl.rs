@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use redisse::publisher::{PublishError, Publisher};
-use support::{RedisServer, ServerProcess};
+use support::{exchange, RedisServer, ServerProcess, SseReader};
 
 /// What the publisher needs: the script, the commands it runs, the counter,
 /// the channels' histories and their pub/sub channels.
@@ -121,4 +121,98 @@ fn a_wrong_password_is_never_shown() {
     let log = server.log().join("\n");
     assert!(log.contains("publisher:****@"), "{log}");
     assert!(!log.contains("wrong-pass-4"), "{log}");
+}
+
+/// A server whose user may subscribe to `news:*` alone: a request for
+/// another channel is refused, with a 403 that names it, and nothing else
+/// is disturbed, neither the streams already open nor those that opened
+/// together with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_redis_refuses_fails_its_own_requests_alone() {
+    let redis = RedisServer::start();
+    add_user(&redis, "streamer", "srv-secret-5", SERVER_RULE);
+    add_user(&redis, "publisher", "pub-secret-6", PUBLISHER_RULE);
+    let mut server = ServerProcess::spawn(
+        &["--redis", &user_url(&redis, "streamer", "srv-secret-5")],
+        None,
+    );
+    server.wait_for_log("connected to Redis");
+    let addr = server.addr();
+    let mut open = SseReader::open(addr, "/?news:open", &[]).await;
+    assert_eq!(open.status, 200);
+
+    let refused = exchange(
+        addr,
+        b"GET /?private:1 HTTP/1.1\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{refused}");
+    assert!(refused.contains("channel \"private:1\""), "{refused}");
+    server.wait_for_log("no permissions");
+
+    // A crowd at once, so that allowed and refused share the hub's batches.
+    let crowd = futures_util::future::join_all((0..40).map(|i| {
+        let path = match i % 2 {
+            0 => format!("/?news:crowd{i}"),
+            _ => format!("/?news:crowd{i}&private:{i}"),
+        };
+        async move { SseReader::open(addr, &path, &[]).await }
+    }))
+    .await;
+    let statuses: Vec<u16> = crowd.iter().map(|reader| reader.status).collect();
+    let expected: Vec<u16> = (0..40).map(|i| if i % 2 == 0 { 200 } else { 403 }).collect();
+    assert_eq!(statuses, expected);
+    let stats = server.get(b"GET / HTTP/1.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+    assert!(stats.contains("\"connected\": 21,"), "{stats}");
+
+    let publisher = publisher(&user_url(&redis, "publisher", "pub-secret-6"));
+    let id = publisher.publish(b"news:open", b"message", b"still here").unwrap();
+    // No counter yet when they opened: no lastEventId event.
+    assert_eq!(open.wait_for_ids(1).await, vec![id], "the open stream goes on");
+    let mut neighbour = crowd.into_iter().next().unwrap();
+    // (The other streams of the crowd close here.)
+    let id = publisher.publish(b"news:crowd0", b"message", b"and its neighbour").unwrap();
+    assert_eq!(neighbour.wait_for_ids(1).await, vec![id]);
+    let log = server.log().join("\n");
+    assert!(log.contains("\"private:1\""), "the log names the channel:\n{log}");
+    assert!(!log.contains("srv-secret-5"), "{log}");
+}
+
+/// A user that may subscribe anywhere but read only `news:*` keys: the
+/// history read of another channel is refused, with the same 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_redis_refuses_to_read_fails_its_request_alone() {
+    let redis = RedisServer::start();
+    add_user(
+        &redis,
+        "streamer",
+        "srv-secret-7",
+        &SERVER_RULE.replace("&news:*", "&*"),
+    );
+    let mut server = ServerProcess::spawn(
+        &["--redis", &user_url(&redis, "streamer", "srv-secret-7")],
+        None,
+    );
+    server.wait_for_log("connected to Redis");
+    let addr = server.addr();
+    let mut open = SseReader::open(addr, "/?news:open", &[]).await;
+    assert_eq!(open.status, 200);
+    let refused = exchange(
+        addr,
+        b"GET /?private:2 HTTP/1.1\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{refused}");
+    assert!(refused.contains("channel \"private:2\""), "{refused}");
+    server.wait_for_log("no permissions");
+    let id: u64 = redis::cmd("INCR")
+        .arg("redisse:lastEventId")
+        .query(&mut redis.client())
+        .unwrap();
+    let _: () = redis::cmd("PUBLISH")
+        .arg("news:open")
+        .arg(format!("id: {id}\ndata: x\n\n"))
+        .query(&mut redis.client())
+        .unwrap();
+    assert_eq!(open.wait_for_ids(1).await, vec![id]);
 }

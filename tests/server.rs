@@ -282,3 +282,101 @@ async fn out_of_order_ids_racing_the_opening_arrive_once_each() {
     }
     server.stop().await;
 }
+
+/// 1,024 streams of 1,000 channels each, all new, opening at once: Redis
+/// takes a while to subscribe a million channels, and the hub waits as
+/// long as confirmations keep coming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_new_channels_at_once_are_subscribed_not_taken_for_a_dead_redis() {
+    const STREAMS: usize = 1024;
+    const CHANNELS: usize = 1000;
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, ChannelSource::Query).await;
+    let started = std::time::Instant::now();
+    let streams = futures_util::future::join_all((0..STREAMS).map(|stream| {
+        let addr = server.addr;
+        async move {
+            let channels: Vec<String> = (0..CHANNELS).map(|c| format!("s{stream}c{c}")).collect();
+            SseReader::open(addr, &format!("/?{}", channels.join("&")), &[]).await
+        }
+    }))
+    .await;
+    println!("{STREAMS} streams of {CHANNELS} channels open in {:?}", started.elapsed());
+    assert!(streams.iter().all(|stream| stream.status == 200));
+    server.wait_for_streams(STREAMS as u64).await;
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut redis.client())
+        .unwrap();
+    assert!(
+        info.contains(&format!("pubsub_channels:{}\r\n", STREAMS * CHANNELS)),
+        "{info}"
+    );
+    drop(streams);
+    server.wait_for_streams(0).await;
+    server.stop().await;
+}
+
+fn zadd(con: &mut redis::Connection, key: &str, score: &str, member: &str) {
+    let _: () = redis::cmd("ZADD")
+        .arg(key)
+        .arg(score)
+        .arg(member)
+        .query(con)
+        .unwrap();
+}
+
+/// In redirect mode a client names any key: an application's own sorted
+/// set, a Sidekiq set with fractional scores, a string. None of them is a
+/// history: nothing of it is sent, the stream opens as on a channel with
+/// no history, and nothing says what the key holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_is_no_history_replays_nothing_of_it() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, ChannelSource::Query).await;
+    let mut con = redis.client();
+    let _: () = redis::cmd("SET").arg("redisse:lastEventId").arg(5).query(&mut con).unwrap();
+    zadd(&mut con, "user:42:logins", "1", "alice");
+    zadd(&mut con, "user:42:logins", "2", "bob@example.com");
+    zadd(&mut con, "retry", "1712345678.123", r#"{"class":"HardJob","retry":true}"#);
+    zadd(&mut con, "retry", "3", "id: 3\ndata: a look-alike\n");
+    // Event text whose id is not its score is no event either.
+    zadd(&mut con, "retry", "4", "id: 9\ndata: x\n\n");
+    let _: () = redis::cmd("SET").arg("a:string").arg("secret").query(&mut con).unwrap();
+    for key in ["user:42:logins", "retry", "a:string"] {
+        let mut stream = server.open(&format!("/?{key}"), &[("Last-Event-Id", "1")]).await;
+        assert_eq!(stream.status, 200, "{key}");
+        let events = {
+            stream.wait_for_ids(1).await;
+            stream.events()
+        };
+        assert_eq!(events.len(), 1, "{key}: {events:?}");
+        assert_eq!((events[0].kind.as_str(), events[0].id), ("lastEventId", Some(5)));
+    }
+    assert!(server.stats().await.contains("\"missing\":   0"));
+    server.stop().await;
+}
+
+/// A history read takes at most the history's size (a sorted set that no
+/// publisher trims may be of any size): a client whose last id is out of reach gets `missedevents`, then the
+/// events that are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_read_takes_a_hundred_events_at_most() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, ChannelSource::Query).await;
+    let mut con = redis.client();
+    for id in 10..=400 {
+        zadd(&mut con, "long", &id.to_string(), &format!("id: {id}\nevent: m\ndata: {id}\n\n"));
+    }
+    let _: () = redis::cmd("SET").arg("redisse:lastEventId").arg(400).query(&mut con).unwrap();
+    let mut stream = server.open("/?long", &[("Last-Event-Id", "3")]).await;
+    stream
+        .wait_for("the replay", |s| s.events().len() >= 101)
+        .await;
+    let events = stream.events();
+    assert_eq!(events[0].kind, "missedevents");
+    let ids: Vec<u64> = events[1..].iter().filter_map(|e| e.id).collect();
+    assert_eq!(ids, (10..110).collect::<Vec<_>>());
+    assert!(events[1..].iter().all(|e| e.kind == "m"), "{events:?}");
+    server.stop().await;
+}

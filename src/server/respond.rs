@@ -12,7 +12,7 @@ use super::accept::RETRY_AFTER;
 use super::channels::{Answer, ChannelSource, RequestInfo};
 use super::hub::Link;
 use super::metrics::{self, RedisLinks};
-use super::stream::{EventStream, StreamRequest};
+use super::stream::{EventStream, OpenError, StreamRequest};
 use super::Shared;
 use crate::protocol::accept::{negotiate, Representation};
 use crate::protocol::http::{RequestHead, Status};
@@ -314,6 +314,20 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
                 }
             );
             Reply::stream(stream)
+        }
+        Err(OpenError::Refused { channel, reason }) => {
+            warn!(
+                "stream refused to {}: Redis refused channel {:?} ({reason})",
+                peer.remote,
+                String::from_utf8_lossy(&channel)
+            );
+            plain(
+                Status::Forbidden,
+                format!(
+                    "403 Forbidden\nThis server may not subscribe to channel {:?}.\n",
+                    String::from_utf8_lossy(&channel)
+                ),
+            )
         }
         Err(reason) => {
             warn!("stream refused to {}: {reason}", peer.remote);

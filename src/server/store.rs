@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::Value;
+use redis::{ErrorKind, ServerErrorKind, Value};
 
 use super::metrics::{LinkHealth, Metrics};
 use crate::command_link::{is_connection_error, CommandLink, Connection};
 use crate::event;
 use crate::protocol::history::{Start, StoredEvent};
 use crate::protocol::request::Channel;
-use crate::publisher::LAST_EVENT_ID_KEY;
+use crate::publisher::{HISTORY_SIZE, LAST_EVENT_ID_KEY};
 use crate::redis_url::RedisUrl;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,6 +30,17 @@ pub struct Store {
 pub struct Snapshot {
     pub counter: Option<u64>,
     pub histories: Vec<Vec<StoredEvent>>,
+}
+
+/// Why a history could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The server's Redis user may not read this channel's key (NOPERM):
+    /// the request gets a 403 that names it.
+    #[error("Redis refused to read the history of {:?}: {reason}", String::from_utf8_lossy(channel))]
+    Refused { channel: Channel, reason: String },
+    #[error("cannot read the history: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 impl Store {
@@ -58,18 +69,18 @@ impl Store {
     pub async fn counter(&self) -> redis::RedisResult<Option<u64>> {
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(LAST_EVENT_ID_KEY);
-        let values = self.query(pipe).await?;
-        Ok(values.first().and_then(parse_counter))
+        let mut values = self.query(pipe).await?.into_iter();
+        Ok(values.next().transpose()?.as_ref().and_then(parse_counter))
     }
 
     /// The counter and the histories since `start`, in one round trip; the
     /// counter first, so that an event published in between shows up in
     /// the history (and is sent) rather than being skipped.
-    pub async fn snapshot(
-        &self,
-        start: Start,
-        channels: &[Channel],
-    ) -> redis::RedisResult<Snapshot> {
+    ///
+    /// Each history read is bounded by the history's size, and keeps only
+    /// event text: a channel is any key of the database, which may be a
+    /// sorted set of the application's own, or no sorted set at all.
+    pub async fn snapshot(&self, start: Start, channels: &[Channel]) -> Result<Snapshot, ReadError> {
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(LAST_EVENT_ID_KEY);
         let min = start.min_score();
@@ -78,26 +89,42 @@ impl Store {
                 .arg(&channel[..])
                 .arg(&min)
                 .arg("+inf")
-                .arg("WITHSCORES");
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(HISTORY_SIZE);
         }
-        let values = self.query(pipe).await?;
-        let mut values = values.into_iter();
-        let counter = values.next().as_ref().and_then(parse_counter);
+        let mut values = self.query(pipe).await?.into_iter();
+        let counter = values.next().transpose()?.as_ref().and_then(parse_counter);
         let histories = values
-            .map(parse_history)
-            .collect::<redis::RedisResult<_>>()?;
+            .zip(channels)
+            .map(|(value, channel)| match value {
+                Ok(value) => Ok(parse_history(value)),
+                // Not a sorted set: nothing to replay, and no word of what it is.
+                Err(e) if e.code() == Some("WRONGTYPE") => Ok(Vec::new()),
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
+                    Err(ReadError::Refused {
+                        channel: channel.clone(),
+                        reason: e.to_string(),
+                    })
+                }
+                Err(e) => Err(e.into()),
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Snapshot { counter, histories })
     }
 
     /// Runs the commands; a connection found broken (Redis restarted since
     /// its last use) is replaced and the commands sent once more, which is
     /// safe as they only read.
-    async fn query(&self, pipe: redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
+    /// Each command's own result, or `Err` if the connection failed.
+    async fn query(&self, mut pipe: redis::Pipeline) -> redis::RedisResult<Vec<Replied>> {
+        pipe.ignore_errors();
         let mut retried = false;
         let result = loop {
             let result = match self.link.connection().await {
                 Ok(connection) if connection.is_cluster() => one_by_one(connection, &pipe).await,
-                Ok(mut connection) => pipe.query_async::<Vec<Value>>(&mut connection).await,
+                Ok(mut connection) => pipe.query_async::<Vec<Replied>>(&mut connection).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -130,21 +157,29 @@ impl Store {
 async fn one_by_one(
     connection: Connection,
     pipe: &redis::Pipeline,
-) -> redis::RedisResult<Vec<Value>> {
+) -> redis::RedisResult<Vec<Replied>> {
+    let query = |command: &redis::Cmd| {
+        let (command, mut connection) = (command.clone(), connection.clone());
+        async move {
+            match command.query_async::<Value>(&mut connection).await {
+                Err(e) if is_connection_error(&e) => Err(e),
+                replied => Ok(replied),
+            }
+        }
+    };
     let mut commands = pipe.cmd_iter();
     let mut values = Vec::new();
     if let Some(first) = commands.next() {
-        values.push(first.query_async::<Value>(&mut connection.clone()).await?);
+        values.push(query(first).await?);
     }
-    let rest = commands.map(|command| {
-        let mut connection = connection.clone();
-        async move { command.query_async::<Value>(&mut connection).await }
-    });
-    for value in futures_util::future::join_all(rest).await {
+    for value in futures_util::future::join_all(commands.map(query)).await {
         values.push(value?);
     }
     Ok(values)
 }
+
+/// One command's reply: a value, or the error Redis answered it with.
+type Replied = redis::RedisResult<Value>;
 
 fn parse_counter(value: &Value) -> Option<u64> {
     match value {
@@ -154,45 +189,38 @@ fn parse_counter(value: &Value) -> Option<u64> {
     }
 }
 
-/// `ZRANGEBYSCORE ... WITHSCORES`: member, score, member, score...
-fn parse_history(value: Value) -> redis::RedisResult<Vec<StoredEvent>> {
-    let items = match value {
-        Value::Array(items) => items,
-        Value::ServerError(e) => return Err(e.into()),
-        other => return Err(unexpected(&other)),
+/// `ZRANGEBYSCORE ... WITHSCORES`: member, score, member, score... Only
+/// the members that are event text with the id of their score are events;
+/// anything else is no event, and is neither sent nor counted.
+fn parse_history(value: Value) -> Vec<StoredEvent> {
+    let Value::Array(items) = value else {
+        return Vec::new();
     };
     let mut events = Vec::with_capacity(items.len() / 2);
     let mut items = items.into_iter();
     while let (Some(member), Some(score)) = (items.next(), items.next()) {
         let Value::BulkString(text) = member else {
-            return Err(unexpected(&member));
+            continue;
         };
-        // The id in the text is exact; a score is a double, rounded above 2^53.
-        let Some(id) = event::id_of(&text).or_else(|| parse_score(&score)) else {
-            return Err(unexpected(&score));
+        let Some(id) = event::stored_id(&text) else {
+            continue;
         };
-        events.push(StoredEvent {
-            id,
-            text: Bytes::from(text),
-        });
+        // A score is a double: above 2^53 it is the id, rounded.
+        if parse_score(&score) == Some(id as f64) {
+            events.push(StoredEvent {
+                id,
+                text: Bytes::from(text),
+            });
+        }
     }
-    Ok(events)
+    events
 }
 
-fn parse_score(value: &Value) -> Option<u64> {
-    let score: f64 = match value {
-        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok()?,
-        Value::Double(d) => *d,
-        Value::Int(n) => *n as f64,
-        _ => return None,
-    };
-    (score >= 0.0 && score.fract() == 0.0).then_some(score as u64)
-}
-
-fn unexpected(value: &Value) -> redis::RedisError {
-    redis::RedisError::from((
-        redis::ErrorKind::UnexpectedReturnType,
-        "unexpected history reply",
-        format!("{value:?}"),
-    ))
+fn parse_score(value: &Value) -> Option<f64> {
+    match value {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
+        Value::Double(d) => Some(*d),
+        Value::Int(n) => Some(*n as f64),
+        _ => None,
+    }
 }

@@ -22,9 +22,10 @@ use thiserror::Error;
 use tokio::time::Sleep;
 use tracing::info;
 
-use super::hub::{Hub, HubDown};
+use super::hub::{Hub, SubscribeError};
 use super::mailbox::{Batch, Closed, Mailbox, StreamId};
 use super::metrics::Metrics;
+use super::store::ReadError;
 use super::{Shared, StreamSlot};
 use crate::protocol::history::{self, plan_opening, Opening, Replayed, Start};
 use crate::protocol::request::Channel;
@@ -38,13 +39,36 @@ pub const HEARTBEAT: &[u8] = b": hb\n";
 /// application for a new token, and connects again with its last id.
 pub const TOKEN_EXPIRED: &[u8] = b"event: tokenExpired\ndata: \n\n";
 
-/// Why a stream could not be opened: the request gets a 503.
+/// Why a stream could not be opened.
 #[derive(Debug, Error)]
 pub enum OpenError {
-    #[error(transparent)]
-    HubDown(#[from] HubDown),
+    /// Redis is not there: the request gets a 503.
+    #[error("the Redis pub/sub connection is down")]
+    HubDown,
+    /// Redis refused a channel, to subscribe or to read: a 403 naming it.
+    #[error("Redis refused channel {:?}: {reason}", String::from_utf8_lossy(channel))]
+    Refused { channel: Channel, reason: String },
+    /// A 503.
     #[error("cannot read the history: {0}")]
     Store(#[from] redis::RedisError),
+}
+
+impl From<SubscribeError> for OpenError {
+    fn from(e: SubscribeError) -> Self {
+        match e {
+            SubscribeError::HubDown => OpenError::HubDown,
+            SubscribeError::Refused { channel, reason } => OpenError::Refused { channel, reason },
+        }
+    }
+}
+
+impl From<ReadError> for OpenError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Refused { channel, reason } => OpenError::Refused { channel, reason },
+            ReadError::Redis(e) => OpenError::Store(e),
+        }
+    }
 }
 
 /// What a stream asks for.

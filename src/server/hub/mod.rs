@@ -24,21 +24,29 @@ use super::metrics::Metrics;
 use crate::protocol::request::Channel;
 use crate::redis_url::RedisUrl;
 
-/// How long a Redis round trip of the hub may take before Redis counts as gone.
+/// How long Redis may stay silent, while the hub waits for an answer,
+/// before it counts as gone.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
-/// The pub/sub connection is not up: the request gets a 503.
+/// Why a stream could not be subscribed.
 #[derive(Debug, thiserror::Error)]
-#[error("the Redis pub/sub connection is down")]
-pub struct HubDown;
+pub enum SubscribeError {
+    /// The pub/sub connection is not up: the request gets a 503.
+    #[error("the Redis pub/sub connection is down")]
+    HubDown,
+    /// Redis refused one of its channels (an ACL user limited to some
+    /// channels): this request alone gets a 403; other streams go on.
+    #[error("Redis refused to subscribe to {:?}: {reason}", String::from_utf8_lossy(channel))]
+    Refused { channel: Channel, reason: String },
+}
 
 enum Command {
     Subscribe {
         mailbox: Arc<Mailbox>,
         channels: Vec<Channel>,
-        done: oneshot::Sender<Result<(), HubDown>>,
+        done: oneshot::Sender<Result<(), SubscribeError>>,
     },
     Unsubscribe {
         stream: StreamId,
@@ -119,7 +127,7 @@ impl Hub {
         &self,
         mailbox: Arc<Mailbox>,
         channels: Vec<Channel>,
-    ) -> Result<(), HubDown> {
+    ) -> Result<(), SubscribeError> {
         let (done, confirmed) = oneshot::channel();
         self.commands
             .send(Command::Subscribe {
@@ -127,8 +135,8 @@ impl Hub {
                 channels,
                 done,
             })
-            .map_err(|_| HubDown)?;
-        confirmed.await.map_err(|_| HubDown)?
+            .map_err(|_| SubscribeError::HubDown)?;
+        confirmed.await.map_err(|_| SubscribeError::HubDown)?
     }
 
     /// Removes a stream from all its channels (it may not have been added).
@@ -255,7 +263,7 @@ impl HubTask {
     }
 
     async fn serve(&mut self, pubsub: redis::aio::PubSub) -> Outcome {
-        let (mut sink, mut messages) = pubsub.split();
+        let (sink, mut messages) = pubsub.split();
         let HubTask {
             stop,
             commands,
@@ -271,7 +279,7 @@ impl HubTask {
         // The streams that made this attempt, first.
         let mut batch = std::mem::take(early);
         if !batch.is_empty() {
-            let applied = listeners.apply(&mut sink, batch.drain(..)).await;
+            let applied = listeners.apply(&sink, batch.drain(..)).await;
             metrics
                 .channels
                 .store(listeners.channels.len() as u64, Ordering::Relaxed);
@@ -287,7 +295,7 @@ impl HubTask {
                     if received == 0 {
                         return Outcome::Stopped;
                     }
-                    let applied = listeners.apply(&mut sink, batch.drain(..)).await;
+                    let applied = listeners.apply(&sink, batch.drain(..)).await;
                     metrics.channels.store(listeners.channels.len() as u64, Ordering::Relaxed);
                     if let Err(reason) = applied {
                         return Outcome::Lost(reason);
@@ -305,7 +313,7 @@ impl HubTask {
                         mailbox.heartbeat(stalled_after);
                     }
                     // Also notices a Redis that stopped answering without closing the socket.
-                    match tokio::time::timeout(REDIS_TIMEOUT, sink.ping::<redis::Value>()).await {
+                    match tokio::time::timeout(REDIS_TIMEOUT, sink.clone().ping::<redis::Value>()).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => return Outcome::Lost(e.to_string()),
                         Err(_) => return Outcome::Lost("PING timed out".into()),
@@ -327,7 +335,7 @@ impl HubTask {
 /// A subscriber while Redis is down gets a 503; a stream leaving has nothing to undo.
 fn refuse(command: Command) {
     if let Command::Subscribe { done, .. } = command {
-        let _ = done.send(Err(HubDown));
+        let _ = done.send(Err(SubscribeError::HubDown));
     }
 }
 
