@@ -140,4 +140,25 @@ RSpec.describe "Redisse.run" do
       expect([refused.wait_until_finished.status, refused.body]).to eq([403, "403 Forbidden\nbad signature\n"])
     end
   end
+
+  describe "with Redisse.secret set to nothing" do
+    [nil, "", " \n"].each do |secret|
+      it "stops before serving when it is #{secret.inspect}, and says so" do
+        status = nil
+        Redisse.secret = secret
+
+        expect { status = Redisse.run(["--port", free_port.to_s]) }
+          .to output(/Redisse\.secret is set to #{Regexp.escape(secret.inspect)}: the server would take streams without tokens/)
+          .to_stderr
+        expect(status).to eq(1)
+      end
+    end
+
+    it "stops even where the environment has a secret" do
+      script = "require 'redisse/server'; Redisse.secret = ENV['REDISSE_SECRET_TYPO']; exit Redisse.run(ARGV)"
+      server = server_script(script, env: { "REDISSE_SECRET" => "from the environment" })
+      expect { server.start }.to raise_error(/exited/)
+      expect(server.log).to include("Redisse.secret is set to nil")
+    end
+  end
 end

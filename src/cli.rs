@@ -239,6 +239,7 @@ fn options(matches: &ArgMatches) -> Result<Settings, CliError> {
         max_channels,
         max_streams,
         secret_file: value("secret-file").map(PathBuf::from),
+        secret: None,
         previous_secret_file: value("previous-secret-file").map(PathBuf::from),
         cors_origins: matches
             .get_many::<String>("cors-origin")

@@ -94,3 +94,42 @@ fn a_fresh_server_serves_the_first_streams_instead_of_a_503() {
         assert_eq!(first_status(server.port), "HTTP/1.1 200 OK\r\n");
     }
 }
+
+/// A secret asked for but empty would open every stream to anybody: the
+/// server stops at once, and says which source was empty.
+#[test]
+fn an_empty_secret_stops_the_server_and_names_its_source() {
+    let redis = RedisServer::start();
+    let dir = std::env::temp_dir().join(format!("redisse-test-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let full = dir.join("full");
+    std::fs::write(&full, "a secret\n").unwrap();
+    let (empty, full) = (empty.to_str().unwrap(), full.to_str().unwrap());
+    let url = redis.url();
+    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+        (&["--secret-file", empty], &[], &format!("the secret file {empty} is empty")),
+        (&[], &[("REDISSE_SECRET", "")], "$REDISSE_SECRET is empty"),
+        (
+            &["--secret-file", full, "--previous-secret-file", empty],
+            &[],
+            &format!("the secret file {empty} is empty"),
+        ),
+        (
+            &["--secret-file", full],
+            &[("REDISSE_SECRET_PREVIOUS", " ")],
+            "$REDISSE_SECRET_PREVIOUS is empty",
+        ),
+    ];
+    for (options, env, message) in cases {
+        let options = [&["--redis", url.as_str()], options].concat();
+        let mut server = ServerProcess::spawn_with_env(&options, None, env);
+        let status = server.wait_for_exit(DEADLINE).expect("the server stops");
+        assert!(!status.success(), "{options:?} {env:?}");
+        let log = server.log().join("\n");
+        assert!(log.contains(message), "{options:?} {env:?}: {log}");
+        assert!(!log.contains("listening on"), "{log}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -19,6 +19,10 @@ module Redisse
   # The server command line is invalid; the message is the usage error.
   class CommandLineError < Error; end
 
+  # A setting would make the server run other than asked: a secret set to
+  # nil or to an empty string, say, which would open every stream.
+  class ConfigurationError < Error; end
+
   # A channel name cannot be sent through the redirect endpoint because the
   # server gives it another meaning (`polling`, `lastEventId`).
   class ReservedChannelError < Error; end

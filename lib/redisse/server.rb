@@ -63,7 +63,8 @@ module Redisse
     end
 
     in_process = nginx_internal_url.nil?
-    give_secret_to_server
+    secret = server_secret
+    options.secret = secret if secret
     # A signal arriving while the server starts (it listens as soon as
     # `start` returns) is held until every thread is up and the handler
     # that stops the server cleanly is in place.
@@ -79,21 +80,25 @@ module Redisse
   rescue Redisse::CommandLineError => e
     warn e.message
     2
+  rescue Redisse::ConfigurationError => e
+    warn "redisse: #{e.message}"
+    1
   end
 
   private
 
-  # The server reads its secret from REDISSE_SECRET, unless --secret-file
-  # names a file: a secret set in Ruby (in a configuration that the
-  # application and the server script both load) is its secret too.
-  def give_secret_to_server
+  # A secret set in Ruby (in a configuration that the application and the
+  # server script both load) is the server's secret too, unless
+  # --secret-file names one; nil when none was set, and the server reads
+  # REDISSE_SECRET. Set, but to nil or to nothing (`ENV["TYPO"]`), it would
+  # run the server without tokens: that stops it.
+  def server_secret
     return unless instance_variable_defined?(:@secret)
 
-    if signed_streams?
-      ENV["REDISSE_SECRET"] = signing_secret
-    else
-      ENV.delete("REDISSE_SECRET")
-    end
+    signing_secret || raise(ConfigurationError,
+                            "#{redisse_name}.secret is set to #{@secret.inspect}: the server would take " \
+                            "streams without tokens. Set it to the secret, or remove the setting " \
+                            "(the server then reads REDISSE_SECRET).")
   end
 
   # The main thread waits in Ruby rather than inside the extension: Ruby

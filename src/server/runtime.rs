@@ -43,6 +43,9 @@ pub struct Settings {
     /// Where the token secret is; else `$REDISSE_SECRET`. Never the secret
     /// itself: a command line is visible to every user of the machine.
     pub secret_file: Option<PathBuf>,
+    /// The secret the application gave (`Redisse.secret`, for a server
+    /// started from Ruby): used unless `secret_file` is given.
+    pub secret: Option<Vec<u8>>,
     /// The previous secret, during a rotation; else `$REDISSE_SECRET_PREVIOUS`.
     pub previous_secret_file: Option<PathBuf>,
     /// `--cors-origin` values.
@@ -72,6 +75,10 @@ pub enum StartError {
     PidFile { path: String, source: io::Error },
     #[error("cannot read the secret file {path}: {source}")]
     SecretFile { path: String, source: io::Error },
+    /// A secret was asked for, and is empty: the server would open every
+    /// stream to anybody.
+    #[error("{0} is empty: give it the secret, or remove it to run without tokens")]
+    EmptySecret(String),
     #[error("cannot start the server's threads: {0}")]
     Runtime(io::Error),
 }
@@ -133,6 +140,16 @@ pub fn start(
         warn!("{notice}");
     }
     let redis = RedisUrl::parse(&settings.redis)?;
+    let access = Access {
+        secrets: secrets(&settings)?,
+        cors: Origins::from_options(&settings.cors_origins),
+    };
+    if !access.secrets.is_empty() {
+        info!(
+            "streams need a token signed with the secret ({} in use)",
+            access.secrets.len()
+        );
+    }
     let fd_limit = raise_fd_limit().unwrap_or_else(|e| {
         warn!("cannot raise the open file limit: {e}");
         1024
@@ -153,16 +170,6 @@ pub fn start(
         source,
     })?;
     let pid_file = settings.pid.clone().map(PidFile::write).transpose()?;
-    let access = Access {
-        secrets: secrets(&settings)?,
-        cors: Origins::from_options(&settings.cors_origins),
-    };
-    if !access.secrets.is_empty() {
-        info!(
-            "streams need a token signed with the secret ({} in use)",
-            access.secrets.len()
-        );
-    }
     let config = Config {
         redis,
         heartbeat: settings.heartbeat,
@@ -290,26 +297,39 @@ fn raise_fd_limit() -> io::Result<u64> {
     Ok(limit.rlim_cur)
 }
 
-/// The current secret, then the previous one, from their files or the
-/// environment; empty ones are none.
+/// The current secret, then the previous one, each from its file, else
+/// (the current one) the application's, else its environment variable. One
+/// that was asked for but is empty stops the server: an unset secret turns
+/// tokens off, and must never come from a typo.
 fn secrets(settings: &Settings) -> Result<Vec<Vec<u8>>, StartError> {
-    let read = |file: &Option<PathBuf>, variable: &str| -> Result<Option<Vec<u8>>, StartError> {
-        let secret = match file {
-            Some(path) => std::fs::read(path).map_err(|source| StartError::SecretFile {
-                path: path.display().to_string(),
-                source,
-            })?,
-            None => std::env::var_os(variable)
-                .map(|v| v.into_encoded_bytes())
-                .unwrap_or_default(),
+    let read = |file: &Option<PathBuf>,
+                given: Option<&Vec<u8>>,
+                variable: &str|
+     -> Result<Option<Vec<u8>>, StartError> {
+        let (secret, source) = match (file, given) {
+            (Some(path), _) => {
+                let secret = std::fs::read(path).map_err(|source| StartError::SecretFile {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                (secret, format!("the secret file {}", path.display()))
+            }
+            (None, Some(given)) => (given.clone(), "the secret given by the application".into()),
+            (None, None) => match std::env::var_os(variable) {
+                Some(value) => (value.into_encoded_bytes(), format!("${variable}")),
+                None => return Ok(None),
+            },
         };
         // A file usually ends with a newline that is not part of the secret.
         let secret = secret.trim_ascii().to_vec();
-        Ok((!secret.is_empty()).then_some(secret))
+        if secret.is_empty() {
+            return Err(StartError::EmptySecret(source));
+        }
+        Ok(Some(secret))
     };
     Ok([
-        read(&settings.secret_file, "REDISSE_SECRET")?,
-        read(&settings.previous_secret_file, "REDISSE_SECRET_PREVIOUS")?,
+        read(&settings.secret_file, settings.secret.as_ref(), "REDISSE_SECRET")?,
+        read(&settings.previous_secret_file, None, "REDISSE_SECRET_PREVIOUS")?,
     ]
     .into_iter()
     .flatten()

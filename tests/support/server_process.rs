@@ -22,8 +22,13 @@ impl ServerProcess {
     /// waits until it listens, or exits. A port that another test took
     /// before the server bound it is replaced by another.
     pub fn spawn(options: &[&str], nofile: Option<u32>) -> Self {
+        Self::spawn_with_env(options, nofile, &[])
+    }
+
+    /// The same, with these variables set in its environment.
+    pub fn spawn_with_env(options: &[&str], nofile: Option<u32>, env: &[(&str, &str)]) -> Self {
         for _ in 0..5 {
-            let mut server = Self::spawn_on(free_port(), options, nofile);
+            let mut server = Self::spawn_on(free_port(), options, nofile, env);
             let mut exited = false;
             wait_until("the server listens or exits", DEADLINE, || {
                 exited = server.child.try_wait().unwrap().is_some();
@@ -41,7 +46,7 @@ impl ServerProcess {
         panic!("the server found no free port in 5 tries");
     }
 
-    fn spawn_on(port: u16, options: &[&str], nofile: Option<u32>) -> Self {
+    fn spawn_on(port: u16, options: &[&str], nofile: Option<u32>, env: &[(&str, &str)]) -> Self {
         let mut command = match nofile {
             Some(limit) => {
                 let mut prlimit = Command::new("prlimit");
@@ -56,6 +61,7 @@ impl ServerProcess {
         let mut child = command
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--stdout"])
             .args(options)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -122,6 +128,11 @@ impl ServerProcess {
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         // SAFETY: a plain system call on our own child's pid.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        self.wait_for_exit(timeout)
+    }
+
+    /// Waits for the exit status, within `timeout`.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let mut status = None;
         wait_until("the server exits", timeout, || {
             status = self.child.try_wait().unwrap();

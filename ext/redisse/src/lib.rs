@@ -178,6 +178,18 @@ fn publish_error(ruby: &Ruby, e: PublishError) -> Error {
 #[magnus::wrap(class = "Redisse::Native::Options", free_immediately, size)]
 struct Options(RefCell<Option<Settings>>);
 
+impl Options {
+    /// The secret set in Ruby: the server's, unless `--secret-file` names one.
+    fn set_secret(ruby: &Ruby, rb_self: &Self, secret: RString) -> Result<(), Error> {
+        let mut settings = rb_self.0.borrow_mut();
+        let settings = settings
+            .as_mut()
+            .ok_or_else(|| error(ruby, "these options already started a server"))?;
+        settings.secret = Some(bytes(secret));
+        Ok(())
+    }
+}
+
 fn parse_command_line(
     ruby: &Ruby,
     argv: Vec<String>,
@@ -328,7 +340,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     pending.define_method("wait", method!(Pending::wait, 0))?;
     pending.define_method("cancel", method!(Pending::cancel, 0))?;
 
-    native.define_class("Options", ruby.class_object())?;
+    let options = native.define_class("Options", ruby.class_object())?;
+    options.define_method("secret=", method!(Options::set_secret, 1))?;
 
     let server: RClass = native.define_class("Server", ruby.class_object())?;
     server.define_singleton_method("start", function!(Server::start, 3))?;
