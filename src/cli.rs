@@ -106,6 +106,13 @@ fn command(defaults: &Defaults) -> clap::Command {
                 .help("Seconds between heartbeat comments on each stream"),
         )
         .arg(
+            Arg::new("send-timeout")
+                .long("send-timeout")
+                .value_name("SECONDS")
+                .default_value("30")
+                .help("A client that takes nothing of what is written to it for this long is dropped"),
+        )
+        .arg(
             Arg::new("max-channels")
                 .long("max-channels")
                 .value_name("N")
@@ -199,17 +206,16 @@ fn options(matches: &ArgMatches) -> Result<Settings, CliError> {
     let port = port_text
         .parse()
         .map_err(|_| usage(format!("invalid port {port_text:?}")))?;
-    let heartbeat_text = value("heartbeat").unwrap_or_default();
-    let heartbeat = heartbeat_text
-        .parse::<f64>()
-        .ok()
-        .filter(|s| *s > 0.0 && s.is_finite())
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| {
-            usage(format!(
-                "invalid heartbeat {heartbeat_text:?}: a number of seconds above 0"
-            ))
-        })?;
+    let seconds = |name: &str| -> Result<Duration, CliError> {
+        let text = value(name).unwrap_or_default();
+        text.parse::<f64>()
+            .ok()
+            .filter(|s| *s > 0.0 && s.is_finite())
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| usage(format!("invalid --{name} {text:?}: a number of seconds above 0")))
+    };
+    let heartbeat = seconds("heartbeat")?;
+    let send_timeout = seconds("send-timeout")?;
     let count = |name: &str| -> Result<Option<usize>, CliError> {
         value(name)
             .map(|text| {
@@ -236,6 +242,7 @@ fn options(matches: &ArgMatches) -> Result<Settings, CliError> {
         log: value("log").map(PathBuf::from),
         pid: value("pid").map(PathBuf::from),
         heartbeat,
+        send_timeout,
         max_channels,
         max_streams,
         secret_file: value("secret-file").map(PathBuf::from),
@@ -277,6 +284,8 @@ mod tests {
             ("redis://default/", 8080, "0.0.0.0")
         );
         assert_eq!(o.heartbeat, Duration::from_secs(15));
+        assert_eq!(o.send_timeout, Duration::from_secs(30));
+        assert_eq!(serve(&["--send-timeout", "2.5"]).send_timeout, Duration::from_millis(2500));
         assert_eq!((o.max_channels, o.max_streams), (1000, None));
         let o = serve(&["--max-channels", "10", "--max-streams", "500"]);
         assert_eq!((o.max_channels, o.max_streams), (10, Some(500)));
@@ -331,6 +340,7 @@ mod tests {
             "--log",
             "--pid",
             "--heartbeat",
+            "--send-timeout",
             "--max-channels",
             "--max-streams",
             "--secret-file",
@@ -357,6 +367,7 @@ mod tests {
     fn bad_values_are_refused() {
         assert!(parse_args(&["-p", "http"]).is_err());
         assert!(parse_args(&["--heartbeat", "0"]).is_err());
+        assert!(parse_args(&["--send-timeout", "-1"]).is_err());
         assert!(parse_args(&["--max-channels", "0"]).is_err());
         assert!(parse_args(&["--max-streams", "lots"]).is_err());
         assert!(parse_args(&["--nonsense"]).is_err());

@@ -133,3 +133,39 @@ fn an_empty_secret_stops_the_server_and_names_its_source() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// At `--max-streams`, a refused client's connection is closed with its
+/// 503, kept alive or not: a crowd of refused browsers holding theirs open
+/// must not use up the descriptors that stats and health checks need.
+#[test]
+fn refusals_at_capacity_close_and_leave_stats_and_health_answering() {
+    let redis = RedisServer::start();
+    let server = ServerProcess::spawn(&["--redis", &redis.url(), "--max-streams", "2"], Some(64));
+    let streams: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut socket = server.connect();
+            socket.write_all(STREAM_REQUEST).unwrap();
+            assert_eq!(status_line(&socket), "HTTP/1.1 200 OK\r\n");
+            socket
+        })
+        .collect();
+    // Far more than 64 descriptors, one after the other, each held open.
+    let refused: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut socket = server.connect();
+            socket.write_all(STREAM_REQUEST).unwrap();
+            socket.set_read_timeout(Some(DEADLINE)).unwrap();
+            let mut answer = String::new();
+            std::io::Read::read_to_string(&mut socket, &mut answer).expect("closed by the server");
+            assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+            assert!(answer.contains("--max-streams"), "{answer}");
+            socket
+        })
+        .collect();
+    let stats = server.get(STATS_REQUEST);
+    assert!(stats.starts_with("HTTP/1.1 200 OK\r\n"), "{stats}");
+    assert!(stats.contains("\"connected\": 2,"), "{stats}");
+    let health = server.get(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+    drop((streams, refused));
+}

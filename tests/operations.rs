@@ -11,7 +11,7 @@ use redisse::publisher::Publisher;
 use redisse::server::channels::ChannelSource;
 use redisse::server::Access;
 use redisse::token::{self, unix_now, Grant};
-use support::{exchange, RedisServer, Setup, TestServer, DEADLINE};
+use support::{exchange, metric, RedisServer, Setup, TestServer, DEADLINE};
 
 const SECRET: &[u8] = b"the current secret";
 const PREVIOUS: &[u8] = b"the previous secret";
@@ -240,15 +240,6 @@ async fn cors_answers_the_listed_origins_and_their_preflights() {
     );
     assert!(!options.contains("Access-Control"), "{options}");
     plain.stop().await;
-}
-
-/// The value of one metric in the Prometheus text.
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,9 @@ use std::time::Duration;
 use redisse::publisher::Publisher;
 use redisse::server::channels::ChannelSource;
 use redisse::server::Limits;
-use support::{exchange, RedisServer, Setup, TestServer, DEADLINE};
+use std::io::Write;
+
+use support::{exchange, wait_until, RedisServer, ServerProcess, Setup, TestServer, DEADLINE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -226,4 +228,63 @@ async fn a_full_house_answers_503_with_retry_after_and_still_gives_stats() {
     server.wait_for_streams(1).await;
     assert_eq!(server.open("/?c", &[]).await.status, 200);
     server.stop().await;
+}
+
+/// A socket to the server that takes almost nothing: a receive window of
+/// a few KiB, and nobody reading it.
+fn slow_reader(port: u16) -> std::net::TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    socket.connect(&addr.into()).unwrap();
+    socket.into()
+}
+
+/// A client that never reads its stream's opening (a long history) is
+/// dropped like one that stops reading later, and counted as such.
+#[test]
+fn a_client_that_never_reads_its_opening_is_dropped_after_the_send_timeout() {
+    let redis = RedisServer::start();
+    let mut con = redis.client();
+    let data = "x".repeat(40 * 1024);
+    for id in 1..=100 {
+        let _: () = redis::cmd("ZADD")
+            .arg("long")
+            .arg(id)
+            .arg(format!("id: {id}\nevent: m\ndata: {data}\n\n"))
+            .query(&mut con)
+            .unwrap();
+    }
+    let mut server = ServerProcess::spawn(
+        &["--redis", &redis.url(), "--heartbeat", "0.2", "--send-timeout", "1"],
+        None,
+    );
+    server.wait_for_log("connected to Redis");
+    let mut socket = slow_reader(server.port);
+    socket
+        .write_all(b"GET /?long HTTP/1.1\r\nAccept: text/event-stream\r\nLast-Event-Id: 1\r\n\r\n")
+        .unwrap();
+    wait_until("the stream is dropped", DEADLINE, || {
+        server.metric("redisse_streams_dropped_slow_total") == 1
+    });
+    assert_eq!(server.metric("redisse_streams_connected"), 0);
+}
+
+/// Plain answers too: a client that pipelines requests and never reads
+/// their answers is closed after the send timeout.
+#[test]
+fn a_client_that_never_reads_its_answers_is_closed_after_the_send_timeout() {
+    let redis = RedisServer::start();
+    let mut server = ServerProcess::spawn(
+        &["--redis", &redis.url(), "--send-timeout", "1", "--verbose"],
+        None,
+    );
+    server.wait_for_log("connected to Redis");
+    let mut socket = slow_reader(server.port);
+    socket.set_write_timeout(Some(DEADLINE)).unwrap();
+    // Far more answers than the socket buffers hold; the requests
+    // themselves fit in the server's (it reads them one at a time).
+    let requests = b"GET /metrics HTTP/1.1\r\n\r\n".repeat(20_000);
+    let _ = socket.write_all(&requests);
+    server.wait_for_log("took nothing of its answer");
 }

@@ -13,11 +13,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::ReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::channels::ChannelSource;
 use super::respond::{respond, Peer, Reply, Text, STREAM_HEADERS};
@@ -64,6 +64,7 @@ impl Connection {
     /// Answers requests until the client leaves, a response ends the
     /// connection, or the server stops.
     pub async fn serve(mut self, shared: &Shared, mut stop: watch::Receiver<bool>) {
+        let send_timeout = shared.limits.send_timeout;
         loop {
             let head = tokio::select! {
                 head = tokio::time::timeout(HEAD_TIMEOUT, self.read_head()) => head,
@@ -71,41 +72,50 @@ impl Connection {
             };
             let request = match head {
                 Ok(Ok(Some(request))) => request,
-                Ok(Err(e)) => return self.refuse(e).await,
+                Ok(Err(e)) => return self.refuse(e, send_timeout).await,
                 // Closed by the client, or idle too long.
                 Ok(Ok(None)) | Err(_) => return,
             };
-            let keep_alive = request.keep_alive() && !request.has_body();
+            let shape = AnswerShape::of(&request);
             // Boxed, as is the lingering close's buffer: their state is needed
             // only for a moment, and inline it would size the task of every
-            // connection, streams that live for hours included.
-            match Box::pin(respond(shared, &request, &self.peer)).await {
+            // connection, streams that live for hours included. A client that
+            // leaves meanwhile (while the application picks its channels, say)
+            // gives its request up.
+            let Connection {
+                socket,
+                buffer,
+                peer,
+            } = &mut self;
+            let reply = tokio::select! {
+                reply = Box::pin(respond(shared, &request, peer)) => reply,
+                _ = client_left(socket, buffer) => return,
+            };
+            // A stream keeps what it needs and no more: its request head may
+            // be 64 KiB, and it may live for hours.
+            drop(request);
+            match reply {
                 Reply::Stream { stream, headers } => {
-                    let head = stream_head(&request, &headers, keep_alive);
-                    if !self
-                        .write_stream(stream, head, &request, keep_alive, shared)
-                        .await
-                    {
+                    let head = stream_head(&headers, shape);
+                    if !self.write_stream(stream, head, shape, shared).await {
                         return;
                     }
                 }
                 Reply::StreamHead { headers } => {
-                    let head = stream_head(&request, &headers, keep_alive);
-                    if self.socket.write_all(&head).await.is_err() || !keep_alive {
+                    let head = stream_head(&headers, shape);
+                    let written = write_within(&mut self.socket, &head[..], send_timeout);
+                    if written.await.is_err() || !shape.keep_alive {
                         return;
                     }
                 }
                 Reply::Text(text) => {
-                    if self
-                        .write_text(text, request.is_head(), keep_alive)
-                        .await
-                        .is_err()
-                    {
+                    let keep_alive = shape.keep_alive && !text.closes;
+                    let written = self.write_text(text, shape.head_only, keep_alive, send_timeout);
+                    if written.await.is_err() {
                         return;
                     }
                     if !keep_alive {
-                        // A body may still be coming: it must not reset the answer.
-                        return self.linger_close().await;
+                        return self.close(shape.has_body).await;
                     }
                 }
             }
@@ -141,12 +151,13 @@ impl Connection {
     }
 
     /// Answers a head that could not be read, and closes.
-    async fn refuse(mut self, error: HeadError) {
+    async fn refuse(mut self, error: HeadError, send_timeout: Duration) {
         debug!("bad request from {}: {error}", self.peer.remote);
         let status = error.status();
         let text = Text::plain(status, format!("{}\n{error}\n", status.line()));
-        if self.write_text(text, false, false).await.is_ok() {
-            self.linger_close().await;
+        if self.write_text(text, false, false, send_timeout).await.is_ok() {
+            // What is left of the head may still be coming.
+            self.close(true).await;
         }
     }
 
@@ -156,12 +167,14 @@ impl Connection {
         text: Text,
         head_only: bool,
         keep_alive: bool,
+        send_timeout: Duration,
     ) -> io::Result<()> {
         let Text {
             status,
             content_type,
             headers,
             body,
+            closes: _,
         } = text;
         let mut fields = vec![("Content-Type", content_type)];
         fields.extend(headers.iter().map(|(name, value)| (*name, value.as_str())));
@@ -169,64 +182,79 @@ impl Connection {
         if !head_only {
             response.extend_from_slice(&body);
         }
-        self.socket.write_all(&response).await
+        let written = write_within(&mut self.socket, &response[..], send_timeout).await;
+        if written.as_ref().is_err_and(|e| e.kind() == io::ErrorKind::TimedOut) {
+            info!(
+                "closing the connection of {}: it took nothing of its answer for {send_timeout:?} (--send-timeout)",
+                self.peer.remote
+            );
+        }
+        written
     }
 
     /// Writes a stream until it ends (true: the connection may serve another
-    /// request) or the client goes (false).
+    /// request) or the client goes (false). Every write, the opening's
+    /// too, is given up when the client takes nothing for the send timeout,
+    /// or falls too far behind.
     async fn write_stream(
         &mut self,
         mut stream: EventStream,
         head: Vec<u8>,
-        request: &RequestHead,
-        keep_alive: bool,
+        shape: AnswerShape,
         shared: &Shared,
     ) -> bool {
-        let framing = stream_framing(request);
-        let keep_alive = keep_alive && framing == Framing::Chunked;
+        let keep_alive = shape.keep_alive && shape.framing == Framing::Chunked;
+        // A client that sent anything after its stream's request gets no
+        // more requests read on this connection: what it sent while the
+        // stream was open is dropped, and what follows cannot be told from
+        // a new request. Nor is it kept meanwhile.
+        let mut sent_meanwhile = !self.buffer.is_empty();
+        self.buffer = Vec::new();
         let (mut reader, mut writer) = self.socket.split();
-        // The head and the opening (history, lastEventId) in one write.
-        let head = Bytes::from(head);
         let dropped = || {
             shared.metrics.dropped_slow.fetch_add(1, Relaxed);
             false
         };
-        let written = match stream.take_opening() {
-            Some(opening) => {
-                writer
-                    .write_all_buf(&mut head.chain(frame(opening, framing)))
-                    .await
-            }
-            None => writer.write_all(&head).await,
-        };
-        if written.is_err() {
-            return false;
-        }
-        // A client that sent anything while its stream was open gets no
-        // more requests read on this connection: those bytes were dropped,
-        // and what follows them cannot be told from a new request.
-        let mut sent_meanwhile = false;
+        // The head and the opening (history, lastEventId) in one write.
+        let opening = stream.take_opening().unwrap_or_default();
+        let mut text = Bytes::from(head).chain(frame(opening, shape.framing));
         loop {
+            tokio::select! {
+                written = writer.write_all_buf(&mut text) => if written.is_err() { return false },
+                _ = client_gone(&mut reader, &mut sent_meanwhile) => return false,
+                _ = stream.overflowed() => return dropped(),
+            }
             let next = tokio::select! {
                 next = poll_fn(|cx| stream.poll_next(cx)) => next,
                 _ = client_gone(&mut reader, &mut sent_meanwhile) => return false,
             };
-            let text = match next {
-                Next::Write(text) => text,
+            let live = match next {
+                Next::Write(live) => live,
                 Next::End => break,
                 Next::Drop => return dropped(),
             };
-            let mut framed = frame(text, framing);
-            tokio::select! {
-                written = writer.write_all_buf(&mut framed) => if written.is_err() { return false },
-                _ = client_gone(&mut reader, &mut sent_meanwhile) => return false,
-                _ = stream.overflowed() => return dropped(),
+            text = Bytes::new().chain(frame(live, shape.framing));
+        }
+        if shape.framing == Framing::Chunked {
+            let written = write_within(&mut writer, LAST_CHUNK, shared.limits.send_timeout);
+            if written.await.is_err() {
+                return false;
             }
         }
-        if framing == Framing::Chunked && writer.write_all(LAST_CHUNK).await.is_err() {
-            return false;
-        }
         keep_alive && !sent_meanwhile
+    }
+
+    /// Closes after an answer. Unread bytes make a close reset the
+    /// connection, and the client could lose the answer: when some may
+    /// still come (the rest of a head, a body this server never reads), the
+    /// connection lingers; otherwise it closes at once, and a crowd of
+    /// refused clients holds no descriptors.
+    async fn close(self, more_may_come: bool) {
+        let pending = !self.buffer.is_empty()
+            || !matches!(self.socket.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        if more_may_come || pending {
+            self.linger_close().await;
+        }
     }
 
     /// Closes after an answer the client may still be sending to (the rest of
@@ -253,38 +281,88 @@ impl Connection {
     }
 }
 
+/// What an answer's framing depends on in its request: all that is kept
+/// of the request once it is answered.
+#[derive(Debug, Clone, Copy)]
+struct AnswerShape {
+    head_only: bool,
+    keep_alive: bool,
+    has_body: bool,
+    /// A stream's: HTTP/1.0 has no chunks, its body ends with the connection.
+    framing: Framing,
+}
+
+impl AnswerShape {
+    fn of(request: &RequestHead) -> Self {
+        AnswerShape {
+            head_only: request.is_head(),
+            keep_alive: request.keep_alive() && !request.has_body(),
+            has_body: request.has_body(),
+            framing: if request.minor_version == 0 {
+                Framing::UntilClose
+            } else {
+                Framing::Chunked
+            },
+        }
+    }
+}
+
 /// A text as the body's framing wants it: for chunks, size line, the
 /// shared text, CRLF, written in one vectored call without copying.
+/// Nothing at all for an empty text (an empty chunk would end the body).
 fn frame(text: Bytes, framing: Framing) -> impl Buf {
     match framing {
-        Framing::Chunked => ChunkHeader::new(text.len()).chain(text).chain(CRLF),
+        Framing::Chunked if !text.is_empty() => {
+            ChunkHeader::new(text.len()).chain(text).chain(CRLF)
+        }
         _ => ChunkHeader::none().chain(text).chain(&b""[..]),
     }
 }
 
 /// A stream's response head, with its extra headers (CORS).
-fn stream_head(
-    request: &RequestHead,
-    extra: &[(&'static str, String)],
-    keep_alive: bool,
-) -> Vec<u8> {
-    let framing = stream_framing(request);
+fn stream_head(extra: &[(&'static str, String)], shape: AnswerShape) -> Vec<u8> {
     let mut headers: Vec<(&str, &str)> = STREAM_HEADERS.to_vec();
     headers.extend(extra.iter().map(|(name, value)| (*name, value.as_str())));
     response_head(
         Status::Ok,
         &headers,
-        framing,
-        keep_alive && framing == Framing::Chunked,
+        shape.framing,
+        shape.keep_alive && shape.framing == Framing::Chunked,
     )
 }
 
-/// HTTP/1.0 has no chunks: the body ends when the connection does.
-fn stream_framing(request: &RequestHead) -> Framing {
-    if request.minor_version == 0 {
-        Framing::UntilClose
-    } else {
-        Framing::Chunked
+/// Writes all of `text`, unless the client takes nothing of it for
+/// `send_timeout`: a client that never reads must not hold a connection
+/// and its answer forever.
+async fn write_within(
+    writer: &mut (impl AsyncWrite + Unpin),
+    mut text: impl Buf,
+    send_timeout: Duration,
+) -> io::Result<()> {
+    while text.has_remaining() {
+        match tokio::time::timeout(send_timeout, writer.write_buf(&mut text)).await {
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Completes when the client closed its side while its request is being
+/// answered. What it sends meanwhile (a pipelined request) is kept for
+/// later, up to a head's size.
+async fn client_left(socket: &mut TcpStream, buffer: &mut Vec<u8>) {
+    loop {
+        if buffer.len() > MAX_HEAD {
+            return std::future::pending().await;
+        }
+        buffer.reserve(READ_SIZE);
+        match socket.read_buf(buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
     }
 }
 

@@ -40,7 +40,7 @@ use tracing::{info, warn};
 use self::accept::Acceptor;
 use self::channels::ChannelSource;
 use self::connection::Connection;
-use self::hub::Hub;
+use self::hub::{Heartbeat, Hub};
 use self::metrics::Metrics;
 use self::store::Store;
 use crate::redis_url::RedisUrl;
@@ -72,10 +72,16 @@ pub struct Limits {
     pub max_channels: usize,
     /// Streams open at once; more get a 503 with `Retry-After`.
     pub max_streams: usize,
+    /// How long a client may take nothing of what is written to it before
+    /// it is dropped: a stream (its opening included), or a plain answer.
+    pub send_timeout: Duration,
 }
 
 impl Limits {
     pub const DEFAULT_MAX_CHANNELS: usize = 1000;
+    /// Long enough that a loaded machine is not mistaken for stalled
+    /// clients (dropping them all at once would bring them all back at once).
+    pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
     /// Streams that fit in `fd_limit` descriptors, leaving room for the
     /// Redis connections, the log, requests that are not streams (stats,
@@ -92,6 +98,7 @@ impl Default for Limits {
         Limits {
             max_channels: Self::DEFAULT_MAX_CHANNELS,
             max_streams: usize::MAX,
+            send_timeout: Self::DEFAULT_SEND_TIMEOUT,
         }
     }
 }
@@ -142,7 +149,7 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let (hub, hub_task) = Hub::start(
         config.redis.clone(),
-        config.heartbeat,
+        Heartbeat::new(config.heartbeat, config.limits.send_timeout),
         metrics.clone(),
         stopped.clone(),
     );

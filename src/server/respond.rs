@@ -57,6 +57,8 @@ pub struct Text {
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
     pub body: Bytes,
+    /// The connection closes after it, kept alive or not.
+    pub closes: bool,
 }
 
 impl Text {
@@ -66,6 +68,7 @@ impl Text {
             content_type: "text/plain",
             headers: Vec::new(),
             body: body.into(),
+            closes: false,
         }
     }
 
@@ -80,6 +83,7 @@ impl Text {
             content_type: "application/json",
             headers: Vec::new(),
             body: body.into(),
+            closes: false,
         }
     }
 }
@@ -229,6 +233,7 @@ async fn metrics(shared: &Shared) -> Reply {
         content_type: metrics::CONTENT_TYPE,
         headers: Vec::new(),
         body: shared.metrics.encode(links).into(),
+        closes: false,
     })
 }
 
@@ -277,16 +282,18 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
         );
     }
     let Some(slot) = shared.streams.reserve(shared.limits.max_streams) else {
-        return Reply::Text(
-            Text::plain(
-                Status::ServiceUnavailable,
-                format!(
-                    "503 Service Unavailable\nThe server holds {} streams, its limit (--max-streams).\n",
-                    shared.limits.max_streams
-                ),
-            )
-            .with_header("Retry-After", RETRY_AFTER),
-        );
+        let mut full = Text::plain(
+            Status::ServiceUnavailable,
+            format!(
+                "503 Service Unavailable\nThe server holds {} streams, its limit (--max-streams).\n",
+                shared.limits.max_streams
+            ),
+        )
+        .with_header("Retry-After", RETRY_AFTER);
+        // Refused clients must not keep descriptors that stats, health
+        // checks and the streams of the moment need.
+        full.closes = true;
+        return Reply::Text(full);
     };
     let last_event_id = request
         .header("last-event-id")

@@ -37,6 +37,8 @@ pub struct Settings {
     pub log: Option<PathBuf>,
     pub pid: Option<PathBuf>,
     pub heartbeat: Duration,
+    /// See `Limits::send_timeout`.
+    pub send_timeout: Duration,
     pub max_channels: usize,
     /// `None`: derived from the open-file limit (see `Limits::max_streams_for`).
     pub max_streams: Option<usize>,
@@ -155,6 +157,7 @@ pub fn start(
         1024
     });
     let limits = Limits {
+        send_timeout: settings.send_timeout,
         max_channels: settings.max_channels,
         max_streams: settings
             .max_streams

@@ -203,11 +203,9 @@ impl EventStream {
         self.opening.take()
     }
 
-    /// What to do next: write a text, end the response, or drop the connection.
+    /// What to do next, once the opening was taken: write a text, end the
+    /// response, or drop the connection.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
-        if let Some(opening) = self.opening.take() {
-            return Poll::Ready(Next::Write(opening));
-        }
         loop {
             if let Some(end) = &self.end {
                 return Poll::Ready(end.clone());

@@ -120,6 +120,12 @@ impl ServerProcess {
         response
     }
 
+    /// The value of one of its metrics now.
+    pub fn metric(&self, name: &str) -> u64 {
+        let text = self.get(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+        super::metric(&text, name)
+    }
+
     pub fn id(&self) -> u32 {
         self.child.id()
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::{info, warn};
 
 mod listeners;
@@ -95,7 +96,7 @@ impl Hub {
     /// Starts the hub's task; it runs until `stop` turns true.
     pub fn start(
         url: RedisUrl,
-        heartbeat: Duration,
+        heartbeat: Heartbeat,
         metrics: Arc<Metrics>,
         stop: watch::Receiver<bool>,
     ) -> (Hub, tokio::task::JoinHandle<()>) {
@@ -147,7 +148,7 @@ impl Hub {
 
 struct HubTask {
     url: RedisUrl,
-    heartbeat: Duration,
+    heartbeat: Heartbeat,
     commands: mpsc::UnboundedReceiver<Command>,
     link: Arc<LinkState>,
     metrics: Arc<Metrics>,
@@ -273,9 +274,8 @@ impl HubTask {
             early,
             ..
         } = self;
-        let stalled_after = stalled_after(*heartbeat);
-        let mut heartbeat =
-            tokio::time::interval_at(tokio::time::Instant::now() + *heartbeat, *heartbeat);
+        let stalled_after = heartbeat.stalled_after();
+        let mut heartbeat = heartbeat.ticks();
         // The streams that made this attempt, first.
         let mut batch = std::mem::take(early);
         if !batch.is_empty() {
@@ -345,15 +345,39 @@ async fn connect_pubsub(url: &RedisUrl) -> redis::RedisResult<redis::aio::PubSub
     url.client().await?.get_async_pubsub().await
 }
 
-/// How long a stream may be unable to write before its client counts as
-/// gone. Long enough that a loaded machine is not mistaken for stalled
-/// clients (dropping them all at once would bring them all back at once).
-const STALLED_AFTER: Duration = Duration::from_secs(30);
+/// The streams' heartbeat, which also finds the clients that stopped
+/// taking what is written to them.
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat {
+    every: Duration,
+    send_timeout: Duration,
+}
 
-/// In heartbeats: at least two, so one late tick is never enough.
-fn stalled_after(heartbeat: Duration) -> u32 {
-    let beats = STALLED_AFTER.as_secs_f64() / heartbeat.as_secs_f64();
-    (beats.ceil() as u32).max(2)
+impl Heartbeat {
+    pub fn new(every: Duration, send_timeout: Duration) -> Self {
+        Heartbeat {
+            every,
+            send_timeout,
+        }
+    }
+
+    /// The ticks, the first one a period from now. A tick missed (the
+    /// process paused, the machine overloaded) is skipped, not made up:
+    /// ticks fired back to back would count as heartbeats that streams
+    /// failed to take, and drop healthy ones.
+    fn ticks(self) -> Interval {
+        let mut ticks = tokio::time::interval_at(Instant::now() + self.every, self.every);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        ticks
+    }
+
+    /// After how many heartbeats not taken a stream has been unable to
+    /// write for the send timeout: at least two, so one late tick is never
+    /// enough.
+    fn stalled_after(self) -> u32 {
+        let beats = self.send_timeout.as_secs_f64() / self.every.as_secs_f64();
+        (beats.ceil() as u32).max(2)
+    }
 }
 
 async fn stopping(stop: &mut watch::Receiver<bool>) {
@@ -365,11 +389,32 @@ async fn stopping(stop: &mut watch::Receiver<bool>) {
 mod tests {
     use super::*;
 
+    fn stalled_after(every: Duration) -> u32 {
+        Heartbeat::new(every, Duration::from_secs(30)).stalled_after()
+    }
+
     #[test]
     fn a_stream_is_stalled_after_thirty_seconds_of_heartbeats_or_two() {
         assert_eq!(stalled_after(Duration::from_secs(15)), 2);
         assert_eq!(stalled_after(Duration::from_secs(60)), 2);
         assert_eq!(stalled_after(Duration::from_secs(1)), 30);
         assert_eq!(stalled_after(Duration::from_millis(200)), 150);
+        let short = Heartbeat::new(Duration::from_millis(100), Duration::from_secs(1));
+        assert_eq!(short.stalled_after(), 10);
+    }
+
+    /// A hub paused for ten periods ticks once when it resumes, then a
+    /// period later: never ten times back to back.
+    #[tokio::test(start_paused = true)]
+    async fn ticks_missed_while_paused_are_skipped() {
+        let every = Duration::from_secs(1);
+        let mut ticks = Heartbeat::new(every, Duration::from_secs(30)).ticks();
+        ticks.tick().await;
+        tokio::time::advance(every * 10).await;
+        let resumed = Instant::now();
+        ticks.tick().await;
+        assert_eq!(Instant::now(), resumed, "one tick at once");
+        ticks.tick().await;
+        assert!(Instant::now() >= resumed + every / 2, "the next one later");
     }
 }
