@@ -9,6 +9,7 @@
 //! - [`protocol`]: the server's rules as pure functions: HTTP/1.1 heads,
 //!   content negotiation, query parsing, history merging, stats JSON,
 //!   CORS headers.
+//! - [`percent`]: percent-encoding, for query strings and Redis URLs (pure).
 //! - [`redis_url`]: Redis URLs (one server, a Sentinel group or a
 //!   Cluster), TLS, and showing them without passwords.
 //! - [`command_link`]: the connection for commands to the Redis of a URL.
@@ -33,6 +34,7 @@ pub mod blocking;
 pub mod cli;
 pub mod command_link;
 pub mod event;
+pub mod percent;
 pub mod process_local;
 pub mod protocol;
 pub mod publisher;

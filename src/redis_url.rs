@@ -13,8 +13,11 @@
 //!   `PUBLISH` reaches the subscribers of every node).
 //!
 //! A private CA for `rediss://` is given in `$REDISSE_REDIS_CA` (a PEM
-//! file); without it, the server's certificate is checked against the
-//! usual public roots. This module also shows URLs without their
+//! file), and then it alone is trusted. Without it, the server's
+//! certificate is checked against the machine's trust store, as OpenSSL,
+//! curl and redis-rb find it: `$SSL_CERT_FILE` or `$SSL_CERT_DIR` when
+//! set, else the system's (Debian's `/etc/ssl/certs`, with the private CAs
+//! that `update-ca-certificates` added). This module also shows URLs without their
 //! passwords, for every message and log line.
 
 use std::fmt;
@@ -24,6 +27,8 @@ use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServer
 use redis::{IntoConnectionInfo, TlsCertificates, TlsMode};
 use thiserror::Error;
 use tokio::sync::Mutex;
+
+use crate::percent;
 
 /// The environment variable naming a PEM file of CA certificates to trust.
 pub const CA_VARIABLE: &str = "REDISSE_REDIS_CA";
@@ -66,9 +71,10 @@ impl RedisUrl {
     pub fn parse(url: &str) -> Result<Self, InvalidUrl> {
         install_crypto_provider();
         let masked = mask_password(url);
+        // A reason may quote the URL, or a part of it: never its password.
         let invalid = |reason: String| InvalidUrl {
             masked: masked.clone(),
-            reason,
+            reason: without_passwords(&reason, url),
         };
         let target = match url.split_once("://") {
             Some(("redis+sentinel", rest)) => {
@@ -190,11 +196,15 @@ fn split_credentials(authority: &str) -> Result<(Option<Credentials>, &str), Str
         return Ok((None, authority));
     };
     let (user, password) = credentials.split_once(':').unwrap_or(("", credentials));
-    let decode = |s: &str| -> Result<Option<String>, String> {
-        let decoded = crate::protocol::request::form_decode(s.as_bytes()).map_err(|e| e.0)?;
+    // The error names the part, never its text: it may be a password.
+    let decode = |s: &str, part: &str| -> Result<Option<String>, String> {
+        let decoded = percent::decode(s.as_bytes()).map_err(|e| format!("{e}, in the {part}"))?;
         Ok((!decoded.is_empty()).then(|| String::from_utf8_lossy(&decoded).into_owned()))
     };
-    Ok((Some((decode(user)?, decode(password)?)), hosts))
+    Ok((
+        Some((decode(user, "user name")?, decode(password, "password")?)),
+        hosts,
+    ))
 }
 
 /// `[user:password@]host:port,host:port[/]`
@@ -207,7 +217,11 @@ fn cluster(rest: &str, tls: bool) -> Result<std::sync::Arc<Cluster>, String> {
     let scheme = if tls { "rediss" } else { "redis" };
     let userinfo = match &credentials {
         Some((user, password)) => {
-            let encode = |s: &Option<String>| s.as_deref().map(percent_encode).unwrap_or_default();
+            let encode = |s: &Option<String>| {
+                s.as_deref()
+                    .map(|s| percent::encode(s.as_bytes()))
+                    .unwrap_or_default()
+            };
             format!("{}:{}@", encode(user), encode(password))
         }
         None => String::new(),
@@ -237,17 +251,6 @@ fn cluster(rest: &str, tls: bool) -> Result<std::sync::Arc<Cluster>, String> {
         seeds,
         next_seed: std::sync::atomic::AtomicUsize::new(0),
     }))
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The PEM of `$REDISSE_REDIS_CA`, if set.
@@ -284,32 +287,86 @@ impl fmt::Debug for RedisUrl {
 }
 
 /// The URL with any password replaced by `****`, also for URLs that do not
-/// parse (they still end up in error messages).
+/// parse (they still end up in error messages): the one of the user info,
+/// and a `pass=` or `password=` query item (`unix:///path?pass=...`).
 pub fn mask_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
+    let mut masked = String::with_capacity(url.len());
+    let mut rest = url;
+    if let Some((userinfo, at)) = userinfo(url) {
+        let shown = match userinfo.find(':') {
+            Some(colon) => format!("{}:****", &userinfo[..colon]),
+            // `redis://secret@host` puts the password where a user name would be.
+            None if userinfo.is_empty() => String::new(),
+            None => "****".to_string(),
+        };
+        let start = url.len() - url[at..].len() - userinfo.len();
+        masked.push_str(&url[..start]);
+        masked.push_str(&shown);
+        rest = &url[at..];
+    }
+    let Some((before, query)) = rest.split_once('?') else {
+        masked.push_str(rest);
+        return masked;
     };
-    let authority_start = scheme_end + 3;
-    let authority_end = url[authority_start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| authority_start + i);
-    let authority = &url[authority_start..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    let masked_userinfo = match userinfo.find(':') {
-        Some(colon) => format!("{}:****", &userinfo[..colon]),
-        // `redis://secret@host` puts the password where a user name would be.
-        None if userinfo.is_empty() => String::new(),
-        None => "****".to_string(),
-    };
-    format!(
-        "{}{}@{}",
-        &url[..authority_start],
-        masked_userinfo,
-        &url[authority_start + at + 1..]
-    )
+    masked.push_str(before);
+    masked.push('?');
+    let items: Vec<String> = query
+        .split('&')
+        .map(|item| match item.split_once('=') {
+            Some((key, _)) if is_password_key(key) => format!("{key}=****"),
+            _ => item.to_string(),
+        })
+        .collect();
+    masked.push_str(&items.join("&"));
+    masked
+}
+
+/// The user info of a URL with an authority (`scheme://userinfo@host`),
+/// and where its `@` is. It ends at the last `@` before the query: a
+/// password may hold a `/` (`redis://:ab/cd@host`), and a Redis URL's
+/// path (a database number, or a master name) never holds an `@`. A
+/// socket path may, so `unix://` URLs have none.
+fn userinfo(url: &str) -> Option<(&str, usize)> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme == "unix" {
+        return None;
+    }
+    let start = scheme.len() + 3;
+    let end = rest.find(['?', '#']).map_or(url.len(), |i| start + i);
+    let at = start + url[start..end].rfind('@')?;
+    Some((&url[start..at], at))
+}
+
+fn is_password_key(key: &str) -> bool {
+    matches!(key, "pass" | "password")
+}
+
+/// `text` with every password of `url` in it, as written or decoded,
+/// replaced by `****`.
+fn without_passwords(text: &str, url: &str) -> String {
+    let mut secrets: Vec<String> = Vec::new();
+    if let Some((userinfo, _)) = userinfo(url) {
+        let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
+        secrets.push(password.to_string());
+    }
+    if let Some((_, query)) = url.split_once('?') {
+        secrets.extend(query.split('&').filter_map(|item| {
+            let (key, value) = item.split_once('=')?;
+            is_password_key(key).then(|| value.to_string())
+        }));
+    }
+    let decoded: Vec<String> = secrets
+        .iter()
+        .filter_map(|s| percent::decode(s.as_bytes()).ok())
+        .map(|s| String::from_utf8_lossy(&s).into_owned())
+        .collect();
+    secrets.extend(decoded);
+    // Longest first: a password may contain a shorter one.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(text.to_string(), |text, secret| text.replace(secret.as_str(), "****"))
 }
 
 #[cfg(test)]
@@ -335,6 +392,33 @@ mod tests {
             mask_password("redis+sentinel://u:pw@h1:26379,h2:26380/mymaster/0"),
             "redis+sentinel://u:****@h1:26379,h2:26380/mymaster/0"
         );
+        // A password with a slash, which ends no authority here.
+        assert_eq!(mask_password("redis://:ab/cd@host"), "redis://:****@host");
+        assert_eq!(
+            mask_password("unix:///tmp/r@1.sock?db=2&pass=secret"),
+            "unix:///tmp/r@1.sock?db=2&pass=****"
+        );
+        assert_eq!(
+            mask_password("redis://u:pw@h/0?password=other"),
+            "redis://u:****@h/0?password=****"
+        );
+    }
+
+    /// Whatever the URL's fault, its error never repeats a password.
+    #[test]
+    fn errors_never_show_a_password() {
+        for (url, password) in [
+            ("redis://:ab/cd@host", "ab/cd"),
+            ("redis://:s3cr3t@host:notaport/", "s3cr3t"),
+            ("redis+sentinel://u:p%zzword@h1/master", "p%zzword"),
+            ("redis+cluster://u:p%4word@h1:7000", "p%4word"),
+            ("redis+cluster://u:pass%20word@h1:7000/3", "pass word"),
+            ("unix:///tmp/r.sock?db=x&pass=s3cr3t", "s3cr3t"),
+        ] {
+            let error = RedisUrl::parse(url).map(|_| ()).unwrap_err().to_string();
+            assert!(!error.contains(password), "{url}: {error}");
+            assert!(!error.contains(&password[1..]), "{url}: {error}");
+        }
     }
 
     #[test]

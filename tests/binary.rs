@@ -169,3 +169,33 @@ fn refusals_at_capacity_close_and_leave_stats_and_health_answering() {
     assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
     drop((streams, refused));
 }
+
+/// No form of a Redis URL puts its password in the log: not a socket's
+/// `pass=` item, not a password with a `/` that makes the URL malformed,
+/// not a Sentinel's or a Cluster's credentials with a bad escape.
+#[test]
+fn no_redis_password_reaches_the_log() {
+    let dir = std::env::temp_dir().join(format!("redisse-test-socket-{}", std::process::id()));
+    let socket = dir.join("none.sock");
+    let cases = [
+        (format!("unix://{}?pass=Pw0unix", socket.display()), "Pw0unix"),
+        ("redis://:Pw1ab/cd@127.0.0.1:1/".to_string(), "Pw1ab"),
+        ("redis+sentinel://u:Pw2%zz@127.0.0.1:1/master".to_string(), "Pw2"),
+        ("redis+cluster://u:Pw3%4x@127.0.0.1:1".to_string(), "Pw3"),
+        ("redis://u:Pw4@127.0.0.1:1/".to_string(), "Pw4"),
+    ];
+    for (url, password) in cases {
+        let mut server = ServerProcess::spawn(&["--redis", &url, "--verbose"], None);
+        // Running (it cannot reach Redis) or stopped (the URL is wrong):
+        // either way it said why, with the URL.
+        if server.log().iter().any(|line| line.contains("listening on")) {
+            server.wait_for_log("unreachable");
+            let mut stream = server.connect();
+            stream.write_all(STREAM_REQUEST).unwrap();
+            assert!(status_line(&stream).starts_with("HTTP/1.1 503 "));
+        }
+        let log = server.log().join("\n");
+        assert!(log.contains("****"), "{url}: the URL is shown masked:\n{log}");
+        assert!(!log.contains(password), "{url}: the password is in the log:\n{log}");
+    }
+}

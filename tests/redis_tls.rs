@@ -1,6 +1,8 @@
 //! `rediss://`: the publisher and the server over TLS, the server's
-//! certificate checked against a private CA given in `$REDISSE_REDIS_CA`.
-//! One test in its own binary: it sets an environment variable.
+//! certificate checked against the machine's trust store (`SSL_CERT_FILE`,
+//! as OpenSSL and redis-rb read it), or a private CA given in
+//! `$REDISSE_REDIS_CA`. One test in its own binary: it sets environment
+//! variables.
 
 mod support;
 
@@ -9,7 +11,7 @@ use std::time::Duration;
 use redisse::publisher::{PublishError, Publisher};
 use redisse::redis_url::CA_VARIABLE;
 use redisse::server::channels::ChannelSource;
-use support::{RedisServer, TestCertificates, TestServer};
+use support::{RedisServer, ServerProcess, TestCertificates, TestServer};
 
 fn publisher(url: &str) -> Publisher {
     Publisher::new(url, Duration::from_secs(2), Duration::from_secs(2)).unwrap()
@@ -39,7 +41,26 @@ async fn publishes_and_streams_over_tls_checking_the_servers_certificate() {
         "{refused}"
     );
 
+    // The machine's trust store as OpenSSL reads it: a private CA in
+    // SSL_CERT_FILE is trusted, by the publisher and by the server.
     // SAFETY of the environment: this binary's only test sets it.
+    std::env::set_var("SSL_CERT_FILE", certs.path("ca.crt"));
+    let ca = certs.path("ca.crt");
+    let mut binary = ServerProcess::spawn_with_env(
+        &["--redis", &url],
+        None,
+        &[("SSL_CERT_FILE", ca.as_str())],
+    );
+    binary.wait_for_log("connected to Redis");
+    let published = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || publisher(&url).publish(b"tls", b"message", b"trusted")
+    });
+    assert_eq!(published.await.unwrap().unwrap(), 1);
+    drop(binary);
+
+    // $REDISSE_REDIS_CA: that CA alone.
+    std::env::remove_var("SSL_CERT_FILE");
     std::env::set_var(CA_VARIABLE, certs.path("ca.crt"));
     let server = TestServer::start(&redis, ChannelSource::Query).await;
     let mut stream = server.open("/?tls", &[]).await;
@@ -50,9 +71,9 @@ async fn publishes_and_streams_over_tls_checking_the_servers_certificate() {
             .await
             .unwrap()
             .unwrap();
-    assert_eq!(id, 1);
+    assert_eq!(id, 2);
     stream
-        .wait_for("the event", |s| s.published_ids() == vec![1])
+        .wait_for("the event", |s| s.published_ids() == vec![2])
         .await;
     assert_eq!(stream.events().last().unwrap().data, "secret");
     server.stop().await;

@@ -4,6 +4,8 @@
 use bytes::Bytes;
 use thiserror::Error;
 
+use crate::percent;
+
 /// A channel name: any bytes, as Redis keys are.
 pub type Channel = Bytes;
 
@@ -29,8 +31,9 @@ pub fn parse_query(query: &[u8]) -> Result<(QueryOptions, Vec<Channel>), BadQuer
         } else if let Some(value) = item.strip_prefix(b"lastEventId=") {
             // Repeated, the last one counts, as Rack's `GET` read it for 0.4.
             options.last_event_id = parse_last_event_id(&form_decode(value)?);
-        } else if item.starts_with(b"lastEventId") {
-            // `lastEventId` alone: an option without a value, never a channel.
+        } else if item == b"lastEventId" {
+            // An option without a value, never a channel. Only the exact
+            // item: `lastEventIds` is a channel like any other.
         } else {
             channels.push(Bytes::from(form_decode(item)?));
         }
@@ -70,33 +73,14 @@ pub fn parse_last_event_id(value: &[u8]) -> Option<u64> {
         .filter(|&id| id > 0)
 }
 
-/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
-pub fn form_decode(input: &[u8]) -> Result<Vec<u8>, BadQuery> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = input
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                let byte = hex
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| {
-                        BadQuery(format!(
-                            "invalid %-escape in {:?}",
-                            String::from_utf8_lossy(input)
-                        ))
-                    })?;
-                out.push(byte);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Ok(out)
+/// A query item form-decoded; a bad escape is refused with the item.
+fn form_decode(item: &[u8]) -> Result<Vec<u8>, BadQuery> {
+    percent::decode_form(item).map_err(|e| {
+        BadQuery(format!(
+            "{e} in {:?}",
+            String::from_utf8_lossy(item)
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -173,6 +157,21 @@ mod tests {
         assert!(parse_query(b"a%zz").is_err());
         assert!(parse_query(b"a%4").is_err());
         assert!(parse_query(b"lastEventId=%").is_err());
+        // Lenient hex parsing read these as a newline and a NUL.
+        assert!(parse_query(b"a%+A").is_err());
+        assert!(parse_query(b"a%+0").is_err());
+    }
+
+    #[test]
+    fn only_the_exact_items_are_options() {
+        let (options, chans) =
+            parse_query(b"lastEventIds&lastEventId&lastEventIdx=3&lastEventId=4&pollingx").unwrap();
+        assert_eq!(options.last_event_id, Some(4));
+        assert!(!options.polling);
+        assert_eq!(
+            chans,
+            ["lastEventIds", "lastEventIdx=3", "pollingx"].map(Bytes::from).to_vec()
+        );
     }
 
     #[test]
