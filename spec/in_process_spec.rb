@@ -15,10 +15,11 @@ RSpec.describe "In-process mode with misbehaving channels blocks" do
     Redisse.channel_workers = Integer(ENV.fetch("SPEC_CHANNEL_WORKERS", "32"))
     Redisse.channels_timeout = Float(ENV.fetch("SPEC_CHANNELS_TIMEOUT", "10"))
     Redisse.channels do |env|
+      $stdout.puts "block \#{env['QUERY_STRING']} runs"
+      $stdout.flush
       case env["QUERY_STRING"]
+      when "whoami" then ["user-\#{env.fetch('HTTP_X_FORWARDED_USER', 'nobody')}"]
       when /\\Aslow/
-        $stdout.puts "block \#{env['QUERY_STRING']} runs"
-        $stdout.flush
         # Until the spec lets it go (or the timeout interrupts it).
         sleep 0.01 until File.exist?(ENV.fetch("SPEC_RELEASE"))
         [env["QUERY_STRING"]]
@@ -74,6 +75,33 @@ RSpec.describe "In-process mode with misbehaving channels blocks" do
     expect(slow.map { |reader| reader.read_head(timeout: 10).status }).to all(eq(503))
     expect(@server.log).to include("Redisse.channels_timeout")
     expect(open_stream(@server, "/?after").status).to eq(200)
+  end
+
+  it "never calls the block for requests whose client left, and serves the next at once" do
+    start_server(channel_workers: 1)
+    busy = open_stream(@server, "/?slow0", head: false)
+    wait_until("the one thread is busy") { running_blocks == ["slow0"] }
+    # More than the server queues for Ruby, all left before an answer.
+    1_500.times { |i| open_stream(@server, "/?gone#{i}", head: false).close }
+    wait_until("the server saw them leave", timeout: 20) do
+      @server.metric("redisse_requests_abandoned_total") == 1_500
+    end
+    real = open_stream(@server, "/?real", head: false)
+    release_slow_blocks
+
+    expect(real.read_head(timeout: 5).status).to eq(200)
+    expect(busy.read_head(timeout: 5).status).to eq(200)
+    expect(@server.log).not_to include("block gone")
+  end
+
+  it "leaves header names with an underscore out of the env, as Puma does" do
+    start_server
+    spoofed = open_stream(@server, "/?whoami", { "X_Forwarded_User" => "admin" })
+    proxied = open_stream(@server, "/?whoami", { "X-Forwarded-User" => "alice" })
+
+    expect([spoofed.status, proxied.status]).to eq([200, 200])
+    expect(@server.log).to include('"user-nobody"', '"user-alice"')
+    expect(@server.log).not_to include("user-admin")
   end
 
   it "answers 500 for anything a block raises, and lives on" do

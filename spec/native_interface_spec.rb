@@ -151,10 +151,10 @@ RSpec.describe "The native extension" do
 
   describe "a server's blocking calls" do
     before do
-      options = Redisse::Native.parse_command_line(
+      command_line = Redisse::Native::CommandLine.parse(
         ["--address", "127.0.0.1", "--port", "0", "--log", File::NULL], REDIS_SERVER.url, "0"
       )
-      @server = Redisse::Native::Server.start(options, true, 10.0)
+      @server = Redisse::Native::Server.start(command_line, true, 10.0)
     end
 
     after do

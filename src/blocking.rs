@@ -43,14 +43,6 @@ pub enum Refused<T> {
     Full(T),
 }
 
-impl<T> Refused<T> {
-    pub fn into_inner(self) -> T {
-        match self {
-            Refused::Closed(item) | Refused::Full(item) => item,
-        }
-    }
-}
-
 impl<T> Default for BlockingQueue<T> {
     fn default() -> Self {
         Self::bounded(usize::MAX)
@@ -78,9 +70,19 @@ impl<T> BlockingQueue<T> {
 
     /// Adds an item; gives it back if the queue is closed or full.
     pub fn push(&self, item: T) -> Result<(), Refused<T>> {
+        self.push_making_room(item, |_| false)
+    }
+
+    /// Adds an item; when the queue is full, first drops the items that
+    /// are `stale` (nobody waits for their answer any more), so that they
+    /// never keep a live one out.
+    pub fn push_making_room(&self, item: T, stale: impl Fn(&T) -> bool) -> Result<(), Refused<T>> {
         let mut state = self.lock();
         if state.closed {
             return Err(Refused::Closed(item));
+        }
+        if state.items.len() >= self.capacity {
+            state.items.retain(|item| !stale(item));
         }
         if state.items.len() >= self.capacity {
             return Err(Refused::Full(item));
@@ -125,6 +127,11 @@ impl<T> BlockingQueue<T> {
     pub fn close(&self) {
         self.lock().closed = true;
         self.changed.notify_all();
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     /// Takes every item left, to answer them when the queue is given up.

@@ -103,6 +103,9 @@ pub enum PublishError {
     },
     #[error("cannot start the publisher's thread: {0}")]
     Runtime(String),
+    /// Its task ended without a result (it was cancelled, or failed).
+    #[error("the publish ended without a result: the event may or may not have been published")]
+    Lost,
 }
 
 /// The script that publishes one event, for publishers that bring their own
@@ -223,13 +226,26 @@ impl Publisher {
             // Connecting, then the command: each has its own timeout inside.
             deadline: self.connect_timeout + self.command_timeout,
         };
+        // However the task ends (done, aborted before or after it began,
+        // panicked), the queue closes when the task drops it: a caller
+        // never waits for a result that cannot come.
+        let closing = CloseOnDrop(done.clone());
         let task = runtime.spawn({
-            let (done, link) = (done.clone(), link.clone());
+            let link = link.clone();
             async move {
-                let _ = done.push(publish.run(&link).await);
+                let _ = closing.0.push(publish.run(&link).await);
             }
         });
         Ok(PendingPublish { done, task, link })
+    }
+}
+
+/// Closes a queue when dropped.
+struct CloseOnDrop<T>(Arc<BlockingQueue<T>>);
+
+impl<T> Drop for CloseOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -311,7 +327,8 @@ impl PendingPublish {
     pub fn wait(&self) -> Option<Result<u64, PublishError>> {
         match self.done.pop() {
             Popped::Item(result) => Some(result),
-            Popped::Interrupted | Popped::Closed => None,
+            Popped::Interrupted => None,
+            Popped::Closed => Some(Err(PublishError::Lost)),
         }
     }
 

@@ -172,3 +172,23 @@ fn ids_are_exact_integers_at_any_size() {
         );
     }
 }
+
+/// A publish whose task ends without a result (here, cancelled while Redis
+/// says nothing) never leaves its caller waiting: `wait` says it was lost.
+#[test]
+fn a_publish_whose_task_ended_never_blocks_its_waiter() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/", silent.local_addr().unwrap());
+    let held = std::thread::spawn(move || silent.accept().map(|(socket, _)| socket));
+    let p = Publisher::new(&url, Duration::from_secs(60), Duration::from_secs(60)).unwrap();
+    let pending = p.start(b"c", b"message", b"x").unwrap();
+    pending.cancel();
+    let (sender, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(pending.wait().map(|r| r.map_err(|e| e.to_string()))));
+    let result = waited
+        .recv_timeout(support::DEADLINE)
+        .expect("wait returned");
+    let message = result.expect("not an interrupt").unwrap_err();
+    assert!(message.contains("without a result"), "{message}");
+    drop(held);
+}

@@ -11,10 +11,13 @@ module Redisse
   #
   # The pool grows with the load: while a request is being answered,
   # another thread always waits for the next one, up to `size` threads at
-  # once, so that a slow `channels` block delays only its own request. Each
-  # call is given `timeout` seconds, then interrupted (the request gets a
-  # 503). Whatever a block raises, its request gets an answer and the
-  # thread lives on; a thread that dies anyway is replaced.
+  # once, so that a slow `channels` block delays only its own request.
+  # The server gives each request its deadline when it queues it, and
+  # answers 503 when it passes (it alone enforces it); a call still running
+  # then is interrupted, as nobody waits for its answer. Requests whose
+  # client left, or whose deadline passed, never reach the block. Whatever
+  # a block raises, its request gets an answer and the thread lives on; a
+  # thread that dies anyway is replaced.
   class ChannelWorkers
     # Threads kept waiting when the load drops.
     SPARE = 2
@@ -22,7 +25,7 @@ module Redisse
     # @param server [Redisse::Native::Server]
     # @param app [#call] the middlewares around the call of `channels`
     # @param size [Integer] the most threads at once
-    # @param timeout [Numeric] seconds a call may take
+    # @param timeout [Numeric] the server's deadline, for messages
     def initialize(server, app, size:, timeout:)
       @server = server
       @app = app
@@ -71,11 +74,13 @@ module Redisse
       Thread.current.report_on_exception = false
       loop do
         request = @server.next_channel_request
-        if request == false # the server stopped
+        if request.nil?
+          # Woken to take an interrupt: ask again, unless the server stopped.
+          next unless @server.channel_requests_closed?
+
           @lock.synchronize { @stopped = true }
           break
         end
-        next if request.nil? # interrupted, ask again
 
         took
         answer(request)
@@ -118,8 +123,10 @@ module Redisse
     end
 
     def answer(request)
-      env = ChannelWorkers.rack_env(*request.env_parts)
-      channels = Timeout.timeout(@timeout) { call_app(env) }
+      env = ChannelWorkers.rack_env(request)
+      # Timeout.timeout(0) would never time out: a request at its deadline
+      # still gets a moment, in which the server has answered it already.
+      channels = Timeout.timeout([request.time_left, 0.001].max) { call_app(env) }
       request.reply(channels)
     rescue Timeout::Error
       warn "Redisse: channels took more than #{@timeout} s (Redisse.channels_timeout); answering 503"
@@ -144,17 +151,20 @@ module Redisse
     end
   
     # The Rack env of a channel request.
-    def self.rack_env(method, path, query_string, headers, remote_addr, server_name, server_port)
+    #
+    # Header names with an underscore are left out, as Puma does: in the
+    # env, `X_Forwarded_User` would be the same as `X-Forwarded-User`, a
+    # header that a proxy in front may set and the application may trust.
+    def self.rack_env(request)
       env = {
-        "REQUEST_METHOD" => method.to_s,
+        "REQUEST_METHOD" => request.request_method,
         "SCRIPT_NAME" => "",
-        "PATH_INFO" => path.to_s,
-        "QUERY_STRING" => query_string.to_s,
-        "SERVER_NAME" => server_name.to_s,
-        "SERVER_PORT" => server_port.to_s,
+        "PATH_INFO" => request.path,
+        "QUERY_STRING" => request.query_string,
+        "SERVER_NAME" => request.server_name,
+        "SERVER_PORT" => request.server_port.to_s,
         "SERVER_PROTOCOL" => "HTTP/1.1",
-        "REMOTE_ADDR" => remote_addr.to_s,
-        "rack.version" => Rack::VERSION,
+        "REMOTE_ADDR" => request.remote_addr,
         "rack.url_scheme" => "http",
         "rack.input" => StringIO.new("".b),
         "rack.errors" => $stderr,
@@ -163,11 +173,15 @@ module Redisse
         "rack.run_once" => false,
         "rack.hijack?" => false
       }
-      headers.each do |name, value|
-        key = name.to_s.upcase.tr("-", "_")
+      # Rack 2 wants it; Rack 3 dropped it from the env, and 3.1 the constant.
+      env["rack.version"] = Rack::VERSION if defined?(Rack::VERSION)
+      request.headers.each do |name, value|
+        next if name.include?("_")
+
+        key = name.upcase.tr("-", "_")
         key = "HTTP_#{key}" unless %w[CONTENT_TYPE CONTENT_LENGTH].include?(key)
         # Repeated headers are folded into one value, as HTTP allows.
-        env[key] = env.key?(key) ? "#{env[key]}, #{value}" : value.to_s
+        env[key] = env.key?(key) ? "#{env[key]}, #{value}" : value
       end
       env
     end

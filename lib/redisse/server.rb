@@ -28,8 +28,9 @@ module Redisse
   # @param count [Integer]
   attr_writer :channel_workers
 
-  # How long a `channels` call may take (in-process mode); the request
-  # then gets a 503 and the call is interrupted.
+  # How long a request may wait for its `channels` call (in-process mode),
+  # from the moment the server queued it: it then gets a 503 from the
+  # server, and the call, if one runs, is interrupted.
   #
   # @return [Float] seconds, 10.0 by default
   def channels_timeout
@@ -56,20 +57,20 @@ module Redisse
   # @param argv [Array<String>] command line options, see `redisse --help`
   # @return [Integer] the exit status
   def run(argv = ARGV)
-    options = Redisse::Native.parse_command_line(argv, redis_server.to_s, default_port.to_s)
-    if options.is_a?(String) # --help
-      puts options
+    command_line = Redisse::Native::CommandLine.parse(argv, redis_server.to_s, default_port.to_s)
+    if command_line.help
+      puts command_line.help
       return 0
     end
 
     in_process = nginx_internal_url.nil?
     secret = server_secret
-    options.secret = secret if secret
+    command_line.secret = secret if secret
     # A signal arriving while the server starts (it listens as soon as
     # `start` returns) is held until every thread is up and the handler
     # that stops the server cleanly is in place.
     Thread.handle_interrupt(SignalException => :never) do
-      server = Redisse::Native::Server.start(options, in_process, Float(channels_timeout))
+      server = Redisse::Native::Server.start(command_line, in_process, Float(channels_timeout))
       workers = in_process ? start_channel_workers(server) : nil
       waiter = start_waiter(server)
       Thread.handle_interrupt(SignalException => :immediate) { join_until_stopped(server, waiter) }

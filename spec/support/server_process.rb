@@ -83,6 +83,13 @@ class ServerProcess
     JSON.parse(stats_text || raise("no stats from the #{name}; log:\n#{log}"))
   end
 
+  # The value of one of its Prometheus metrics now (e.g.
+  # `metric("redisse_requests_abandoned_total")`).
+  def metric(name)
+    text = SseReader.fetch(@port, "/metrics", { "Accept" => "text/plain" })&.body || raise("no metrics from the #{name}; log:\n#{log_tail}")
+    Integer(text[/^#{Regexp.escape(name)} (\d+)$/, 1] || raise("#{name} missing from:\n#{text}"))
+  end
+
   # Opens a stream (a new connection).
   def open_stream(path, headers = {}, **options)
     SseReader.new(@port, path, headers, **options)

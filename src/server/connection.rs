@@ -89,7 +89,10 @@ impl Connection {
             } = &mut self;
             let reply = tokio::select! {
                 reply = Box::pin(respond(shared, &request, peer)) => reply,
-                _ = client_left(socket, buffer) => return,
+                _ = client_left(socket, buffer) => {
+                    shared.metrics.abandoned.fetch_add(1, Relaxed);
+                    return;
+                }
             };
             // A stream keeps what it needs and no more: its request head may
             // be 64 KiB, and it may live for hours.

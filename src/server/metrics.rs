@@ -27,6 +27,9 @@ pub struct Metrics {
     pub unavailable: AtomicU64,
     /// Requests refused for their token.
     pub tokens_refused: AtomicU64,
+    /// Requests whose client left before they were answered (while the
+    /// application picked their channels, say).
+    pub abandoned: AtomicU64,
     pub pubsub_reconnects: AtomicU64,
     pub commands_reconnects: AtomicU64,
     /// Channels subscribed in Redis now.
@@ -42,6 +45,7 @@ impl Default for Metrics {
             dropped_slow: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
             tokens_refused: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
             pubsub_reconnects: AtomicU64::new(0),
             commands_reconnects: AtomicU64::new(0),
             channels: AtomicU64::new(0),
@@ -84,7 +88,7 @@ impl Metrics {
                 self.channels.load(Relaxed),
             ),
         ];
-        let counters: [(&str, &str, &AtomicU64); 8] = [
+        let counters: [(&str, &str, &AtomicU64); 9] = [
             (
                 "streams_served",
                 "Event streams that have ended",
@@ -114,6 +118,11 @@ impl Metrics {
                 "tokens_refused",
                 "Stream requests refused for a missing, bad or expired token",
                 &self.tokens_refused,
+            ),
+            (
+                "requests_abandoned",
+                "Requests whose client left before they were answered",
+                &self.abandoned,
             ),
             (
                 "redis_pubsub_reconnects",
@@ -191,6 +200,7 @@ mod tests {
             "redisse_streams_missed_events_total 0",
             "redisse_streams_dropped_slow_total 0",
             "redisse_responses_unavailable_total 0",
+            "redisse_requests_abandoned_total 0",
             "redisse_redis_pubsub_up 1",
             "redisse_redis_commands_up 0",
             "redisse_redis_pubsub_reconnects_total 0",

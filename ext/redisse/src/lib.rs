@@ -14,7 +14,7 @@ mod gvl;
 use std::cell::RefCell;
 use std::time::Duration;
 
-use magnus::{function, method, prelude::*, Error, RArray, RClass, RString, Ruby, Value};
+use magnus::{function, method, prelude::*, Error, RArray, RClass, RString, Ruby};
 use redisse::blocking::Popped;
 use redisse::cli::{self, Command, Defaults};
 use redisse::publisher::{PendingPublish, PublishError};
@@ -169,39 +169,65 @@ fn publish_error(ruby: &Ruby, e: PublishError) -> Error {
         PublishError::InvalidUrl(_) | PublishError::Connection { .. } => {
             connection_error(ruby, e.to_string())
         }
-        PublishError::Command { .. } | PublishError::Runtime(_) => error(ruby, e.to_string()),
+        PublishError::Command { .. } | PublishError::Runtime(_) | PublishError::Lost => {
+            error(ruby, e.to_string())
+        }
     }
 }
 
 // ---- server ---------------------------------------------------------------
 
-#[magnus::wrap(class = "Redisse::Native::Options", free_immediately, size)]
-struct Options(RefCell<Option<Settings>>);
+/// The server's command line, parsed (`Redisse::Native::CommandLine`):
+/// `help` is the text to print when `--help` was given; otherwise it
+/// starts a server, once.
+#[magnus::wrap(class = "Redisse::Native::CommandLine", free_immediately, size)]
+struct CommandLine(RefCell<Parsed>);
 
-impl Options {
-    /// The secret set in Ruby: the server's, unless `--secret-file` names one.
-    fn set_secret(ruby: &Ruby, rb_self: &Self, secret: RString) -> Result<(), Error> {
-        let mut settings = rb_self.0.borrow_mut();
-        let settings = settings
-            .as_mut()
-            .ok_or_else(|| error(ruby, "these options already started a server"))?;
-        settings.secret = Some(bytes(secret));
-        Ok(())
-    }
+enum Parsed {
+    Help(String),
+    Serve(Box<Settings>),
+    /// Its settings went to a server.
+    Started,
 }
 
-fn parse_command_line(
-    ruby: &Ruby,
-    argv: Vec<String>,
-    redis: String,
-    port: String,
-) -> Result<Value, Error> {
-    match cli::parse(argv.into_iter().map(Into::into), &Defaults { redis, port }) {
-        Ok(Command::Help(text)) => Ok(ruby.str_new(&text).as_value()),
-        Ok(Command::Serve(options)) => Ok(ruby
-            .obj_wrap(Options(RefCell::new(Some(*options))))
-            .as_value()),
-        Err(e) => Err(command_line_error(ruby, e.to_string())),
+impl CommandLine {
+    fn parse(ruby: &Ruby, argv: Vec<String>, redis: String, port: String) -> Result<Self, Error> {
+        let parsed = match cli::parse(argv.into_iter().map(Into::into), &Defaults { redis, port }) {
+            Ok(Command::Help(text)) => Parsed::Help(text),
+            Ok(Command::Serve(settings)) => Parsed::Serve(settings),
+            Err(e) => return Err(command_line_error(ruby, e.to_string())),
+        };
+        Ok(CommandLine(RefCell::new(parsed)))
+    }
+
+    /// The help text, when `--help` was given.
+    fn help(&self) -> Option<String> {
+        match &*self.0.borrow() {
+            Parsed::Help(text) => Some(text.clone()),
+            _ => None,
+        }
+    }
+
+    /// The secret set in Ruby: the server's, unless `--secret-file` names one.
+    fn set_secret(ruby: &Ruby, rb_self: &Self, secret: RString) -> Result<(), Error> {
+        match &mut *rb_self.0.borrow_mut() {
+            Parsed::Serve(settings) => {
+                settings.secret = Some(bytes(secret));
+                Ok(())
+            }
+            _ => Err(error(ruby, "this command line starts no server")),
+        }
+    }
+
+    fn take_settings(ruby: &Ruby, rb_self: &Self) -> Result<Settings, Error> {
+        match std::mem::replace(&mut *rb_self.0.borrow_mut(), Parsed::Started) {
+            Parsed::Serve(settings) => Ok(*settings),
+            Parsed::Help(text) => {
+                *rb_self.0.borrow_mut() = Parsed::Help(text);
+                Err(error(ruby, "this command line asks for help, not a server"))
+            }
+            Parsed::Started => Err(error(ruby, "this command line already started a server")),
+        }
     }
 }
 
@@ -215,15 +241,11 @@ impl Server {
     /// `channels_timeout`: seconds a `channels` call may take (in-process mode).
     fn start(
         ruby: &Ruby,
-        options: &Options,
+        command_line: &CommandLine,
         in_process: bool,
         channels_timeout: f64,
     ) -> Result<Self, Error> {
-        let options = options
-            .0
-            .borrow_mut()
-            .take()
-            .ok_or_else(|| error(ruby, "these options already started a server"))?;
+        let options = CommandLine::take_settings(ruby, command_line)?;
         let timeout = Duration::try_from_secs_f64(channels_timeout)
             .map_err(|_| error(ruby, format!("invalid channels_timeout {channels_timeout}")))?;
         let requests = in_process.then(|| std::sync::Arc::new(ChannelRequests::new(timeout)));
@@ -251,20 +273,25 @@ impl Server {
         self.running.shutdown();
     }
 
-    /// A request for the `channels` block; `nil` when interrupted, `false` once the server stopped.
-    fn next_channel_request(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+    /// The next request for the `channels` block, or `nil`: woken by an
+    /// interrupt (Ruby takes it, then asks again), or no more requests
+    /// will come (`channel_requests_closed?`).
+    fn next_channel_request(ruby: &Ruby, rb_self: &Self) -> Result<Option<Request>, Error> {
         let Some(requests) = rb_self.requests.as_deref() else {
-            return Ok(ruby.qfalse().as_value());
+            return Ok(None);
         };
         // A request popped here is owned by the Ruby object at once: if the
         // thread dies before it answers, freeing the object answers it.
         match gvl::without_gvl(ruby, || requests.pop(), || requests.interrupt())? {
-            Released::Ran(Popped::Item(request)) => Ok(ruby
-                .obj_wrap(Request(RefCell::new(Some(request))))
-                .as_value()),
-            Released::Ran(Popped::Interrupted) | Released::NotRun => Ok(ruby.qnil().as_value()),
-            Released::Ran(Popped::Closed) => Ok(ruby.qfalse().as_value()),
+            Released::Ran(Popped::Item(request)) => Ok(Some(Request(RefCell::new(Some(request))))),
+            Released::Ran(Popped::Interrupted | Popped::Closed) | Released::NotRun => Ok(None),
         }
+    }
+
+    /// Whether the server stopped taking channel requests (or never took
+    /// any: it is not in-process).
+    fn channel_requests_closed(&self) -> bool {
+        self.requests.as_deref().is_none_or(ChannelRequests::is_closed)
     }
 }
 
@@ -272,7 +299,33 @@ impl Server {
 struct Request(RefCell<Option<ChannelRequest>>);
 
 impl Request {
-    fn env_parts(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
+    /// Reads a part of the request, while it is not answered.
+    fn read<T>(
+        ruby: &Ruby,
+        rb_self: &Self,
+        part: impl FnOnce(&ChannelRequest) -> T,
+    ) -> Result<T, Error> {
+        let slot = rb_self.0.borrow();
+        let request = slot
+            .as_ref()
+            .ok_or_else(|| error(ruby, "this request was answered already"))?;
+        Ok(part(request))
+    }
+
+    fn request_method(ruby: &Ruby, rb_self: &Self) -> Result<String, Error> {
+        Self::read(ruby, rb_self, |r| r.info.method.clone())
+    }
+
+    fn path(ruby: &Ruby, rb_self: &Self) -> Result<String, Error> {
+        Self::read(ruby, rb_self, |r| r.info.path.clone())
+    }
+
+    fn query_string(ruby: &Ruby, rb_self: &Self) -> Result<String, Error> {
+        Self::read(ruby, rb_self, |r| r.info.query.clone())
+    }
+
+    /// `[[name, value], ...]`, in the order received, repeats included.
+    fn headers(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
         let slot = rb_self.0.borrow();
         let info = &slot
             .as_ref()
@@ -284,15 +337,24 @@ impl Request {
                 ruby.ary_new_from_values(&[ruby.str_new(name), ruby.str_from_slice(value)]),
             )?;
         }
-        let parts = ruby.ary_new();
-        parts.push(info.method.as_str())?;
-        parts.push(info.path.as_str())?;
-        parts.push(info.query.as_str())?;
-        parts.push(headers)?;
-        parts.push(info.remote_addr.ip().to_string())?;
-        parts.push(info.local_addr.ip().to_string())?;
-        parts.push(info.local_addr.port())?;
-        Ok(parts)
+        Ok(headers)
+    }
+
+    fn remote_addr(ruby: &Ruby, rb_self: &Self) -> Result<String, Error> {
+        Self::read(ruby, rb_self, |r| r.info.remote_addr.ip().to_string())
+    }
+
+    fn server_name(ruby: &Ruby, rb_self: &Self) -> Result<String, Error> {
+        Self::read(ruby, rb_self, |r| r.info.local_addr.ip().to_string())
+    }
+
+    fn server_port(ruby: &Ruby, rb_self: &Self) -> Result<u16, Error> {
+        Self::read(ruby, rb_self, |r| r.info.local_addr.port())
+    }
+
+    /// Seconds left before the request's deadline (it then gets a 503).
+    fn time_left(ruby: &Ruby, rb_self: &Self) -> Result<f64, Error> {
+        Self::read(ruby, rb_self, |r| r.time_left().as_secs_f64())
     }
 
     fn take(ruby: &Ruby, rb_self: &Self) -> Result<ChannelRequest, Error> {
@@ -329,7 +391,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::resolve(ruby)?;
     let native = errors::redisse(ruby).define_module("Native")?;
     native.define_module_function("server_sent_event", function!(server_sent_event, 4))?;
-    native.define_module_function("parse_command_line", function!(parse_command_line, 3))?;
     native.define_module_function("stream_token", function!(stream_token, 4))?;
 
     let publisher = native.define_class("Publisher", ruby.class_object())?;
@@ -340,8 +401,10 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     pending.define_method("wait", method!(Pending::wait, 0))?;
     pending.define_method("cancel", method!(Pending::cancel, 0))?;
 
-    let options = native.define_class("Options", ruby.class_object())?;
-    options.define_method("secret=", method!(Options::set_secret, 1))?;
+    let command_line = native.define_class("CommandLine", ruby.class_object())?;
+    command_line.define_singleton_method("parse", function!(CommandLine::parse, 3))?;
+    command_line.define_method("help", method!(CommandLine::help, 0))?;
+    command_line.define_method("secret=", method!(CommandLine::set_secret, 1))?;
 
     let server: RClass = native.define_class("Server", ruby.class_object())?;
     server.define_singleton_method("start", function!(Server::start, 3))?;
@@ -352,9 +415,20 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
         "next_channel_request",
         method!(Server::next_channel_request, 0),
     )?;
+    server.define_method(
+        "channel_requests_closed?",
+        method!(Server::channel_requests_closed, 0),
+    )?;
 
     let request = native.define_class("ChannelRequest", ruby.class_object())?;
-    request.define_method("env_parts", method!(Request::env_parts, 0))?;
+    request.define_method("request_method", method!(Request::request_method, 0))?;
+    request.define_method("path", method!(Request::path, 0))?;
+    request.define_method("query_string", method!(Request::query_string, 0))?;
+    request.define_method("headers", method!(Request::headers, 0))?;
+    request.define_method("remote_addr", method!(Request::remote_addr, 0))?;
+    request.define_method("server_name", method!(Request::server_name, 0))?;
+    request.define_method("server_port", method!(Request::server_port, 0))?;
+    request.define_method("time_left", method!(Request::time_left, 0))?;
     request.define_method("reply", method!(Request::reply, 1))?;
     request.define_method("fail", method!(Request::fail, 1))?;
     request.define_method("refuse", method!(Request::refuse, 1))?;
