@@ -1,7 +1,9 @@
 //! A seeded, bounded fuzz of the live server over loopback: thousands of
-//! requests, valid ones bent out of shape and plain garbage. Every one gets
-//! an answer or a close in time, and the server answers stats afterwards
-//! with no panic in its log. `FUZZ_SEED=n` replays a run.
+//! requests, valid ones bent out of shape and plain garbage, to a server
+//! whose Redis user may only have the `news:*` channels. Every one gets an
+//! answer or a close in time; afterwards the server answers stats with no
+//! panic in its log, and a stream opened before it all still gets its
+//! events. `FUZZ_SEED=n` replays a run.
 
 mod support;
 
@@ -9,7 +11,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::{RedisServer, ServerProcess};
+use redisse::publisher::Publisher;
+use support::{wait_until, RedisServer, ServerProcess, DEADLINE, SERVER_ACL_RULES};
 
 const REQUESTS_PER_CLIENT: usize = 750;
 const CLIENTS: u64 = 4;
@@ -40,6 +43,12 @@ const METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "DELETE", "OPTIONS", "G\x00T", "get", "",
 ];
 const TARGETS: &[&str] = &[
+    "/?news:a",
+    "/?news:a&forbidden",
+    "/?user:42:logins",
+    "/?%+0A&news:b",
+    "/?%+A",
+    "/?lastEventIds&lastEventIdx=1&lastEventId",
     "/?a",
     "/?a&b&polling",
     "/?lastEventId=3&c",
@@ -64,6 +73,8 @@ const HEADERS: &[&str] = &[
     "Connection: close",
     "Connection: keep-alive",
     "Host: 127.0.0.1",
+    "X_Forwarded_User: admin",
+    "Cookie: _session=0123456789abcdef",
     ": no name",
     "No-Colon",
 ];
@@ -86,6 +97,15 @@ fn request(rng: &mut Rng) -> Vec<u8> {
         text.push_str(&format!("X-Long: {}\r\n", "v".repeat(length)));
     }
     text.push_str("\r\n");
+    if rng.below(20) == 0 {
+        // A big head of many channels, then a stray byte after it.
+        let channels: Vec<String> = (0..rng.below(1200)).map(|c| format!("news:{c:0>43}")).collect();
+        text = format!(
+            "GET /?{} HTTP/1.1\r\nAccept: text/event-stream\r\nX-Padding: {}\r\n\r\nx",
+            channels.join("&"),
+            "p".repeat(8192)
+        );
+    }
     let mut bytes = text.into_bytes();
     if rng.below(4) == 0 {
         bytes.extend_from_slice(b"hello");
@@ -129,9 +149,26 @@ fn thousands_of_bent_requests_leave_the_server_answering() {
         .unwrap_or(0x5EED_2026_u64);
     println!("FUZZ_SEED={seed}");
     let redis = RedisServer::start();
-    let mut server = ServerProcess::spawn(&["--redis", &redis.url(), "--verbose"], None);
+    redis.add_user("streamer", "fuzz-secret", SERVER_ACL_RULES);
+    let url = redis.user_url("streamer", "fuzz-secret");
+    let mut server = ServerProcess::spawn(&["--redis", &url, "--verbose"], None);
     server.wait_for_log("connected to Redis");
     let port = server.port;
+    let mut bystander = server.connect();
+    bystander
+        .write_all(b"GET /?news:bystander HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    bystander.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut received = Vec::new();
+    let mut read_until = |text: &str| {
+        wait_until(&format!("the bystander gets {text:?}"), DEADLINE, || {
+            let mut buffer = [0u8; 4096];
+            let n = bystander.read(&mut buffer).unwrap();
+            received.extend_from_slice(&buffer[..n]);
+            String::from_utf8_lossy(&received).contains(text)
+        })
+    };
+    read_until("HTTP/1.1 200 OK\r\n");
     let started = Instant::now();
     let unanswered: usize = std::thread::scope(|scope| {
         let clients: Vec<_> = (0..CLIENTS)
@@ -158,6 +195,10 @@ fn thousands_of_bent_requests_leave_the_server_answering() {
     let stats =
         server.get(b"GET / HTTP/1.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
     assert!(stats.starts_with("HTTP/1.1 200 OK\r\n"), "{stats}");
+    // Refused channels failed their own requests: the hub stayed up.
+    let publisher = Publisher::new(&redis.url(), DEADLINE, DEADLINE).unwrap();
+    let id = publisher.publish(b"news:bystander", b"message", b"still here").unwrap();
+    read_until(&format!("id: {id}\n"));
     let panics: Vec<&String> = server
         .log()
         .iter()

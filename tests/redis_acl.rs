@@ -1,5 +1,5 @@
 //! ACL users (`redis://user:password@host`): the smallest rules the
-//! publisher and the server need (README, "Redis ACL users"), a clear error
+//! publisher and the server need (doc/redis.md, "ACL users"), a clear error
 //! for a user that may not publish, and passwords kept out of every
 //! message and log line.
 
@@ -8,35 +8,13 @@ mod support;
 use std::time::Duration;
 
 use redisse::publisher::{PublishError, Publisher};
-use support::{exchange, RedisServer, ServerProcess, SseReader};
+use support::{exchange, RedisServer, ServerProcess, SseReader, SERVER_ACL_RULES as SERVER_RULE};
 
 /// What the publisher needs: the script, the commands it runs, the counter,
 /// the channels' histories and their pub/sub channels.
 pub const PUBLISHER_RULE: &str =
     "-@all +evalsha +script|load +incr +get +publish +zadd +zremrangebyrank \
                                   ~redisse:lastEventId ~news:* &news:*";
-/// What the server needs: subscribing, reading the counter and histories,
-/// and PING (its heartbeat and health check).
-pub const SERVER_RULE: &str =
-    "-@all +subscribe +unsubscribe +ping +get +zrangebyscore ~redisse:lastEventId ~news:* &news:*";
-
-fn add_user(redis: &RedisServer, name: &str, password: &str, rule: &str) {
-    let mut cmd = redis::cmd("ACL");
-    cmd.arg("SETUSER")
-        .arg(name)
-        .arg("reset")
-        .arg("on")
-        .arg(format!(">{password}"));
-    for part in rule.split_whitespace() {
-        cmd.arg(part);
-    }
-    let _: () = cmd.query(&mut redis.client()).unwrap();
-}
-
-fn user_url(redis: &RedisServer, user: &str, password: &str) -> String {
-    format!("redis://{user}:{password}@127.0.0.1:{}/", redis.port)
-}
-
 fn publisher(url: &str) -> Publisher {
     Publisher::new(url, Duration::from_secs(1), Duration::from_secs(2)).unwrap()
 }
@@ -44,12 +22,12 @@ fn publisher(url: &str) -> Publisher {
 #[test]
 fn users_with_exactly_the_documented_rules_publish_and_serve() {
     let redis = RedisServer::start();
-    add_user(&redis, "publisher", "pub-secret-1", PUBLISHER_RULE);
-    add_user(&redis, "streamer", "srv-secret-2", SERVER_RULE);
+    redis.add_user("publisher", "pub-secret-1", PUBLISHER_RULE);
+    redis.add_user("streamer", "srv-secret-2", SERVER_RULE);
     let mut server = ServerProcess::spawn(
         &[
             "--redis",
-            &user_url(&redis, "streamer", "srv-secret-2"),
+            &redis.user_url("streamer", "srv-secret-2"),
             "--verbose",
         ],
         None,
@@ -62,7 +40,7 @@ fn users_with_exactly_the_documented_rules_publish_and_serve() {
     )
     .unwrap();
     server.wait_for_log("stream opened");
-    let id = publisher(&user_url(&redis, "publisher", "pub-secret-1"))
+    let id = publisher(&redis.user_url("publisher", "pub-secret-1"))
         .publish(b"news:today", b"message", b"allowed")
         .unwrap();
     server.wait_for_log(&format!("event {id} on \"news:today\" to 1 stream(s)"));
@@ -76,13 +54,11 @@ fn users_with_exactly_the_documented_rules_publish_and_serve() {
 #[test]
 fn a_user_that_may_not_publish_gets_a_clear_error() {
     let redis = RedisServer::start();
-    add_user(
-        &redis,
-        "reader",
+    redis.add_user("reader",
         "read-secret-3",
         &PUBLISHER_RULE.replace(" +publish", ""),
     );
-    let error = publisher(&user_url(&redis, "reader", "read-secret-3"))
+    let error = publisher(&redis.user_url("reader", "read-secret-3"))
         .publish(b"news:today", b"message", b"refused")
         .unwrap_err();
     let message = error.to_string();
@@ -102,8 +78,8 @@ fn a_user_that_may_not_publish_gets_a_clear_error() {
 #[test]
 fn a_wrong_password_is_never_shown() {
     let redis = RedisServer::start();
-    add_user(&redis, "publisher", "the-right-one", PUBLISHER_RULE);
-    let error = publisher(&user_url(&redis, "publisher", "wrong-pass-4"))
+    redis.add_user("publisher", "the-right-one", PUBLISHER_RULE);
+    let error = publisher(&redis.user_url("publisher", "wrong-pass-4"))
         .publish(b"news:today", b"message", b"x")
         .unwrap_err()
         .to_string();
@@ -114,7 +90,7 @@ fn a_wrong_password_is_never_shown() {
     assert!(!error.contains("wrong-pass-4"), "{error}");
 
     let mut server = ServerProcess::spawn(
-        &["--redis", &user_url(&redis, "publisher", "wrong-pass-4")],
+        &["--redis", &redis.user_url("publisher", "wrong-pass-4")],
         None,
     );
     server.wait_for_log("is unreachable");
@@ -130,10 +106,10 @@ fn a_wrong_password_is_never_shown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_redis_refuses_fails_its_own_requests_alone() {
     let redis = RedisServer::start();
-    add_user(&redis, "streamer", "srv-secret-5", SERVER_RULE);
-    add_user(&redis, "publisher", "pub-secret-6", PUBLISHER_RULE);
+    redis.add_user("streamer", "srv-secret-5", SERVER_RULE);
+    redis.add_user("publisher", "pub-secret-6", PUBLISHER_RULE);
     let mut server = ServerProcess::spawn(
-        &["--redis", &user_url(&redis, "streamer", "srv-secret-5")],
+        &["--redis", &redis.user_url("streamer", "srv-secret-5")],
         None,
     );
     server.wait_for_log("connected to Redis");
@@ -165,7 +141,7 @@ async fn a_channel_redis_refuses_fails_its_own_requests_alone() {
     let stats = server.get(b"GET / HTTP/1.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
     assert!(stats.contains("\"connected\": 21,"), "{stats}");
 
-    let publisher = publisher(&user_url(&redis, "publisher", "pub-secret-6"));
+    let publisher = publisher(&redis.user_url("publisher", "pub-secret-6"));
     let id = publisher.publish(b"news:open", b"message", b"still here").unwrap();
     // No counter yet when they opened: no lastEventId event.
     assert_eq!(open.wait_for_ids(1).await, vec![id], "the open stream goes on");
@@ -183,14 +159,12 @@ async fn a_channel_redis_refuses_fails_its_own_requests_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_history_redis_refuses_to_read_fails_its_request_alone() {
     let redis = RedisServer::start();
-    add_user(
-        &redis,
-        "streamer",
+    redis.add_user("streamer",
         "srv-secret-7",
         &SERVER_RULE.replace("&news:*", "&*"),
     );
     let mut server = ServerProcess::spawn(
-        &["--redis", &user_url(&redis, "streamer", "srv-secret-7")],
+        &["--redis", &redis.user_url("streamer", "srv-secret-7")],
         None,
     );
     server.wait_for_log("connected to Redis");

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 pub use nginx::Nginx;
 pub use redis_cluster::RedisCluster;
-pub use redis_server::{RedisServer, Sentinels, TestCertificates, MASTER_NAME};
+pub use redis_server::{RedisServer, Sentinels, TestCertificates, MASTER_NAME, SERVER_ACL_RULES};
 pub use server_process::ServerProcess;
 pub use sse::{exchange, Event, SseReader};
 pub use test_server::{Setup, TestServer};

@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 
 use super::{free_port, wait_until, DEADLINE};
 
+/// What the server needs of Redis as an ACL user limited to the `news:*`
+/// channels (doc/redis.md): subscribing, reading the counter and
+/// histories, and PING (its heartbeat and health check).
+pub const SERVER_ACL_RULES: &str =
+    "-@all +subscribe +unsubscribe +ping +get +zrangebyscore ~redisse:lastEventId ~news:* &news:*";
+
 pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
@@ -68,6 +74,27 @@ impl RedisServer {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "rediss" } else { "redis" };
         format!("{scheme}://127.0.0.1:{}/", self.port)
+    }
+
+    /// Adds an ACL user with these rules (`~keys &channels +commands...`),
+    /// from nothing (`reset`): on Redis 6.2 a new user may use every
+    /// channel otherwise.
+    pub fn add_user(&self, name: &str, password: &str, rules: &str) {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SETUSER")
+            .arg(name)
+            .arg("reset")
+            .arg("on")
+            .arg(format!(">{password}"));
+        for rule in rules.split_whitespace() {
+            cmd.arg(rule);
+        }
+        let _: () = cmd.query(&mut self.client()).unwrap();
+    }
+
+    /// The URL for one of its ACL users.
+    pub fn user_url(&self, user: &str, password: &str) -> String {
+        format!("redis://{user}:{password}@127.0.0.1:{}/", self.port)
     }
 
     /// A plain connection (not for a TLS server).

@@ -55,10 +55,15 @@ impl Listeners {
             match command {
                 Command::Subscribe {
                     mailbox,
-                    channels,
+                    mut channels,
                     done,
                 } => {
-                    for channel in &channels {
+                    for channel in &mut channels {
+                        // A channel listened to already: the stream keeps
+                        // the hub's name, and its own copy goes.
+                        if let Some((name, _)) = self.channels.get_key_value(&*channel) {
+                            *channel = name.clone();
+                        }
                         let listeners = self.channels.entry(channel.clone()).or_insert_with(|| {
                             new_channels.push(channel.clone());
                             HashMap::new()
