@@ -38,7 +38,7 @@ pub enum Popped<T> {
 
 /// Why `push` gave an item back.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refused<T> {
+pub enum NotQueued<T> {
     Closed(T),
     Full(T),
 }
@@ -69,23 +69,27 @@ impl<T> BlockingQueue<T> {
     }
 
     /// Adds an item; gives it back if the queue is closed or full.
-    pub fn push(&self, item: T) -> Result<(), Refused<T>> {
+    pub fn push(&self, item: T) -> Result<(), NotQueued<T>> {
         self.push_making_room(item, |_| false)
     }
 
     /// Adds an item; when the queue is full, first drops the items that
     /// are `stale` (nobody waits for their answer any more), so that they
     /// never keep a live one out.
-    pub fn push_making_room(&self, item: T, stale: impl Fn(&T) -> bool) -> Result<(), Refused<T>> {
+    pub fn push_making_room(
+        &self,
+        item: T,
+        stale: impl Fn(&T) -> bool,
+    ) -> Result<(), NotQueued<T>> {
         let mut state = self.lock();
         if state.closed {
-            return Err(Refused::Closed(item));
+            return Err(NotQueued::Closed(item));
         }
         if state.items.len() >= self.capacity {
             state.items.retain(|item| !stale(item));
         }
         if state.items.len() >= self.capacity {
-            return Err(Refused::Full(item));
+            return Err(NotQueued::Full(item));
         }
         state.items.push_back(item);
         drop(state);
@@ -151,7 +155,7 @@ mod tests {
         q.push(1).unwrap();
         q.push(2).unwrap();
         q.close();
-        assert_eq!(q.push(3), Err(Refused::Closed(3)));
+        assert_eq!(q.push(3), Err(NotQueued::Closed(3)));
         assert_eq!(q.pop(), Popped::Item(1));
         assert_eq!(q.pop(), Popped::Item(2));
         assert_eq!(q.pop(), Popped::Closed);
@@ -161,7 +165,7 @@ mod tests {
     fn a_bounded_queue_refuses_what_does_not_fit() {
         let q = BlockingQueue::bounded(1);
         q.push(1).unwrap();
-        assert_eq!(q.push(2), Err(Refused::Full(2)));
+        assert_eq!(q.push(2), Err(NotQueued::Full(2)));
         assert_eq!(q.pop(), Popped::Item(1));
         q.push(3).unwrap();
     }

@@ -212,7 +212,11 @@ fn options(matches: &ArgMatches) -> Result<Settings, CliError> {
             .ok()
             .filter(|s| *s > 0.0 && s.is_finite())
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .ok_or_else(|| usage(format!("invalid --{name} {text:?}: a number of seconds above 0")))
+            .ok_or_else(|| {
+                usage(format!(
+                    "invalid --{name} {text:?}: a number of seconds above 0"
+                ))
+            })
     };
     let heartbeat = seconds("heartbeat")?;
     let send_timeout = seconds("send-timeout")?;
@@ -285,7 +289,10 @@ mod tests {
         );
         assert_eq!(o.heartbeat, Duration::from_secs(15));
         assert_eq!(o.send_timeout, Duration::from_secs(30));
-        assert_eq!(serve(&["--send-timeout", "2.5"]).send_timeout, Duration::from_millis(2500));
+        assert_eq!(
+            serve(&["--send-timeout", "2.5"]).send_timeout,
+            Duration::from_millis(2500)
+        );
         assert_eq!((o.max_channels, o.max_streams), (1000, None));
         let o = serve(&["--max-channels", "10", "--max-streams", "500"]);
         assert_eq!((o.max_channels, o.max_streams), (10, Some(500)));

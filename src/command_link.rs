@@ -1,5 +1,5 @@
 //! The connection for commands to the Redis behind a URL, shared by every
-//! task of a process: the server's store, the gem's publisher.
+//! task of a process: the server's history reader, the gem's publisher.
 //!
 //! It is the `redis` crate's `ConnectionManager` (multiplexed; made again
 //! in the background once found broken), made lazily and without retries
@@ -26,29 +26,29 @@ pub struct CommandLink {
     url: RedisUrl,
     connect_timeout: Duration,
     response_timeout: Duration,
-    current: Mutex<Option<Connection>>,
+    current: Mutex<Option<CommandConnection>>,
 }
 
 /// A connection for commands, to one server or to a cluster.
 #[derive(Clone)]
-pub enum Connection {
+pub enum CommandConnection {
     Server(ConnectionManager),
     Cluster(ClusterConnection),
 }
 
-impl Connection {
+impl CommandConnection {
     /// Whether commands on several keys must go one by one, to each
     /// key's node (a pipeline or script must stay within one slot).
     pub fn is_cluster(&self) -> bool {
-        matches!(self, Connection::Cluster(_))
+        matches!(self, CommandConnection::Cluster(_))
     }
 }
 
-impl ConnectionLike for Connection {
+impl ConnectionLike for CommandConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Connection::Server(c) => c.req_packed_command(cmd),
-            Connection::Cluster(c) => c.req_packed_command(cmd),
+            CommandConnection::Server(c) => c.req_packed_command(cmd),
+            CommandConnection::Cluster(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -59,15 +59,15 @@ impl ConnectionLike for Connection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Connection::Server(c) => c.req_packed_commands(pipeline, offset, count),
-            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            CommandConnection::Server(c) => c.req_packed_commands(pipeline, offset, count),
+            CommandConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Connection::Server(c) => c.get_db(),
-            Connection::Cluster(c) => c.get_db(),
+            CommandConnection::Server(c) => c.get_db(),
+            CommandConnection::Cluster(c) => c.get_db(),
         }
     }
 }
@@ -87,7 +87,7 @@ impl CommandLink {
     }
 
     /// The connection, made on first use; within the tokio runtime.
-    pub async fn connection(&self) -> RedisResult<Connection> {
+    pub async fn connection(&self) -> RedisResult<CommandConnection> {
         if let Some(connection) = self.lock().as_ref() {
             return Ok(connection.clone());
         }
@@ -103,7 +103,7 @@ impl CommandLink {
             })??;
             return Ok(self
                 .lock()
-                .get_or_insert(Connection::Cluster(connection))
+                .get_or_insert(CommandConnection::Cluster(connection))
                 .clone());
         }
         let client = self.url.client().await?;
@@ -114,7 +114,10 @@ impl CommandLink {
             .set_number_of_retries(0);
         let made = ConnectionManager::new_lazy_with_config(client, config)?;
         // Another task may have made one meanwhile: the first one stays.
-        Ok(self.lock().get_or_insert(Connection::Server(made)).clone())
+        Ok(self
+            .lock()
+            .get_or_insert(CommandConnection::Server(made))
+            .clone())
     }
 
     /// A command failed: when the server can change, the next command goes
@@ -132,7 +135,7 @@ impl CommandLink {
         *self.lock() = None;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<CommandConnection>> {
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -121,44 +121,6 @@ fn check_single_line(field: &'static str, value: &[u8]) -> Result<(), InvalidEve
     Ok(())
 }
 
-/// The id of a stored or published event text: the value of its `id:` line,
-/// which comes first or right after `retry:`. `None` for text without one.
-pub fn id_of(text: &[u8]) -> Option<u64> {
-    let mut rest = text;
-    if rest.starts_with(b"retry: ") {
-        let end = rest.iter().position(|&b| b == b'\n')?;
-        rest = &rest[end + 1..];
-    }
-    let rest = rest.strip_prefix(b"id: ")?;
-    let end = rest.iter().position(|&b| b == b'\n')?;
-    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
-}
-
-/// The id of a history member that is event text as 0.4 and this crate
-/// write it: `retry:` (optional), `id:` (decimal digits), `event:`
-/// (optional), one or more `data:` lines, the empty line. `None` for
-/// anything else: a channel's key may hold a sorted set that is not a
-/// history, whose members must never reach a client.
-pub fn stored_id(text: &[u8]) -> Option<u64> {
-    let body = text.strip_suffix(b"\n\n")?;
-    let mut lines = body.split(|&b| b == b'\n').peekable();
-    lines.next_if(|line| line.starts_with(b"retry: "));
-    let id = lines.next()?.strip_prefix(b"id: ")?;
-    if id.is_empty() || !id.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let id = std::str::from_utf8(id).ok()?.parse().ok()?;
-    lines.next_if(|line| line.starts_with(b"event: "));
-    let mut data_lines = 0;
-    for line in lines {
-        if !line.starts_with(b"data: ") {
-            return None;
-        }
-        data_lines += 1;
-    }
-    (data_lines > 0).then_some(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,37 +195,5 @@ mod tests {
         assert!(EventText::new(b"x", Some(b"a\rb"), None).is_err());
         assert!(EventText::new(b"x", None, Some(b"1\n")).is_err());
         assert!(encode(b"x", None, Some(b"1\r"), None).is_err());
-    }
-
-    #[test]
-    fn only_event_text_is_a_stored_event() {
-        let published = EventText::new(b"a\nb", Some(b"notice"), None).unwrap();
-        assert_eq!(stored_id(&published.with_id(42)), Some(42));
-        assert_eq!(stored_id(b"retry: 5\nid: 7\ndata: \n\n"), Some(7));
-        // 0.4 left a lone CR in the data.
-        assert_eq!(stored_id(b"id: 3\nevent: m\ndata: a\rb\n\n"), Some(3));
-        for other in [
-            &b"alice"[..],
-            b"",
-            b"{\"class\":\"HardJob\",\"retry\":true}",
-            b"id: 7\n\n",
-            b"id: +7\ndata: \n\n",
-            b"id: 7x\ndata: \n\n",
-            b"id: 7\ndata: x\n",
-            b"id: 7\nevent: a\nevent: b\ndata: \n\n",
-            b"id: 7\ndata: a\nid: 8\ndata: \n\n",
-            b"event: m\nid: 7\ndata: \n\n",
-        ] {
-            assert_eq!(stored_id(other), None, "{:?}", String::from_utf8_lossy(other));
-        }
-    }
-
-    #[test]
-    fn reads_the_id_back() {
-        assert_eq!(id_of(b"id: 42\nevent: x\ndata: \n\n"), Some(42));
-        assert_eq!(id_of(b"retry: 5\nid: 7\ndata: \n\n"), Some(7));
-        assert_eq!(id_of(b"event: lastEventId\ndata: \n\n"), None);
-        assert_eq!(id_of(b"id: x\ndata: \n\n"), None);
-        assert_eq!(id_of(b"id: 42"), None);
     }
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use redisse::cli::{self, Command, Defaults};
-use redisse::server::channels::ChannelSource;
+use redisse::server::channel_source::ChannelSource;
 use redisse::server::runtime::{self, Signals, Waited};
 
 fn main() -> ExitCode {

@@ -72,9 +72,22 @@ mod tests {
     fn escapes_are_two_hex_digits_exactly() {
         assert_eq!(decode(b"a%2Fb%c3%A9").unwrap(), "a/bé".as_bytes());
         assert_eq!(decode(b"%FF%00").unwrap(), b"\xff\x00");
-        for bad in [&b"%+A"[..], b"%+0", b"%-1", b"% a", b"%4", b"%", b"a%zz", b"%\xff0"] {
+        for bad in [
+            &b"%+A"[..],
+            b"%+0",
+            b"%-1",
+            b"% a",
+            b"%4",
+            b"%",
+            b"a%zz",
+            b"%\xff0",
+        ] {
             assert!(decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
-            assert!(decode_form(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                decode_form(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert_eq!(decode(b"x%4").unwrap_err(), BadEscape { at: 1 });
     }

@@ -22,16 +22,12 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
 use crate::blocking::{BlockingQueue, Popped};
-use crate::command_link::{is_connection_error, CommandLink, Connection};
+use crate::command_link::{is_connection_error, CommandConnection, CommandLink};
 use crate::event::{EventText, InvalidEvent};
 use crate::process_local::ProcessLocal;
+use crate::redis_layout::{HISTORY_SIZE, LAST_EVENT_ID_KEY};
 use crate::redis_url::{InvalidUrl, RedisUrl};
 use crate::signal_mask;
-
-/// The key of the counter shared by every channel (SPEC §1).
-pub const LAST_EVENT_ID_KEY: &str = "redisse:lastEventId";
-/// Events kept per channel (SPEC §1): part of the format, not an option.
-pub const HISTORY_SIZE: usize = 100;
 
 /// The id is read back as a string: Lua's numbers are doubles, which
 /// `..` writes as `1e+14` from 10^14 on and which round ids above 2^53.
@@ -302,7 +298,10 @@ impl Publish {
 }
 
 impl Publish {
-    async fn publish_to_cluster(&self, connection: &mut Connection) -> redis::RedisResult<u64> {
+    async fn publish_to_cluster(
+        &self,
+        connection: &mut CommandConnection,
+    ) -> redis::RedisResult<u64> {
         let id: u64 = redis::cmd("INCR")
             .arg(LAST_EVENT_ID_KEY)
             .query_async(connection)

@@ -366,7 +366,9 @@ fn without_passwords(text: &str, url: &str) -> String {
     secrets
         .iter()
         .filter(|s| !s.is_empty())
-        .fold(text.to_string(), |text, secret| text.replace(secret.as_str(), "****"))
+        .fold(text.to_string(), |text, secret| {
+            text.replace(secret.as_str(), "****")
+        })
 }
 
 #[cfg(test)]

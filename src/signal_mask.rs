@@ -43,19 +43,19 @@ pub fn block_async_signals() {
     }
 }
 
-/// Whether `signal` is blocked on the calling thread.
-pub fn is_blocked(signal: libc::c_int) -> bool {
-    // SAFETY: reads the calling thread's mask into a local sigset_t.
-    unsafe {
-        let mut current: libc::sigset_t = std::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut current);
-        libc::sigismember(&current, signal) == 1
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `signal` is blocked on the calling thread.
+    fn is_blocked(signal: libc::c_int) -> bool {
+        // SAFETY: reads the calling thread's mask into a local sigset_t.
+        unsafe {
+            let mut current: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut current);
+            libc::sigismember(&current, signal) == 1
+        }
+    }
 
     #[test]
     fn blocks_the_asynchronous_signals_only() {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use thiserror::Error;
 
-use crate::protocol::request::Channel;
+use crate::channel::Channel;
 
 const VERSION: u8 = 1;
 const MAC_LEN: usize = 32;
@@ -117,18 +117,6 @@ pub fn verify(token: &str, secrets: &[&[u8]], now: u64) -> Result<Grant, TokenEr
         expires_at: payload.expires_at,
         key_id: payload.key_id,
     })
-}
-
-/// Now, in Unix seconds.
-pub fn unix_now() -> u64 {
-    since_epoch().as_secs()
-}
-
-/// Now, since the Unix epoch, to the nanosecond.
-pub fn since_epoch() -> std::time::Duration {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

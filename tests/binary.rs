@@ -109,7 +109,11 @@ fn an_empty_secret_stops_the_server_and_names_its_source() {
     let (empty, full) = (empty.to_str().unwrap(), full.to_str().unwrap());
     let url = redis.url();
     let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
-        (&["--secret-file", empty], &[], &format!("the secret file {empty} is empty")),
+        (
+            &["--secret-file", empty],
+            &[],
+            &format!("the secret file {empty} is empty"),
+        ),
         (&[], &[("REDISSE_SECRET", "")], "$REDISSE_SECRET is empty"),
         (
             &["--secret-file", full, "--previous-secret-file", empty],
@@ -178,9 +182,15 @@ fn no_redis_password_reaches_the_log() {
     let dir = std::env::temp_dir().join(format!("redisse-test-socket-{}", std::process::id()));
     let socket = dir.join("none.sock");
     let cases = [
-        (format!("unix://{}?pass=Pw0unix", socket.display()), "Pw0unix"),
+        (
+            format!("unix://{}?pass=Pw0unix", socket.display()),
+            "Pw0unix",
+        ),
         ("redis://:Pw1ab/cd@127.0.0.1:1/".to_string(), "Pw1ab"),
-        ("redis+sentinel://u:Pw2%zz@127.0.0.1:1/master".to_string(), "Pw2"),
+        (
+            "redis+sentinel://u:Pw2%zz@127.0.0.1:1/master".to_string(),
+            "Pw2",
+        ),
         ("redis+cluster://u:Pw3%4x@127.0.0.1:1".to_string(), "Pw3"),
         ("redis://u:Pw4@127.0.0.1:1/".to_string(), "Pw4"),
     ];
@@ -188,14 +198,24 @@ fn no_redis_password_reaches_the_log() {
         let mut server = ServerProcess::spawn(&["--redis", &url, "--verbose"], None);
         // Running (it cannot reach Redis) or stopped (the URL is wrong):
         // either way it said why, with the URL.
-        if server.log().iter().any(|line| line.contains("listening on")) {
+        if server
+            .log()
+            .iter()
+            .any(|line| line.contains("listening on"))
+        {
             server.wait_for_log("unreachable");
             let mut stream = server.connect();
             stream.write_all(STREAM_REQUEST).unwrap();
             assert!(status_line(&stream).starts_with("HTTP/1.1 503 "));
         }
         let log = server.log().join("\n");
-        assert!(log.contains("****"), "{url}: the URL is shown masked:\n{log}");
-        assert!(!log.contains(password), "{url}: the password is in the log:\n{log}");
+        assert!(
+            log.contains("****"),
+            "{url}: the URL is shown masked:\n{log}"
+        );
+        assert!(
+            !log.contains(password),
+            "{url}: the password is in the log:\n{log}"
+        );
     }
 }

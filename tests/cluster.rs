@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redisse::publisher::Publisher;
-use redisse::server::channels::ChannelSource;
+use redisse::server::channel_source::ChannelSource;
 use support::{RedisCluster, Setup, TestServer};
 
 /// Channels whose keys land on different primaries (slots 5061, 12182,

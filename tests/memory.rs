@@ -11,7 +11,7 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 
-use redisse::server::channels::ChannelSource;
+use redisse::server::channel_source::ChannelSource;
 use support::{RedisServer, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -93,7 +93,8 @@ async fn heap_per_stream(count: usize, request: impl Fn(usize) -> Vec<u8>) -> f6
 }
 
 fn request(query: &str, headers: &str, after: &str) -> Vec<u8> {
-    format!("GET /?{query} HTTP/1.1\r\nAccept: text/event-stream\r\n{headers}\r\n{after}").into_bytes()
+    format!("GET /?{query} HTTP/1.1\r\nAccept: text/event-stream\r\n{headers}\r\n{after}")
+        .into_bytes()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +107,10 @@ async fn a_streams_memory_depends_on_its_channels_not_on_its_request() {
     let plain = heap_per_stream(200, |i| request(&format!("c{i}"), "", "")).await;
     let cookies = heap_per_stream(200, |i| request(&format!("c{i}"), &cookie, "")).await;
     println!("one channel: {plain:.0} bytes per stream; with a 6 KB cookie: {cookies:.0}");
-    assert!(cookies <= plain * 1.1, "{cookies:.0} bytes against {plain:.0}");
+    assert!(
+        cookies <= plain * 1.1,
+        "{cookies:.0} bytes against {plain:.0}"
+    );
 
     // 1,000 channels of 48 bytes, then with 8 KB of padding in the head
     // and a stray byte after it.

@@ -99,7 +99,9 @@ fn request(rng: &mut Rng) -> Vec<u8> {
     text.push_str("\r\n");
     if rng.below(20) == 0 {
         // A big head of many channels, then a stray byte after it.
-        let channels: Vec<String> = (0..rng.below(1200)).map(|c| format!("news:{c:0>43}")).collect();
+        let channels: Vec<String> = (0..rng.below(1200))
+            .map(|c| format!("news:{c:0>43}"))
+            .collect();
         text = format!(
             "GET /?{} HTTP/1.1\r\nAccept: text/event-stream\r\nX-Padding: {}\r\n\r\nx",
             channels.join("&"),
@@ -197,7 +199,9 @@ fn thousands_of_bent_requests_leave_the_server_answering() {
     assert!(stats.starts_with("HTTP/1.1 200 OK\r\n"), "{stats}");
     // Refused channels failed their own requests: the hub stayed up.
     let publisher = Publisher::new(&redis.url(), DEADLINE, DEADLINE).unwrap();
-    let id = publisher.publish(b"news:bystander", b"message", b"still here").unwrap();
+    let id = publisher
+        .publish(b"news:bystander", b"message", b"still here")
+        .unwrap();
     read_until(&format!("id: {id}\n"));
     let panics: Vec<&String> = server
         .log()

@@ -8,9 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use redisse::protocol::cors::Origins;
 use redisse::publisher::Publisher;
-use redisse::server::channels::ChannelSource;
+use redisse::server::channel_source::ChannelSource;
 use redisse::server::Access;
-use redisse::token::{self, unix_now, Grant};
+use redisse::token::{self, Grant};
+use redisse::unix_time;
 use support::{exchange, metric, RedisServer, Setup, TestServer, DEADLINE};
 
 const SECRET: &[u8] = b"the current secret";
@@ -22,7 +23,7 @@ fn token_for(channels: &[&str], expires_in: u64, secret: &[u8]) -> String {
             .iter()
             .map(|c| Bytes::from(c.to_string()))
             .collect(),
-        expires_at: unix_now() + expires_in,
+        expires_at: unix_time::now() + expires_in,
         key_id: None,
     };
     token::sign(&grant, secret)

@@ -3,10 +3,11 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use redisse::event::{self, EventText};
-use redisse::protocol::accept::{negotiate, Representation};
+use redisse::event::EventText;
+use redisse::redis_layout;
 use redisse::protocol::history::{plan_opening, Replayed, Start, StoredEvent};
 use redisse::protocol::http::{parse_request_head, Body, HeadError, MAX_HEAD};
+use redisse::protocol::negotiation::{negotiate, Representation};
 use redisse::protocol::request::{parse_last_event_id, parse_query};
 
 /// `application/x-www-form-urlencoded`, as the redirect endpoint writes names.
@@ -199,7 +200,7 @@ proptest! {
         id in any::<u64>(),
     ) {
         let text = EventText::new(&data, Some(kind.as_bytes()), None).unwrap().with_id(id);
-        prop_assert_eq!(event::id_of(&text), Some(id));
+        prop_assert_eq!(redis_layout::id_of(&text), Some(id));
         prop_assert!(text.ends_with(b"\n\n"));
         let (read_data, read_kind, read_id) = browser_reads(&text);
         let sent = String::from_utf8_lossy(&data).replace("\r\n", "\n").replace('\r', "\n");

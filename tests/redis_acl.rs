@@ -54,7 +54,8 @@ fn users_with_exactly_the_documented_rules_publish_and_serve() {
 #[test]
 fn a_user_that_may_not_publish_gets_a_clear_error() {
     let redis = RedisServer::start();
-    redis.add_user("reader",
+    redis.add_user(
+        "reader",
         "read-secret-3",
         &PUBLISHER_RULE.replace(" +publish", ""),
     );
@@ -122,7 +123,10 @@ async fn a_channel_redis_refuses_fails_its_own_requests_alone() {
         b"GET /?private:1 HTTP/1.1\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert!(refused.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{refused}");
+    assert!(
+        refused.starts_with("HTTP/1.1 403 Forbidden\r\n"),
+        "{refused}"
+    );
     assert!(refused.contains("channel \"private:1\""), "{refused}");
     server.wait_for_log("no permissions");
 
@@ -136,21 +140,35 @@ async fn a_channel_redis_refuses_fails_its_own_requests_alone() {
     }))
     .await;
     let statuses: Vec<u16> = crowd.iter().map(|reader| reader.status).collect();
-    let expected: Vec<u16> = (0..40).map(|i| if i % 2 == 0 { 200 } else { 403 }).collect();
+    let expected: Vec<u16> = (0..40)
+        .map(|i| if i % 2 == 0 { 200 } else { 403 })
+        .collect();
     assert_eq!(statuses, expected);
-    let stats = server.get(b"GET / HTTP/1.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+    let stats =
+        server.get(b"GET / HTTP/1.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
     assert!(stats.contains("\"connected\": 21,"), "{stats}");
 
     let publisher = publisher(&redis.user_url("publisher", "pub-secret-6"));
-    let id = publisher.publish(b"news:open", b"message", b"still here").unwrap();
+    let id = publisher
+        .publish(b"news:open", b"message", b"still here")
+        .unwrap();
     // No counter yet when they opened: no lastEventId event.
-    assert_eq!(open.wait_for_ids(1).await, vec![id], "the open stream goes on");
+    assert_eq!(
+        open.wait_for_ids(1).await,
+        vec![id],
+        "the open stream goes on"
+    );
     let mut neighbour = crowd.into_iter().next().unwrap();
     // (The other streams of the crowd close here.)
-    let id = publisher.publish(b"news:crowd0", b"message", b"and its neighbour").unwrap();
+    let id = publisher
+        .publish(b"news:crowd0", b"message", b"and its neighbour")
+        .unwrap();
     assert_eq!(neighbour.wait_for_ids(1).await, vec![id]);
     let log = server.log().join("\n");
-    assert!(log.contains("\"private:1\""), "the log names the channel:\n{log}");
+    assert!(
+        log.contains("\"private:1\""),
+        "the log names the channel:\n{log}"
+    );
     assert!(!log.contains("srv-secret-5"), "{log}");
 }
 
@@ -159,7 +177,8 @@ async fn a_channel_redis_refuses_fails_its_own_requests_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_history_redis_refuses_to_read_fails_its_request_alone() {
     let redis = RedisServer::start();
-    redis.add_user("streamer",
+    redis.add_user(
+        "streamer",
         "srv-secret-7",
         &SERVER_RULE.replace("&news:*", "&*"),
     );
@@ -176,7 +195,10 @@ async fn a_history_redis_refuses_to_read_fails_its_request_alone() {
         b"GET /?private:2 HTTP/1.1\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert!(refused.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{refused}");
+    assert!(
+        refused.starts_with("HTTP/1.1 403 Forbidden\r\n"),
+        "{refused}"
+    );
     assert!(refused.contains("channel \"private:2\""), "{refused}");
     server.wait_for_log("no permissions");
     let id: u64 = redis::cmd("INCR")

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use redisse::publisher::{PublishError, Publisher};
 use redisse::redis_url::CA_VARIABLE;
-use redisse::server::channels::ChannelSource;
+use redisse::server::channel_source::ChannelSource;
 use support::{RedisServer, ServerProcess, TestCertificates, TestServer};
 
 fn publisher(url: &str) -> Publisher {
@@ -46,11 +46,8 @@ async fn publishes_and_streams_over_tls_checking_the_servers_certificate() {
     // SAFETY of the environment: this binary's only test sets it.
     std::env::set_var("SSL_CERT_FILE", certs.path("ca.crt"));
     let ca = certs.path("ca.crt");
-    let mut binary = ServerProcess::spawn_with_env(
-        &["--redis", &url],
-        None,
-        &[("SSL_CERT_FILE", ca.as_str())],
-    );
+    let mut binary =
+        ServerProcess::spawn_with_env(&["--redis", &url], None, &[("SSL_CERT_FILE", ca.as_str())]);
     binary.wait_for_log("connected to Redis");
     let published = tokio::task::spawn_blocking({
         let url = url.clone();

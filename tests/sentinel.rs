@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redisse::publisher::Publisher;
-use redisse::server::channels::ChannelSource;
+use redisse::server::channel_source::ChannelSource;
 use support::{wait_until, RedisServer, Sentinels, Setup, TestServer};
 
 const STREAMS: usize = 1000;

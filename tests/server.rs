@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redisse::blocking::Popped;
 use redisse::publisher::Publisher;
-use redisse::server::channels::{ChannelRequests, ChannelSource};
+use redisse::server::channel_source::{ChannelRequests, ChannelSource};
 use support::{exchange, RedisServer, SseReader, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,7 +301,10 @@ async fn a_million_new_channels_at_once_are_subscribed_not_taken_for_a_dead_redi
         }
     }))
     .await;
-    println!("{STREAMS} streams of {CHANNELS} channels open in {:?}", started.elapsed());
+    println!(
+        "{STREAMS} streams of {CHANNELS} channels open in {:?}",
+        started.elapsed()
+    );
     assert!(streams.iter().all(|stream| stream.status == 200));
     server.wait_for_streams(STREAMS as u64).await;
     let info: String = redis::cmd("INFO")
@@ -335,23 +338,41 @@ async fn a_key_that_is_no_history_replays_nothing_of_it() {
     let redis = RedisServer::start();
     let server = TestServer::start(&redis, ChannelSource::Query).await;
     let mut con = redis.client();
-    let _: () = redis::cmd("SET").arg("redisse:lastEventId").arg(5).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("redisse:lastEventId")
+        .arg(5)
+        .query(&mut con)
+        .unwrap();
     zadd(&mut con, "user:42:logins", "1", "alice");
     zadd(&mut con, "user:42:logins", "2", "bob@example.com");
-    zadd(&mut con, "retry", "1712345678.123", r#"{"class":"HardJob","retry":true}"#);
+    zadd(
+        &mut con,
+        "retry",
+        "1712345678.123",
+        r#"{"class":"HardJob","retry":true}"#,
+    );
     zadd(&mut con, "retry", "3", "id: 3\ndata: a look-alike\n");
     // Event text whose id is not its score is no event either.
     zadd(&mut con, "retry", "4", "id: 9\ndata: x\n\n");
-    let _: () = redis::cmd("SET").arg("a:string").arg("secret").query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("a:string")
+        .arg("secret")
+        .query(&mut con)
+        .unwrap();
     for key in ["user:42:logins", "retry", "a:string"] {
-        let mut stream = server.open(&format!("/?{key}"), &[("Last-Event-Id", "1")]).await;
+        let mut stream = server
+            .open(&format!("/?{key}"), &[("Last-Event-Id", "1")])
+            .await;
         assert_eq!(stream.status, 200, "{key}");
         let events = {
             stream.wait_for_ids(1).await;
             stream.events()
         };
         assert_eq!(events.len(), 1, "{key}: {events:?}");
-        assert_eq!((events[0].kind.as_str(), events[0].id), ("lastEventId", Some(5)));
+        assert_eq!(
+            (events[0].kind.as_str(), events[0].id),
+            ("lastEventId", Some(5))
+        );
     }
     assert!(server.stats().await.contains("\"missing\":   0"));
     server.stop().await;
@@ -366,9 +387,18 @@ async fn a_history_read_takes_a_hundred_events_at_most() {
     let server = TestServer::start(&redis, ChannelSource::Query).await;
     let mut con = redis.client();
     for id in 10..=400 {
-        zadd(&mut con, "long", &id.to_string(), &format!("id: {id}\nevent: m\ndata: {id}\n\n"));
+        zadd(
+            &mut con,
+            "long",
+            &id.to_string(),
+            &format!("id: {id}\nevent: m\ndata: {id}\n\n"),
+        );
     }
-    let _: () = redis::cmd("SET").arg("redisse:lastEventId").arg(400).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("redisse:lastEventId")
+        .arg(400)
+        .query(&mut con)
+        .unwrap();
     let mut stream = server.open("/?long", &[("Last-Event-Id", "3")]).await;
     stream
         .wait_for("the replay", |s| s.events().len() >= 101)

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use redisse::publisher::Publisher;
-use redisse::server::channels::ChannelSource;
+use redisse::server::channel_source::ChannelSource;
 use redisse::server::Limits;
 use std::io::Write;
 
@@ -256,7 +256,14 @@ fn a_client_that_never_reads_its_opening_is_dropped_after_the_send_timeout() {
             .unwrap();
     }
     let mut server = ServerProcess::spawn(
-        &["--redis", &redis.url(), "--heartbeat", "0.2", "--send-timeout", "1"],
+        &[
+            "--redis",
+            &redis.url(),
+            "--heartbeat",
+            "0.2",
+            "--send-timeout",
+            "1",
+        ],
         None,
     );
     server.wait_for_log("connected to Redis");

@@ -130,7 +130,7 @@ module Redisse
       request.reply(channels)
     rescue Timeout::Error
       warn "Redisse: channels took more than #{@timeout} s (Redisse.channels_timeout); answering 503"
-      request.refuse("channels took more than #{@timeout} s")
+      request.decline("channels took more than #{@timeout} s")
     rescue Exception => e # rubocop:disable Lint/RescueException
       # Whatever it is (Exception, SystemStackError, NoMemoryError...), the
       # client gets an answer and this thread lives on.

@@ -6,8 +6,7 @@ use thiserror::Error;
 
 use crate::percent;
 
-/// A channel name: any bytes, as Redis keys are.
-pub type Channel = Bytes;
+use crate::channel::{unique_channels, Channel};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("bad query string: {0}")]
@@ -41,16 +40,6 @@ pub fn parse_query(query: &[u8]) -> Result<(QueryOptions, Vec<Channel>), BadQuer
     Ok((options, unique_channels(channels)))
 }
 
-/// The channels a stream subscribes to: each once, in the order given,
-/// without empty names (the application's block may return any list).
-pub fn unique_channels(channels: impl IntoIterator<Item = Channel>) -> Vec<Channel> {
-    let mut seen = std::collections::HashSet::new();
-    channels
-        .into_iter()
-        .filter(|channel| !channel.is_empty() && seen.insert(channel.clone()))
-        .collect()
-}
-
 /// The form-decoded value of the first `token=` item, for servers that
 /// take signed channel lists (see `crate::token`).
 pub fn find_token(query: &[u8]) -> Option<Vec<u8>> {
@@ -75,12 +64,8 @@ pub fn parse_last_event_id(value: &[u8]) -> Option<u64> {
 
 /// A query item form-decoded; a bad escape is refused with the item.
 fn form_decode(item: &[u8]) -> Result<Vec<u8>, BadQuery> {
-    percent::decode_form(item).map_err(|e| {
-        BadQuery(format!(
-            "{e} in {:?}",
-            String::from_utf8_lossy(item)
-        ))
-    })
+    percent::decode_form(item)
+        .map_err(|e| BadQuery(format!("{e} in {:?}", String::from_utf8_lossy(item))))
 }
 
 #[cfg(test)]
@@ -144,15 +129,6 @@ mod tests {
     }
 
     #[test]
-    fn channels_are_unique_and_named() {
-        let given = ["b", "", "a", "b"].map(Bytes::from);
-        assert_eq!(
-            unique_channels(given),
-            vec![Bytes::from("b"), Bytes::from("a")]
-        );
-    }
-
-    #[test]
     fn bad_escapes_are_refused() {
         assert!(parse_query(b"a%zz").is_err());
         assert!(parse_query(b"a%4").is_err());
@@ -170,7 +146,9 @@ mod tests {
         assert!(!options.polling);
         assert_eq!(
             chans,
-            ["lastEventIds", "lastEventIdx=3", "pollingx"].map(Bytes::from).to_vec()
+            ["lastEventIds", "lastEventIdx=3", "pollingx"]
+                .map(Bytes::from)
+                .to_vec()
         );
     }
 

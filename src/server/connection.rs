@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use super::channels::ChannelSource;
+use super::channel_source::ChannelSource;
 use super::respond::{respond, Peer, Reply, Text, STREAM_HEADERS};
 use super::stream::{EventStream, Next};
 use super::Shared;
@@ -38,14 +38,14 @@ const UNKNOWN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIE
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1 << 20;
 
-pub struct Connection {
+pub struct ClientConnection {
     socket: TcpStream,
     /// Bytes read and not parsed yet: a head coming in, or a pipelined request.
     buffer: Vec<u8>,
     peer: Peer,
 }
 
-impl Connection {
+impl ClientConnection {
     pub fn new(socket: TcpStream, remote: SocketAddr, shared: &Shared) -> Self {
         // Events go out as soon as they are written, not when the last one was acknowledged.
         let _ = socket.set_nodelay(true);
@@ -54,7 +54,7 @@ impl Connection {
             ChannelSource::Application(_) => socket.local_addr().unwrap_or(UNKNOWN_ADDR),
             ChannelSource::Query => UNKNOWN_ADDR,
         };
-        Connection {
+        ClientConnection {
             socket,
             buffer: Vec::new(),
             peer: Peer { remote, local },
@@ -72,7 +72,7 @@ impl Connection {
             };
             let request = match head {
                 Ok(Ok(Some(request))) => request,
-                Ok(Err(e)) => return self.refuse(e, send_timeout).await,
+                Ok(Err(e)) => return self.answer_bad_head(e, send_timeout).await,
                 // Closed by the client, or idle too long.
                 Ok(Ok(None)) | Err(_) => return,
             };
@@ -82,7 +82,7 @@ impl Connection {
             // connection, streams that live for hours included. A client that
             // leaves meanwhile (while the application picks its channels, say)
             // gives its request up.
-            let Connection {
+            let ClientConnection {
                 socket,
                 buffer,
                 peer,
@@ -99,13 +99,13 @@ impl Connection {
             drop(request);
             match reply {
                 Reply::Stream { stream, headers } => {
-                    let head = stream_head(&headers, shape);
+                    let head = stream_response_head(&headers, shape);
                     if !self.write_stream(stream, head, shape, shared).await {
                         return;
                     }
                 }
                 Reply::StreamHead { headers } => {
-                    let head = stream_head(&headers, shape);
+                    let head = stream_response_head(&headers, shape);
                     let written = write_within(&mut self.socket, &head[..], send_timeout);
                     if written.await.is_err() || !shape.keep_alive {
                         return;
@@ -154,11 +154,15 @@ impl Connection {
     }
 
     /// Answers a head that could not be read, and closes.
-    async fn refuse(mut self, error: HeadError, send_timeout: Duration) {
+    async fn answer_bad_head(mut self, error: HeadError, send_timeout: Duration) {
         debug!("bad request from {}: {error}", self.peer.remote);
         let status = error.status();
         let text = Text::plain(status, format!("{}\n{error}\n", status.line()));
-        if self.write_text(text, false, false, send_timeout).await.is_ok() {
+        if self
+            .write_text(text, false, false, send_timeout)
+            .await
+            .is_ok()
+        {
             // What is left of the head may still be coming.
             self.close(true).await;
         }
@@ -186,7 +190,10 @@ impl Connection {
             response.extend_from_slice(&body);
         }
         let written = write_within(&mut self.socket, &response[..], send_timeout).await;
-        if written.as_ref().is_err_and(|e| e.kind() == io::ErrorKind::TimedOut) {
+        if written
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::TimedOut)
+        {
             info!(
                 "closing the connection of {}: it took nothing of its answer for {send_timeout:?} (--send-timeout)",
                 self.peer.remote
@@ -234,7 +241,7 @@ impl Connection {
             let live = match next {
                 Next::Write(live) => live,
                 Next::End => break,
-                Next::Drop => return dropped(),
+                Next::FellBehind => return dropped(),
             };
             text = Bytes::new().chain(frame(live, shape.framing));
         }
@@ -323,7 +330,7 @@ fn frame(text: Bytes, framing: Framing) -> impl Buf {
 }
 
 /// A stream's response head, with its extra headers (CORS).
-fn stream_head(extra: &[(&'static str, String)], shape: AnswerShape) -> Vec<u8> {
+fn stream_response_head(extra: &[(&'static str, String)], shape: AnswerShape) -> Vec<u8> {
     let mut headers: Vec<(&str, &str)> = STREAM_HEADERS.to_vec();
     headers.extend(extra.iter().map(|(name, value)| (*name, value.as_str())));
     response_head(
@@ -388,7 +395,7 @@ mod tests {
     /// The size of the future `f` returns, without calling it.
     fn future_size<F, Fut>(_: F) -> usize
     where
-        F: FnOnce(Connection, &'static Shared, watch::Receiver<bool>) -> Fut,
+        F: FnOnce(ClientConnection, &'static Shared, watch::Receiver<bool>) -> Fut,
     {
         std::mem::size_of::<Fut>()
     }

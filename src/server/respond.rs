@@ -9,17 +9,17 @@ use bytes::Bytes;
 use tracing::{info, warn};
 
 use super::accept::RETRY_AFTER;
-use super::channels::{Answer, ChannelSource, RequestInfo};
+use super::channel_source::{Answer, ChannelSource, RequestInfo};
 use super::hub::Link;
 use super::metrics::{self, RedisLinks};
 use super::stream::{EventStream, OpenError, StreamRequest};
 use super::Shared;
-use crate::protocol::accept::{negotiate, Representation};
+use crate::channel::{unique_channels, Channel};
 use crate::protocol::http::{RequestHead, Status};
-use crate::protocol::request::{
-    find_token, parse_last_event_id, parse_query, unique_channels, Channel,
-};
-use crate::token::{self, unix_now, Grant, TokenError};
+use crate::protocol::negotiation::{negotiate, Representation};
+use crate::protocol::request::{find_token, parse_last_event_id, parse_query};
+use crate::token::{self, Grant, TokenError};
+use crate::unix_time;
 
 /// What a request gets: a whole text, or an event stream.
 pub enum Reply {
@@ -158,17 +158,19 @@ async fn route(shared: &Shared, request: &RequestHead, peer: &Peer) -> Reply {
             Reply::Text(Text::json(Status::Ok, shared.metrics.stats.to_json()))
         }
         Representation::NotAcceptable => plain(Status::NotAcceptable, NOT_ACCEPTABLE),
-        Representation::EventStream if request.is_head() => stream_head(shared, request, peer),
+        Representation::EventStream if request.is_head() => {
+            stream_head_reply(shared, request, peer)
+        }
         Representation::EventStream => open_stream(shared, request, peer).await,
     }
 }
 
 /// The head a GET would get, without opening the stream: a token is still
 /// needed, and checked.
-fn stream_head(shared: &Shared, request: &RequestHead, peer: &Peer) -> Reply {
+fn stream_head_reply(shared: &Shared, request: &RequestHead, peer: &Peer) -> Reply {
     if matches!(shared.channels, ChannelSource::Query) && !shared.access.secrets.is_empty() {
         if let Err(reason) = granted(shared, request.query.as_bytes()) {
-            return refused_token(shared, peer, reason);
+            return forbidden_token(shared, peer, reason);
         }
     }
     Reply::StreamHead {
@@ -176,7 +178,7 @@ fn stream_head(shared: &Shared, request: &RequestHead, peer: &Peer) -> Reply {
     }
 }
 
-fn refused_token(shared: &Shared, peer: &Peer, reason: String) -> Reply {
+fn forbidden_token(shared: &Shared, peer: &Peer, reason: String) -> Reply {
     shared.metrics.tokens_refused.fetch_add(1, Relaxed);
     info!("stream refused to {}: {reason}", peer.remote);
     plain(Status::Forbidden, format!("403 Forbidden\n{reason}\n"))
@@ -188,7 +190,7 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Up when both Redis connections are; for load balancers and probes.
 async fn health(shared: &Shared) -> Reply {
     let pubsub = shared.hub.link();
-    let commands = tokio::time::timeout(HEALTH_TIMEOUT, shared.store.ping())
+    let commands = tokio::time::timeout(HEALTH_TIMEOUT, shared.history.ping())
         .await
         .unwrap_or(false);
     let word = |up: bool| if up { "up" } else { "down" };
@@ -226,7 +228,7 @@ async fn health(shared: &Shared) -> Reply {
 async fn metrics(shared: &Shared) -> Reply {
     let links = RedisLinks {
         pubsub: shared.hub.link() == Link::Up,
-        commands: shared.store.is_up(),
+        commands: shared.history.is_up(),
     };
     Reply::Text(Text {
         status: Status::Ok,
@@ -250,7 +252,7 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
                     expires_at = Some(grant.expires_at);
                     unique_channels(grant.channels)
                 }
-                Err(reason) => return refused_token(shared, peer, reason),
+                Err(reason) => return forbidden_token(shared, peer, reason),
             }
         }
         ChannelSource::Query => query_channels,
@@ -348,7 +350,7 @@ fn granted(shared: &Shared, query: &[u8]) -> Result<Grant, String> {
     let token = find_token(query).ok_or("missing token")?;
     let secrets: Vec<&[u8]> = shared.access.secrets.iter().map(Vec::as_slice).collect();
     let token = std::str::from_utf8(&token).map_err(|_| TokenError::Malformed.to_string())?;
-    token::verify(token, &secrets, unix_now()).map_err(|e| e.to_string())
+    token::verify(token, &secrets, unix_time::now()).map_err(|e| e.to_string())
 }
 
 fn request_info(request: &RequestHead, peer: &Peer) -> RequestInfo {

@@ -19,7 +19,7 @@ use thiserror::Error;
 use tokio::sync::Notify;
 use tracing::{info, warn, Level};
 
-use super::channels::ChannelSource;
+use super::channel_source::ChannelSource;
 use super::{Access, Config, Limits};
 use crate::blocking::{BlockingQueue, Popped};
 use crate::protocol::cors::Origins;
@@ -331,8 +331,16 @@ fn secrets(settings: &Settings) -> Result<Vec<Vec<u8>>, StartError> {
         Ok(Some(secret))
     };
     Ok([
-        read(&settings.secret_file, settings.secret.as_ref(), "REDISSE_SECRET")?,
-        read(&settings.previous_secret_file, None, "REDISSE_SECRET_PREVIOUS")?,
+        read(
+            &settings.secret_file,
+            settings.secret.as_ref(),
+            "REDISSE_SECRET",
+        )?,
+        read(
+            &settings.previous_secret_file,
+            None,
+            "REDISSE_SECRET_PREVIOUS",
+        )?,
     ]
     .into_iter()
     .flatten()

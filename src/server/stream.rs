@@ -22,14 +22,14 @@ use thiserror::Error;
 use tokio::time::Sleep;
 use tracing::info;
 
+use super::history_reader::ReadError;
 use super::hub::{Hub, SubscribeError};
 use super::mailbox::{Batch, Closed, Mailbox, StreamId};
 use super::metrics::Metrics;
-use super::store::ReadError;
 use super::{Shared, StreamSlot};
+use crate::channel::Channel;
 use crate::protocol::history::{self, plan_opening, Opening, Replayed, Start};
-use crate::protocol::request::Channel;
-use crate::token::since_epoch;
+use crate::unix_time;
 
 /// How long a long-polling stream stays open after its first event, so
 /// that events published close together arrive in one response.
@@ -46,7 +46,10 @@ pub enum OpenError {
     #[error("the Redis pub/sub connection is down")]
     HubDown,
     /// Redis refused a channel, to subscribe or to read: a 403 naming it.
-    #[error("Redis refused channel {:?}: {reason}", String::from_utf8_lossy(channel))]
+    #[error(
+        "Redis refused channel {:?}: {reason}",
+        String::from_utf8_lossy(channel)
+    )]
     Refused { channel: Channel, reason: String },
     /// A 503.
     #[error("cannot read the history: {0}")]
@@ -104,7 +107,7 @@ pub enum Next {
     /// The stream ended: finish the response.
     End,
     /// The client fell too far behind: close the connection.
-    Drop,
+    FellBehind,
 }
 
 impl EventStream {
@@ -121,7 +124,7 @@ impl EventStream {
         let start = match last_event_id {
             Some(id) => Start::After(id),
             None => Start::Opened {
-                counter: shared.store.counter().await?.unwrap_or(0),
+                counter: shared.history.counter().await?.unwrap_or(0),
             },
         };
         let mailbox = Mailbox::new();
@@ -133,7 +136,7 @@ impl EventStream {
             .subscribe(mailbox.clone(), channels.clone())
             .await?;
         let reading = Instant::now();
-        let snapshot = shared.store.snapshot(start, &channels).await?;
+        let snapshot = shared.history.snapshot(start, &channels).await?;
         shared
             .metrics
             .history_reads
@@ -143,7 +146,7 @@ impl EventStream {
         let opening = plan_opening(start, snapshot.histories, snapshot.counter);
         let mut stream = EventStream::new(opening, mailbox, polling, registration);
         if let Some(expires_at) = expires_at {
-            let left = Duration::from_secs(expires_at).saturating_sub(since_epoch());
+            let left = Duration::from_secs(expires_at).saturating_sub(unix_time::since_epoch());
             stream.expiry = Some(Box::pin(tokio::time::sleep(left)));
         }
         Ok(stream)
@@ -229,7 +232,7 @@ impl EventStream {
             self.end = match self.batch.closed {
                 None => None,
                 Some(Closed::Ended) => Some(Next::End),
-                Some(Closed::Overflowed) => Some(Next::Drop),
+                Some(Closed::Overflowed) => Some(Next::FellBehind),
             };
             if let Some(text) = self.write_batch() {
                 return Poll::Ready(Next::Write(text));

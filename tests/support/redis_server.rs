@@ -111,7 +111,11 @@ impl RedisServer {
 
     /// Starts it again on its port.
     pub fn restart(&mut self) {
-        assert!(self.spawn(), "redis-server cannot listen on {} again", self.port);
+        assert!(
+            self.spawn(),
+            "redis-server cannot listen on {} again",
+            self.port
+        );
     }
 
     /// Starts redis-server on `self.port`: `false` if it exited instead.
@@ -186,7 +190,10 @@ fn server_pid(url: &str) -> Option<u32> {
         .ok()?
         .get_connection_with_timeout(Duration::from_millis(500))
         .ok()?;
-    let info: String = redis::cmd("INFO").arg("server").query(&mut connection).ok()?;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(&mut connection)
+        .ok()?;
     info.lines()
         .find_map(|line| line.strip_prefix("process_id:"))
         .and_then(|pid| pid.trim().parse().ok())

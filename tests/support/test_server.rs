@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use redisse::redis_url::RedisUrl;
-use redisse::server::channels::ChannelSource;
+use redisse::server::channel_source::ChannelSource;
 use redisse::server::{self, Access, Config, Limits};
 use tokio::sync::oneshot;
 

@@ -18,7 +18,7 @@ use magnus::{function, method, prelude::*, Error, RArray, RClass, RString, Ruby}
 use redisse::blocking::Popped;
 use redisse::cli::{self, Command, Defaults};
 use redisse::publisher::{PendingPublish, PublishError};
-use redisse::server::channels::{ChannelRequest, ChannelRequests, ChannelSource};
+use redisse::server::channel_source::{ChannelRequest, ChannelRequests, ChannelSource};
 use redisse::server::runtime::{self, RunningServer, Settings, Signals, Waited};
 
 use errors::{command_line_error, connection_error, error, invalid_event_error};
@@ -34,7 +34,7 @@ fn optional_bytes(s: Option<RString>) -> Option<Vec<u8>> {
 }
 
 /// An Array of Strings (already `to_s`-converted by Ruby) as channel names.
-fn channel_names(channels: RArray) -> Result<Vec<redisse::protocol::request::Channel>, Error> {
+fn channel_names(channels: RArray) -> Result<Vec<redisse::channel::Channel>, Error> {
     (0..channels.len())
         .map(|i| {
             channels
@@ -291,7 +291,9 @@ impl Server {
     /// Whether the server stopped taking channel requests (or never took
     /// any: it is not in-process).
     fn channel_requests_closed(&self) -> bool {
-        self.requests.as_deref().is_none_or(ChannelRequests::is_closed)
+        self.requests
+            .as_deref()
+            .is_none_or(ChannelRequests::is_closed)
     }
 }
 
@@ -375,12 +377,12 @@ impl Request {
         Ok(())
     }
 
-    fn refuse(ruby: &Ruby, rb_self: &Self, reason: String) -> Result<(), Error> {
-        Self::take(ruby, rb_self)?.refuse(reason);
+    fn decline(ruby: &Ruby, rb_self: &Self, reason: String) -> Result<(), Error> {
+        Self::take(ruby, rb_self)?.decline(reason);
         Ok(())
     }
 
-    /// Whether `reply`, `fail` or `refuse` was called already.
+    /// Whether `reply`, `fail` or `decline` was called already.
     fn answered(&self) -> bool {
         self.0.borrow().is_none()
     }
@@ -431,7 +433,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     request.define_method("time_left", method!(Request::time_left, 0))?;
     request.define_method("reply", method!(Request::reply, 1))?;
     request.define_method("fail", method!(Request::fail, 1))?;
-    request.define_method("refuse", method!(Request::refuse, 1))?;
+    request.define_method("decline", method!(Request::decline, 1))?;
     request.define_method("answered?", method!(Request::answered, 0))?;
     Ok(())
 }

@@ -19,9 +19,9 @@ use redis::aio::PubSubSink;
 use tracing::{debug, warn};
 
 use super::{Command, SubscribeError, REDIS_TIMEOUT};
+use crate::channel::Channel;
 use crate::command_link::is_connection_error;
-use crate::event;
-use crate::protocol::request::Channel;
+use crate::redis_layout;
 use crate::server::mailbox::{Delivery, Mailbox, StreamId};
 
 /// Channels in one `SUBSCRIBE` or `UNSUBSCRIBE`.
@@ -148,7 +148,7 @@ impl Listeners {
             return;
         };
         let delivery = Delivery {
-            id: event::id_of(payload),
+            id: redis_layout::id_of(payload),
             text: Bytes::copy_from_slice(payload),
         };
         debug!(
@@ -176,7 +176,9 @@ enum Verb {
 /// refused channels from their neighbours.
 async fn subscribe(sink: &PubSubSink, channels: &[Channel]) -> Result<Refusals, String> {
     let mut refused = Refusals::new();
-    for (failed, _) in pipeline(sink, Verb::Subscribe, channels.chunks(CHANNELS_PER_COMMAND)).await? {
+    for (failed, _) in
+        pipeline(sink, Verb::Subscribe, channels.chunks(CHANNELS_PER_COMMAND)).await?
+    {
         let singles = failed.chunks(1);
         for (single, reason) in pipeline(sink, Verb::Subscribe, singles).await? {
             let channel = single[0].clone();

@@ -22,8 +22,8 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use crate::blocking::{BlockingQueue, Popped, Refused};
-use crate::protocol::request::Channel;
+use crate::blocking::{BlockingQueue, NotQueued, Popped};
+use crate::channel::Channel;
 
 pub enum ChannelSource {
     /// The query string's items (SPEC §2, redirect mode).
@@ -83,7 +83,7 @@ impl ChannelRequest {
     }
 
     /// The application cannot answer now (it is stopping): a 503.
-    pub fn refuse(self, reason: String) {
+    pub fn decline(self, reason: String) {
         let _ = self.answer.send(Answer::Unavailable(reason));
     }
 }
@@ -123,8 +123,8 @@ impl ChannelRequests {
             .push_making_room(request, ChannelRequest::is_abandoned)
         {
             let reason = match refused {
-                Refused::Closed(_) => "the server is stopping".to_string(),
-                Refused::Full(_) => format!(
+                NotQueued::Closed(_) => "the server is stopping".to_string(),
+                NotQueued::Full(_) => format!(
                     "{} requests already wait for the application",
                     Self::CAPACITY
                 ),
@@ -172,7 +172,7 @@ impl ChannelRequests {
         self.queue.close();
         self.stopping.send_replace(true);
         for request in self.queue.drain() {
-            request.refuse("the server is stopping".into());
+            request.decline("the server is stopping".into());
         }
     }
 }

@@ -22,7 +22,7 @@ mod listeners;
 use self::listeners::Listeners;
 use super::mailbox::{Mailbox, StreamId};
 use super::metrics::Metrics;
-use crate::protocol::request::Channel;
+use crate::channel::Channel;
 use crate::redis_url::RedisUrl;
 
 /// How long Redis may stay silent, while the hub waits for an answer,
@@ -39,7 +39,10 @@ pub enum SubscribeError {
     HubDown,
     /// Redis refused one of its channels (an ACL user limited to some
     /// channels): this request alone gets a 403; other streams go on.
-    #[error("Redis refused to subscribe to {:?}: {reason}", String::from_utf8_lossy(channel))]
+    #[error(
+        "Redis refused to subscribe to {:?}: {reason}",
+        String::from_utf8_lossy(channel)
+    )]
     Refused { channel: Channel, reason: String },
 }
 
@@ -191,10 +194,10 @@ impl HubTask {
                     self.link.set(Link::Down);
                     // Those who waited for this attempt learn it failed.
                     for command in self.early.drain(..) {
-                        refuse(command);
+                        answer_hub_down(command);
                     }
                     while let Ok(command) = self.commands.try_recv() {
-                        refuse(command);
+                        answer_hub_down(command);
                     }
                     if self.pause_between_attempts(delay).await.is_break() {
                         break;
@@ -232,10 +235,10 @@ impl HubTask {
         self.end_all_streams();
         self.commands.close();
         for command in self.early.drain(..) {
-            refuse(command);
+            answer_hub_down(command);
         }
         while let Ok(command) = self.commands.try_recv() {
-            refuse(command);
+            answer_hub_down(command);
         }
     }
 
@@ -333,7 +336,7 @@ impl HubTask {
 }
 
 /// A subscriber while Redis is down gets a 503; a stream leaving has nothing to undo.
-fn refuse(command: Command) {
+fn answer_hub_down(command: Command) {
     if let Command::Subscribe { done, .. } = command {
         let _ = done.send(Err(SubscribeError::HubDown));
     }

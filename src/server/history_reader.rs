@@ -11,16 +11,15 @@ use bytes::Bytes;
 use redis::{ErrorKind, ServerErrorKind, Value};
 
 use super::metrics::{LinkHealth, Metrics};
-use crate::command_link::{is_connection_error, CommandLink, Connection};
-use crate::event;
+use crate::channel::Channel;
+use crate::command_link::{is_connection_error, CommandConnection, CommandLink};
 use crate::protocol::history::{Start, StoredEvent};
-use crate::protocol::request::Channel;
-use crate::publisher::{HISTORY_SIZE, LAST_EVENT_ID_KEY};
+use crate::redis_layout::{self, HISTORY_SIZE, LAST_EVENT_ID_KEY};
 use crate::redis_url::RedisUrl;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct Store {
+pub struct HistoryReader {
     link: CommandLink,
     health: LinkHealth,
     metrics: Arc<Metrics>,
@@ -37,16 +36,19 @@ pub struct Snapshot {
 pub enum ReadError {
     /// The server's Redis user may not read this channel's key (NOPERM):
     /// the request gets a 403 that names it.
-    #[error("Redis refused to read the history of {:?}: {reason}", String::from_utf8_lossy(channel))]
+    #[error(
+        "Redis refused to read the history of {:?}: {reason}",
+        String::from_utf8_lossy(channel)
+    )]
     Refused { channel: Channel, reason: String },
     #[error("cannot read the history: {0}")]
     Redis(#[from] redis::RedisError),
 }
 
-impl Store {
+impl HistoryReader {
     /// Connects on first use.
     pub fn new(url: &RedisUrl, metrics: Arc<Metrics>) -> Self {
-        Store {
+        HistoryReader {
             link: CommandLink::new(url.clone(), TIMEOUT, TIMEOUT),
             health: LinkHealth::default(),
             metrics,
@@ -80,7 +82,11 @@ impl Store {
     /// Each history read is bounded by the history's size, and keeps only
     /// event text: a channel is any key of the database, which may be a
     /// sorted set of the application's own, or no sorted set at all.
-    pub async fn snapshot(&self, start: Start, channels: &[Channel]) -> Result<Snapshot, ReadError> {
+    pub async fn snapshot(
+        &self,
+        start: Start,
+        channels: &[Channel],
+    ) -> Result<Snapshot, ReadError> {
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(LAST_EVENT_ID_KEY);
         let min = start.min_score();
@@ -155,7 +161,7 @@ impl Store {
 /// A cluster's keys live on several nodes: the first command (the counter)
 /// first, as in a pipeline, then the others at once, each to its node.
 async fn one_by_one(
-    connection: Connection,
+    connection: CommandConnection,
     pipe: &redis::Pipeline,
 ) -> redis::RedisResult<Vec<Replied>> {
     let query = |command: &redis::Cmd| {
@@ -202,7 +208,7 @@ fn parse_history(value: Value) -> Vec<StoredEvent> {
         let Value::BulkString(text) = member else {
             continue;
         };
-        let Some(id) = event::stored_id(&text) else {
+        let Some(id) = redis_layout::stored_id(&text) else {
             continue;
         };
         // A score is a double: above 2^53 it is the id, rounded.

@@ -1,6 +1,6 @@
 //! The SSE server: accepts connections, serves each in a task of its own
 //! (HTTP/1.1 parsed with httparse, see `protocol::http`), and keeps the
-//! shared parts (hub, store, stats) that streams use.
+//! shared parts (hub, history reader, stats) that streams use.
 //!
 //! `run(listener, config, shutdown)` serves until `shutdown` completes, then
 //! stops accepting, ends every stream cleanly and returns. `runtime` runs
@@ -13,18 +13,20 @@
 //! - `mailbox`: a stream's bounded queue, filled by the hub.
 //! - `metrics`: the stats of 0.4, and more for Prometheus and health checks.
 //! - `hub`: the one pub/sub connection, fanning events out to mailboxes.
-//! - `store`: the one command connection (counter, histories).
-//! - `channels`: where a stream's channels come from (query or application).
+//! - `history_reader`: the one command connection (counter, histories).
+//! - `channel_source`: where a stream's channels come from (query or
+//!   application).
+//! - `runtime`: the server on threads of its own, for the binary and the gem.
 
 pub mod accept;
-pub mod channels;
+pub mod channel_source;
 pub mod connection;
+pub mod history_reader;
 pub mod hub;
 pub mod mailbox;
 pub mod metrics;
 pub mod respond;
 pub mod runtime;
-pub mod store;
 pub mod stream;
 
 use std::future::Future;
@@ -38,11 +40,11 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use self::accept::Acceptor;
-use self::channels::ChannelSource;
-use self::connection::Connection;
+use self::channel_source::ChannelSource;
+use self::connection::ClientConnection;
+use self::history_reader::HistoryReader;
 use self::hub::{Heartbeat, Hub};
 use self::metrics::Metrics;
-use self::store::Store;
 use crate::redis_url::RedisUrl;
 
 /// How long streams get to end once the server stops.
@@ -106,7 +108,7 @@ impl Default for Limits {
 /// What every connection shares.
 pub struct Shared {
     pub hub: Hub,
-    pub store: Store,
+    pub history: HistoryReader,
     pub metrics: Arc<Metrics>,
     pub channels: ChannelSource,
     pub limits: Limits,
@@ -155,7 +157,7 @@ pub async fn run(
     );
     let shared = Arc::new(Shared {
         hub,
-        store: Store::new(&config.redis, metrics.clone()),
+        history: HistoryReader::new(&config.redis, metrics.clone()),
         metrics,
         channels: config.channels,
         limits: config.limits,
@@ -176,7 +178,7 @@ pub async fn run(
         // this loop only accepts: thousands of browsers may arrive at once.
         let (shared, stopped, alive) = (shared.clone(), stopped.clone(), connection_alive.clone());
         tokio::spawn(async move {
-            Connection::new(socket, remote, &shared)
+            ClientConnection::new(socket, remote, &shared)
                 .serve(&shared, stopped)
                 .await;
             drop(alive);

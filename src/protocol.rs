@@ -2,9 +2,9 @@
 //! stream starts with, what the stats say. No I/O here, so every rule of
 //! SPEC §2 is unit-tested on its own.
 
-pub mod accept;
 pub mod cors;
 pub mod history;
 pub mod http;
+pub mod negotiation;
 pub mod request;
 pub mod stats;
