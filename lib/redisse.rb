@@ -6,6 +6,10 @@ require "redisse/server_sent_events"
 require "redisse/test_event"
 require "redisse/redirect_endpoint"
 require "redisse/signed_streams"
+require "redisse/turbo_streams"
+require "redisse/browser"
+# In a Rails application: the view helper, the routes, the JavaScript.
+require "redisse/engine" if defined?(Rails::Engine)
 
 # Server-Sent Events backed by Redis: publish events from the application,
 # serve them with the `redisse` server.
