@@ -26,6 +26,9 @@ Gem::Specification.new do |spec|
 
   spec.files = Dir[
     "lib/**/*.rb",
+    # The Rails engine's controller, and the browser client (also the npm
+    # package, see package.json).
+    "app/**/*.{rb,js}",
     "ext/redisse/**/*.{rs,rb,toml}",
     "src/**/*.rs",
     "Cargo.toml",

@@ -13,8 +13,13 @@ RSpec.describe "The Rails app" do
     expect(Redisse.channels(Rack::MockRequest.env_for("/"))).to eq ["global"]
   end
 
-  it "routes /events to the redirect endpoint" do
+  it "mounts the redisse engine at /events" do
     route = Rails.application.routes.routes.find { |r| r.path.spec.to_s.start_with?("/events") }
-    expect(route.app.app).to be Redisse.redirect_endpoint
+    expect(route.app.app).to be Redisse::Engine
+  end
+
+  it "finds the browser client on the asset path" do
+    expect(Rails.application.assets.find_asset("redisse.js").filename)
+      .to eq File.expand_path("../../../app/javascript/redisse.js", __dir__)
   end
 end

@@ -6,3 +6,7 @@ Redisse.channels do |env|
   session = ActionDispatch::Request.new(env).session
   ["global", session[:channel]].compact
 end
+
+# With REDISSE_SECRET and REDISSE_SERVER_URL set (the gem reads both),
+# `redisse_stream_from` renders signed URLs straight to the redisse
+# server; without them, the engine's /events, through nginx.
