@@ -10,7 +10,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 pub struct BlockingQueue<T> {
-    state: Mutex<State<T>>,
+    state: Mutex<QueueState<T>>,
     changed: Condvar,
     /// Bumped by each interrupt; a waiter that sees it move returns.
     interrupts: AtomicU64,
@@ -18,7 +18,7 @@ pub struct BlockingQueue<T> {
     capacity: usize,
 }
 
-struct State<T> {
+struct QueueState<T> {
     items: VecDeque<T>,
     closed: bool,
 }
@@ -52,7 +52,7 @@ impl<T> Default for BlockingQueue<T> {
 impl<T> BlockingQueue<T> {
     pub fn bounded(capacity: usize) -> Self {
         BlockingQueue {
-            state: Mutex::new(State {
+            state: Mutex::new(QueueState {
                 items: VecDeque::new(),
                 closed: false,
             }),
@@ -64,7 +64,7 @@ impl<T> BlockingQueue<T> {
 }
 
 impl<T> BlockingQueue<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
+    fn lock(&self) -> MutexGuard<'_, QueueState<T>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

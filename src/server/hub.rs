@@ -46,7 +46,7 @@ pub enum SubscribeError {
     Refused { channel: Channel, reason: String },
 }
 
-enum Command {
+enum SubscriptionChange {
     Subscribe {
         mailbox: Arc<Mailbox>,
         channels: Vec<Channel>,
@@ -91,7 +91,7 @@ impl LinkState {
 /// A handle on the hub, shared by the connections.
 #[derive(Clone)]
 pub struct Hub {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedSender<SubscriptionChange>,
     link: Arc<LinkState>,
 }
 
@@ -134,7 +134,7 @@ impl Hub {
     ) -> Result<(), SubscribeError> {
         let (done, confirmed) = oneshot::channel();
         self.commands
-            .send(Command::Subscribe {
+            .send(SubscriptionChange::Subscribe {
                 mailbox,
                 channels,
                 done,
@@ -145,20 +145,20 @@ impl Hub {
 
     /// Removes a stream from all its channels (it may not have been added).
     pub fn unsubscribe(&self, stream: StreamId) {
-        let _ = self.commands.send(Command::Unsubscribe { stream });
+        let _ = self.commands.send(SubscriptionChange::Unsubscribe { stream });
     }
 }
 
 struct HubTask {
     url: RedisUrl,
     heartbeat: Heartbeat,
-    commands: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::UnboundedReceiver<SubscriptionChange>,
     link: Arc<LinkState>,
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
     listeners: Listeners,
     /// Subscriptions that came between two attempts, for the next one.
-    early: Vec<Command>,
+    early: Vec<SubscriptionChange>,
 }
 
 enum Outcome {
@@ -254,12 +254,12 @@ impl HubTask {
                 _ = stopping(&mut self.stop) => return ControlFlow::Break(()),
                 _ = &mut pause => return ControlFlow::Continue(()),
                 command = self.commands.recv() => match command {
-                    Some(command @ Command::Subscribe { .. }) => {
+                    Some(command @ SubscriptionChange::Subscribe { .. }) => {
                         self.early.push(command);
                         return ControlFlow::Continue(());
                     }
                     // Nothing is subscribed while Redis is away.
-                    Some(Command::Unsubscribe { .. }) => {}
+                    Some(SubscriptionChange::Unsubscribe { .. }) => {}
                     None => return ControlFlow::Break(()),
                 },
             }
@@ -336,8 +336,8 @@ impl HubTask {
 }
 
 /// A subscriber while Redis is down gets a 503; a stream leaving has nothing to undo.
-fn answer_hub_down(command: Command) {
-    if let Command::Subscribe { done, .. } = command {
+fn answer_hub_down(command: SubscriptionChange) {
+    if let SubscriptionChange::Subscribe { done, .. } = command {
         let _ = done.send(Err(SubscribeError::HubDown));
     }
 }

@@ -41,14 +41,14 @@ pub type StreamId = u64;
 
 pub struct Mailbox {
     id: StreamId,
-    state: Mutex<State>,
+    state: Mutex<MailboxState>,
     /// Wakes [`Mailbox::closed`]: a stalled client is not reading, so the
     /// connection's task is stuck writing, not taking from the mailbox.
     closing: Notify,
 }
 
 #[derive(Default)]
-struct State {
+struct MailboxState {
     queue: Vec<Delivery>,
     queued_bytes: usize,
     heartbeat_due: bool,
@@ -94,7 +94,7 @@ impl Mailbox {
         self.id
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, MailboxState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -132,7 +132,7 @@ impl Mailbox {
         wake(state);
     }
 
-    fn overflow(&self, state: &mut State) {
+    fn overflow(&self, state: &mut MailboxState) {
         state.queue = Vec::new();
         state.queued_bytes = 0;
         state.closed = Some(Closed::Overflowed);
@@ -190,7 +190,7 @@ impl Mailbox {
     }
 }
 
-fn wake(mut state: MutexGuard<'_, State>) {
+fn wake(mut state: MutexGuard<'_, MailboxState>) {
     let waker = state.waker.take();
     drop(state);
     if let Some(waker) = waker {

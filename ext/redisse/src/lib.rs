@@ -88,6 +88,8 @@ fn stream_token(
 
 // ---- publisher ------------------------------------------------------------
 
+/// `Redisse::Native::Publisher`: named as its Ruby class, which wraps the
+/// crate's publisher of the same name.
 #[magnus::wrap(class = "Redisse::Native::Publisher", free_immediately, size)]
 struct Publisher(redisse::publisher::Publisher);
 
@@ -231,6 +233,8 @@ impl CommandLine {
     }
 }
 
+/// `Redisse::Native::Server`: named as its Ruby class; the running server
+/// it holds is the crate's.
 #[magnus::wrap(class = "Redisse::Native::Server", free_immediately, size)]
 struct Server {
     running: RunningServer,

@@ -18,7 +18,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::aio::PubSubSink;
 use tracing::{debug, warn};
 
-use super::{Command, SubscribeError, REDIS_TIMEOUT};
+use super::{SubscriptionChange, SubscribeError, REDIS_TIMEOUT};
 use crate::channel::Channel;
 use crate::command_link::is_connection_error;
 use crate::redis_layout;
@@ -46,14 +46,14 @@ impl Listeners {
     pub(super) async fn apply(
         &mut self,
         sink: &PubSubSink,
-        commands: impl Iterator<Item = Command>,
+        commands: impl Iterator<Item = SubscriptionChange>,
     ) -> Result<(), String> {
         let mut new_channels: Vec<Channel> = Vec::new();
         let mut emptied: Vec<Channel> = Vec::new();
         let mut joined = Vec::new();
         for command in commands {
             match command {
-                Command::Subscribe {
+                SubscriptionChange::Subscribe {
                     mailbox,
                     mut channels,
                     done,
@@ -73,7 +73,7 @@ impl Listeners {
                     joined.push((mailbox.id(), done));
                     self.streams.insert(mailbox.id(), (mailbox, channels));
                 }
-                Command::Unsubscribe { stream } => self.remove(stream, &mut emptied),
+                SubscriptionChange::Unsubscribe { stream } => self.remove(stream, &mut emptied),
             }
         }
         let emptied = self.forget_empty(emptied);
