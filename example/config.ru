@@ -30,6 +30,15 @@ use Rack::Session::Cookie,
     same_site: :lax,
     httponly: true
 
+# The browser client, and Turbo for the Turbo page (from npm: bin/setup
+# runs `npm ci`).
+root = File.expand_path("..", __dir__)
+map "/assets" do
+  run Rack::Cascade.new([File.join(root, "app", "javascript"),
+                         File.join(root, "node_modules", "@hotwired", "turbo", "dist")]
+                          .map { |folder| Rack::Files.new(folder, "Cache-Control" => "no-cache") })
+end
+
 # Answers with an X-Accel-Redirect to nginx's internal /redisse location,
 # with the session's channels in the query string, or in a token when
 # REDISSE_SECRET is set.

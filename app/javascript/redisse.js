@@ -537,8 +537,9 @@ class Connection {
     switch (event.type) {
       case "tokenExpired":
         // The stream ends now. A renewal already under way takes over;
-        // otherwise one starts at once.
-        if (request === this.current && this.source.fetchUrl) this.renew("expired")
+        // otherwise one starts at once: with a new URL, or the same one
+        // when it has no token (through nginx, which signs each request).
+        if (request === this.current && (this.source.fetchUrl || !readToken(this.url))) this.renew("expired")
         return
       case "missedevents":
         // On a renewal's stream while the current one still delivers,

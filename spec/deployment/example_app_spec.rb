@@ -36,8 +36,8 @@ RSpec.describe "The example app" do
     expect(private_channel).to match(/\Aprivate_[1-4]\z/)
     listed = last_response.body.scan(/<li data-channel="([^"]+)">/).flatten
     expect(listed).to eq ["global", private_channel]
-    expect(last_response.body).to include('<body data-stream="nginx">')
-    %w[events status opens reopens renewals event-count publish-form publish-channel publish-message
+    expect(last_response.body).to include('<body data-stream="nginx" data-stream-url="">')
+    %w[events status role position renewals gaps event-count publish-form publish-channel publish-message
        publish-submit publish-result].each do |id|
       expect(last_response.body).to include(%(id="#{id}"))
     end
@@ -100,8 +100,10 @@ RSpec.describe "The example app" do
       get "/direct"
 
       expect(last_response.status).to eq 200
+      token = Redisse.stream_token(["global", private_channel_on_page], expires_in: 60)
       expect(last_response.body)
-        .to include('<body data-stream="direct">', "<code>#{Rack::Utils.escape_html('http://events.test/')}</code>")
+        .to include(%(<body data-stream="direct" data-stream-url="#{Rack::Utils.escape_html("http://events.test/?token=#{token}")}">),
+                    "<code>#{Rack::Utils.escape_html('http://events.test/')}</code>")
     end
 
     it "signs stream URLs for the session's channels, from the last event id given" do
@@ -123,6 +125,32 @@ RSpec.describe "The example app" do
       get "/events?polling"
       expect(last_response.headers["X-Accel-Redirect"]).to eq "/redisse/?polling&token=#{token}"
     end
+  end
+
+  it "serves the browser client and Turbo to its pages" do
+    get "/assets/redisse.js"
+    expect(last_response.status).to eq 200
+    expect(last_response.body).to eq File.read(File.expand_path("../../app/javascript/redisse.js", __dir__))
+
+    get "/assets/turbo.es2017-esm.js"
+    expect(last_response.status).to eq 200
+  end
+
+  it "serves the Turbo page, its stream through nginx without a secret" do
+    get "/turbo"
+
+    expect(last_response.status).to eq 200
+    expect(last_response.body).to include('<redisse-stream-source id="stream" src="/events"></redisse-stream-source>')
+  end
+
+  it "appends a message to the Turbo page in every tab, with a Turbo Stream" do
+    post "/turbo/messages", message: "Hi <you>"
+
+    expect(last_response.body).to eq "Published event 1 on global\n"
+    expect(Redisse.published.map(&:to_a)).to eq [
+      ["global", '<turbo-stream action="append" target="messages"><template><li class="message">Hi &lt;you&gt;</li>' \
+                 "</template></turbo-stream>", :turboStream]
+    ]
   end
 
   it "publishes the form's message on the form's channel" do

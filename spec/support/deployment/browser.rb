@@ -70,19 +70,25 @@ module BrowserHelpers
 
       after do |example|
         warn "\n#{example.full_description} failed:\n#{deployment.log_tails}" if example.exception && deployment
-        driver&.navigate&.to("about:blank") # closes the page's stream
+        # Closes the pages' streams.
+        close_other_tabs if driver
       end
     end
   end
 
-  # Opens a page in a new session (no cookie) and waits until its stream
-  # delivered `count` events: the page at `path` through nginx, unless a
-  # `url` is given.
-  def open_page(path = "/", count: 1, url: deployment.url(path))
+  # Opens a page in a new session (no cookie) and waits until its stream is
+  # open and delivered `count` events: the page at `path` through nginx,
+  # unless a `url` is given. `open: false` waits only for its client.
+  def open_page(path = "/", count: 0, url: deployment.url(path), open: true)
     driver.get(URI.join(url, "/subscriptions").to_s)
     driver.manage.delete_all_cookies
     driver.get(url)
-    wait_for_page("the page receives #{count} event(s)") { page_events.size >= count }
+    wait_for_page("the page's client has started") { driver.execute_script("return !!window.redisseStream") }
+    return unless open
+
+    wait_for_page("the page's stream is open and delivered #{count} event(s)") do
+      client_state == "open" && page_events.size >= count
+    end
   end
 
   # The events listed on the page, as [type, id, data].
@@ -99,6 +105,85 @@ module BrowserHelpers
 
   def wait_for_page(what, timeout: 10, &block)
     wait_until(what, timeout: timeout, interval: 0.05, detail: -> { "the page shows #{page_events.inspect}" }, &block)
+  end
+
+  # --- several tabs of one browser, one session ---------------------------
+
+  # Opens `count` tabs on `url`, the first in the current one, all in the
+  # session of the first visit (one cookie: the same channels, so the same
+  # stream), and waits until each page's client has started.
+  # @return [Array<String>] the tabs' window handles
+  def open_tabs(url, count)
+    driver.get(URI.join(url, "/subscriptions").to_s)
+    driver.manage.delete_all_cookies
+    Array.new(count) do |index|
+      driver.switch_to.new_window(:tab) unless index.zero?
+      driver.get(url)
+      wait_for_page("the page's client has started") { driver.execute_script("return !!window.redisseStream") }
+      driver.window_handle
+    end
+  end
+
+  # Runs the block in the tab of `handle`, and returns what it returns.
+  def in_tab(handle)
+    driver.switch_to.window(handle)
+    yield
+  end
+
+  # The block's answer in each tab, by handle.
+  def in_each_tab(handles, &block)
+    handles.to_h { |handle| [handle, in_tab(handle, &block)] }
+  end
+
+  # Closes every tab but one, left on a blank page.
+  def close_other_tabs
+    handles = driver.window_handles
+    handles.drop(1).each do |handle|
+      driver.switch_to.window(handle)
+      driver.close
+    end
+    driver.switch_to.window(handles.first)
+    driver.navigate.to("about:blank")
+  end
+
+  # The page's client, as the example's pages expose it.
+  def client_state
+    driver.execute_script("return window.redisseStream.state")
+  end
+
+  def client_role
+    driver.execute_script("return window.redisseStream.role")
+  end
+
+  # What the example's page logged (window.pageLog): states and roles with
+  # the browser's Date.now(), renewal reasons.
+  def page_log
+    driver.execute_script("return window.pageLog")
+  end
+
+  # The ids of the events the page listed, of type `type`.
+  def page_ids(type = "message")
+    page_events.select { |event_type, _id, _data| event_type == type }.map { |_type, id, _data| Integer(id, 10) }
+  end
+
+  def wait_until_open(tabs, timeout: 10)
+    wait_for_page("#{tabs.size} tab(s) are open", timeout: timeout) do
+      in_each_tab(tabs) { client_state }.values.uniq == ["open"]
+    end
+  end
+
+  # Waits until every tab listed `ids` last.
+  def wait_for_ids(tabs, ids, timeout: 10)
+    wait_until("every tab has the ids up to #{ids.last}", timeout: timeout, interval: 0.05,
+                                                           detail: -> { in_each_tab(tabs) { page_ids }.inspect }) do
+      in_each_tab(tabs) { page_ids.last(ids.size) }.values.all?(ids)
+    end
+  end
+
+  # Now in milliseconds, as the browser's Date.now() counts them (the same
+  # machine's clock).
+  def now_ms
+    (Time.now.to_f * 1000).round
   end
 
   def wait_for_data(data, timeout: 10)

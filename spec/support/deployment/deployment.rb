@@ -25,7 +25,9 @@ class Deployment
   # @param secret [String, nil]
   # @param token_lifetime [Integer, nil] seconds a signed stream lasts (the
   #   app's TOKEN_LIFETIME); nil: the gem's default
-  def initialize(secret: nil, token_lifetime: nil)
+  # @param server_args [Array<String>] more options of the redisse server
+  #   (`--max-streams 1`...)
+  def initialize(secret: nil, token_lifetime: nil, server_args: [])
     @dir = Dir.mktmpdir("redisse-deployment")
     # nginx's workers do not run as root: they must reach the temp paths.
     File.chmod(0o755, @dir)
@@ -36,7 +38,8 @@ class Deployment
     secret_env = secret ? { "REDISSE_SECRET" => secret } : {}
     # The server's default heartbeat, as in production.
     @redisse = ServerProcess.new(kind: :gem, redis_url: redis_url, port: redisse_port, heartbeat: nil,
-                                 env: secret_env, args: secret ? ["--cors-origin", app_url("")] : [],
+                                 env: secret_env,
+                                 args: (secret ? ["--cors-origin", app_url("")] : []) + server_args,
                                  log: log_path(:redisse))
     app_env = { "REDISSE_REDIS" => redis_url, "STREAM_SERVER_URL" => redisse_url,
                 "TOKEN_LIFETIME" => token_lifetime&.to_s }.merge(secret_env)
