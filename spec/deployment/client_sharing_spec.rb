@@ -1,0 +1,118 @@
+# frozen_string_literal: true
+
+require_relative "../support/deployment/browser"
+require_relative "../support/deployment/helpers"
+
+# The browser client's one stream per browser: the example's page at
+# /direct (a signed URL straight to the redisse server, over HTTP/1.1) in
+# several tabs of one Chromium, one session.
+RSpec.describe "The browser client's stream shared by the tabs of a browser" do
+  include DeploymentHelpers
+  include BrowserHelpers
+
+  with_deployment(secret: "the deployment's secret")
+  with_browser
+
+  let(:publisher) { new_redisse(redis_server: deployment.redis_url) }
+
+  def connected
+    deployment.redisse.stats.fetch("connected")
+  end
+
+  it "gives every event to eight tabs over one stream" do
+    tabs = open_tabs(deployment.app_url("/direct"), 8)
+    wait_until_open(tabs)
+
+    expect(in_each_tab(tabs) { client_role }.values.tally).to eq("leader" => 1, "follower" => 7)
+    expect(connected).to eq 1
+
+    ids = Array.new(5) { |index| publisher.publish("global", "event #{index}") }
+    wait_for_ids(tabs, ids)
+
+    expect(in_each_tab(tabs) { page_ids }.values.uniq).to eq [ids]
+    expect(connected).to eq 1
+  end
+
+  it "starves the seventh tab without sharing, until another tab closes" do
+    tabs = open_tabs(deployment.app_url("/direct?share=0"), 8)
+    six = tabs.first(6)
+    wait_until_open(six)
+    expect(in_each_tab(tabs) { client_role }.values.uniq).to eq ["alone"]
+
+    ids = Array.new(3) { |index| publisher.publish("global", "event #{index}") }
+    wait_for_ids(six, ids)
+
+    # Everything reached the six open tabs; the other two are still waiting
+    # for a connection, and have nothing.
+    starved = tabs.last(2)
+    expect(in_each_tab(starved) { [client_state, page_ids] }.values).to eq [["connecting", []]] * 2
+    expect(connected).to eq 6
+
+    in_tab(tabs.first) { driver.close }
+    wait_until_open([tabs[6]])
+    expect(connected).to eq 6
+  end
+
+  it "hands the stream over within 2 s when the leader tab closes, and every tab gets every event once" do
+    tabs = open_tabs(deployment.app_url("/direct"), 4)
+    wait_until_open(tabs)
+    leader = in_each_tab(tabs) { client_role }.key("leader")
+
+    # Events at a steady pace, before, during and after the handover.
+    published = Queue.new
+    publishing = Thread.new do
+      60.times do |index|
+        published << publisher.publish("global", "event #{index}")
+        sleep 0.05
+      end
+    end
+    wait_until("some events have been published", timeout: 5) { published.size >= 20 }
+    closed_at = now_ms
+    in_tab(leader) { driver.close }
+    others = tabs - [leader]
+
+    new_leader = wait_until("another tab leads", timeout: 5) { in_each_tab(others) { client_role }.key("leader") }
+    opened_at = wait_until("the new leader's stream opens", timeout: 5) do
+      in_tab(new_leader) do
+        roles, states = page_log.values_at("roles", "states")
+        became_leader = roles.reverse.find { |role, _at| role == "leader" }&.last
+        became_leader && states.find { |state, at| state == "open" && at >= became_leader }&.last
+      end
+    end
+    expect(opened_at - closed_at).to be < 2000
+
+    expect(publishing.join(10)).to be_truthy
+    ids = Array.new(published.size) { published.pop }
+    wait_for_ids(others, ids)
+    expect(in_each_tab(others) { page_ids }.values).to all(eq(ids))
+    expect(connected).to eq 1
+  end
+
+  it "hands the stream over within 2 s when the browser freezes the leader tab, which catches up when it thaws" do
+    tabs = open_tabs(deployment.app_url("/direct"), 3)
+    wait_until_open(tabs)
+    leader = in_each_tab(tabs) { client_role }.key("leader")
+    before = publisher.publish("global", "before")
+    wait_for_ids(tabs, [before])
+
+    frozen_at = now_ms
+    in_tab(leader) { driver.execute_cdp("Page.setWebLifecycleState", state: "frozen") }
+    others = tabs - [leader]
+    new_leader = wait_until("another tab leads", timeout: 5) { in_each_tab(others) { client_role }.key("leader") }
+    opened_at = wait_until("the new leader's stream opens", timeout: 5) do
+      in_tab(new_leader) { page_log["states"].find { |state, at| state == "open" && at >= frozen_at }&.last }
+    end
+    expect(opened_at - frozen_at).to be < 2000
+    wait_until("the frozen tab's stream is closed", timeout: 5) { connected == 1 }
+
+    during = Array.new(3) { |index| publisher.publish("global", "while frozen #{index}") }
+    wait_for_ids(others, [before, *during])
+    in_tab(leader) { driver.execute_cdp("Page.setWebLifecycleState", state: "active") }
+    after = publisher.publish("global", "after")
+
+    ids = [before, *during, after]
+    wait_for_ids(tabs, ids)
+    expect(in_each_tab(tabs) { page_ids }.values).to all(eq(ids))
+    expect(connected).to eq 1
+  end
+end
