@@ -713,11 +713,11 @@ export class RedisseStream extends EventTarget {
     if (this.state === "closed") return
     if (this.#options.share && sharingIsPossible()) {
       this.#join()
-      this.#watchLifecycle()
     } else {
       this.#setRole("alone")
       this.#lead()
     }
+    this.#watchLifecycle()
   }
 
   // The key comes from the first URL: one from the source when none is given.
@@ -768,21 +768,32 @@ export class RedisseStream extends EventTarget {
     this.#channel = null
   }
 
-  // A frozen tab (a background tab the browser suspends, or one kept for
-  // the back button) would keep its lock, and the other tabs would wait: it
-  // gives the lead up, and asks again when it comes back. Its channel stays
-  // open: what the new leader relays meanwhile waits for it there.
+  // A frozen tab (a background tab the browser suspends, or a page kept
+  // for the back button) would keep its connection, and a leader its lock,
+  // so that the other tabs would wait: it gives them up, and asks again
+  // when it comes back. A follower's channel stays open: what the new
+  // leader relays meanwhile waits for it there.
   #watchLifecycle() {
+    if (typeof document === "undefined") return
     const away = (event) => {
       if (event.type === "pagehide" && !event.persisted) return
-      if (this.state === "closed" || !this.#lockRequest) return
-      this.#abdicate()
-      this.#setRole("follower")
+      if (this.state === "closed") return
+      if (this.role === "alone") {
+        this.#connection?.stop()
+        this.#connection = null
+      } else if (this.#lockRequest) {
+        this.#abdicate()
+        this.#setRole("follower")
+      }
     }
     const back = (event) => {
       if (event.type === "pageshow" && !event.persisted) return
-      if (this.state === "closed" || this.#lockRequest || !this.#channel) return
-      this.#requestLead()
+      if (this.state === "closed") return
+      if (this.role === "alone") {
+        if (!this.#connection) this.#lead()
+      } else if (!this.#lockRequest && this.#channel) {
+        this.#requestLead()
+      }
     }
     for (const [type, listener] of [["freeze", away], ["pagehide", away], ["resume", back], ["pageshow", back]]) {
       const target = type === "freeze" || type === "resume" ? document : window
