@@ -403,7 +403,7 @@ class Connection {
     this.current = null // the request whose events the page gets
     this.next = null // a renewal's request, until it opens
     this.attempt = 0
-    this.retryBase = options.retry.initial
+    this.retryBase = options.retry.initial // or the stream's `retry:`
     this.refusedOnce = false // a 403 already asked for a new URL
     this.renewing = false // a renewal is under way
     this.timer = null
@@ -434,8 +434,15 @@ class Connection {
       onRetry: (ms) => { this.retryBase = ms },
       onEnd: (ended, how) => this.ended(ended, how)
     })
-    if (renewal) this.next = request
-    else this.current = request
+    // One request of each kind at most: a renewal and a reconnection that
+    // raced each other leave no request behind.
+    if (renewal) {
+      this.next?.close()
+      this.next = request
+    } else {
+      this.current?.close()
+      this.current = request
+    }
     request.run()
   }
 
@@ -460,7 +467,8 @@ class Connection {
     clearTimeout(this.timer)
     this.timer = setTimeout(async () => {
       const url = await this.newUrl(freshUrl || this.expiresSoon(this.url))
-      if (url) this.open(url)
+      // A renewal under way meanwhile may have opened a stream already.
+      if (url && !this.current) this.open(url)
     }, delay)
   }
 
@@ -492,15 +500,12 @@ class Connection {
   }
 
   delay(retryAfter = null) {
-    const { initial, max } = this.options.retry
-    return retryDelay(this.attempt++, { retryAfter, initial: this.retryBase ?? initial, max })
+    return retryDelay(this.attempt++, { retryAfter, initial: this.retryBase, max: this.options.retry.max })
   }
 
   // --- renewal ---
 
-  // The token's expiry in this browser's clock, when the URL has a token and
-  // the clock agrees enough with the application's (a token that looks
-  // expired on arrival is left to the server's tokenExpired).
+  // When the URL's token expires, in ms since the epoch; null without a token.
   expiry(url) {
     const token = url && readToken(url)
     return token ? token.expiresAt * 1000 : null
@@ -516,6 +521,9 @@ class Connection {
     const expiresAt = this.expiry(this.url)
     if (expiresAt === null || !this.source.fetchUrl) return
     const left = expiresAt - Date.now()
+    // A token that looks expired, or nearly, on arrival means clocks that
+    // disagree: it is left to the server's tokenExpired, rather than
+    // renewed again and again.
     if (left < 2 * RENEWAL_MARGIN_MIN) return
     const margin = Math.min(RENEWAL_MARGIN_MAX, Math.max(RENEWAL_MARGIN_MIN, left * RENEWAL_SHARE))
     this.timer = setTimeout(() => this.renew("expiring"), left - margin)

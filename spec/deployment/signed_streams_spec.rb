@@ -79,14 +79,15 @@ RSpec.describe "The example with signed streams" do
       send_event = ->(data) { sent << ["message", publisher.publish("global", data).to_s, data] }
       send_event.("before")
       wait_for_data("before")
-      # From now on the page's request for a new URL waits until the test
-      # lets it go: meanwhile, the page has no stream.
+      # From now on the page's requests (for a new URL, for its stream) wait
+      # until the test lets them go: meanwhile, the page has no new stream,
+      # and none at all once its token expired.
       renewed = driver.execute_script(<<~JS)
-        var fetchNow = window.fetch;
+        window.fetchNow = window.fetch;
         window.heldFetches = [];
         window.fetch = function (url, options) {
           return new Promise(function (resolve) {
-            window.heldFetches.push(function () { resolve(fetchNow(url, options)); });
+            window.heldFetches.push(function () { resolve(window.fetchNow(url, options)); });
           });
         };
         return window.pageLog.renewals.length;
@@ -95,7 +96,10 @@ RSpec.describe "The example with signed streams" do
       wait_for_page("the page asks for a new URL") { renewals.size > renewed }
       send_event.("while renewing 1")
       send_event.("while renewing 2")
-      driver.execute_script("window.heldFetches.forEach(function (release) { release(); });")
+      driver.execute_script(<<~JS)
+        window.fetch = window.fetchNow;
+        window.heldFetches.forEach(function (release) { release(); });
+      JS
       send_event.("after")
 
       wait_for_data("after")
