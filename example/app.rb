@@ -104,7 +104,7 @@ module ExampleApp
     end
 
     def html(body)
-      [200, { "Content-Type" => "text/html; charset=utf-8", "Cache-Control" => "no-store" }, [body]]
+      [200, { "content-type" => "text/html; charset=utf-8", "cache-control" => "no-store" }, [body]]
     end
 
     def direct_page(request)
@@ -119,7 +119,7 @@ module ExampleApp
     def stream_url(request)
       return text(503, NO_DIRECT_STREAMS) unless ExampleApp.direct_streams?
 
-      [200, { "Content-Type" => "text/plain; charset=utf-8", "Cache-Control" => "no-store" }, [signed_url(request)]]
+      [200, { "content-type" => "text/plain; charset=utf-8", "cache-control" => "no-store" }, [signed_url(request)]]
     end
 
     def signed_url(request)
@@ -150,7 +150,7 @@ module ExampleApp
     end
 
     def text(status, body)
-      [status, { "Content-Type" => "text/plain; charset=utf-8" }, [body]]
+      [status, { "content-type" => "text/plain; charset=utf-8" }, [body]]
     end
   end
 end

@@ -36,7 +36,7 @@ root = File.expand_path("..", __dir__)
 map "/assets" do
   run Rack::Cascade.new([File.join(root, "app", "javascript"),
                          File.join(root, "node_modules", "@hotwired", "turbo", "dist")]
-                          .map { |folder| Rack::Files.new(folder, "Cache-Control" => "no-cache") })
+                          .map { |folder| Rack::Files.new(folder, "cache-control" => "no-cache") })
 end
 
 # Answers with an X-Accel-Redirect to nginx's internal /redisse location,
