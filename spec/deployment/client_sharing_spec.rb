@@ -92,6 +92,32 @@ RSpec.describe "The browser client's stream shared by the tabs of a browser" do
     expect(connected).to eq 1
   end
 
+  it "hands the stream over within 2 s when the leader tab crashes" do
+    tabs = open_tabs(deployment.app_url("/direct"), 3)
+    wait_until_open(tabs)
+    leader = in_each_tab(tabs) { client_role }.key("leader")
+    before = publisher.publish("global", "before")
+    wait_for_ids(tabs, [before])
+
+    crashed_at = now_ms
+    in_tab(leader) do
+      driver.execute_cdp("Page.crash")
+    rescue Selenium::WebDriver::Error::WebDriverError
+      nil # the tab is gone before it could answer
+    end
+    others = tabs - [leader]
+    new_leader = wait_until("another tab leads", timeout: 5) { in_each_tab(others) { client_role }.key("leader") }
+    opened_at = wait_until("the new leader's stream opens", timeout: 5) do
+      in_tab(new_leader) { page_log["states"].find { |state, at| state == "open" && at >= crashed_at }&.last }
+    end
+    expect(opened_at - crashed_at).to be < 2000
+
+    after = publisher.publish("global", "after")
+    wait_for_ids(others, [before, after])
+    expect(in_each_tab(others) { page_ids }.values).to all(eq([before, after]))
+    wait_until("the crashed tab's stream is closed", timeout: 5) { connected == 1 }
+  end
+
   it "hands the stream over within 2 s when the browser freezes the leader tab, which catches up when it thaws" do
     tabs = open_tabs(deployment.app_url("/direct"), 3)
     wait_until_open(tabs)

@@ -135,15 +135,17 @@ module BrowserHelpers
     handles.to_h { |handle| [handle, in_tab(handle, &block)] }
   end
 
-  # Closes every tab but one, left on a blank page.
+  # Leaves one blank tab: a new one, the others closed (a crashed tab too,
+  # which takes no more commands).
   def close_other_tabs
-    handles = driver.window_handles
-    handles.drop(1).each do |handle|
+    others = driver.window_handles
+    driver.switch_to.new_window(:tab)
+    blank = driver.window_handle
+    others.each do |handle|
       driver.switch_to.window(handle)
       driver.close
     end
-    driver.switch_to.window(handles.first)
-    driver.navigate.to("about:blank")
+    driver.switch_to.window(blank)
   end
 
   # The page's client, as the example's pages expose it.
