@@ -4,16 +4,21 @@ require_relative "boot"
 
 require "rails"
 # Only what the example uses: no database, mailer, jobs or cable. The asset
-# pipeline serves the browser client (from the gem) and Turbo.
+# pipeline (the Gemfile's) serves the browser client (from the gem) and Turbo.
 require "action_controller/railtie"
-require "sprockets/railtie"
+if Gem.loaded_specs.key?("propshaft")
+  require "propshaft"
+else
+  require "sprockets/railtie"
+end
 
 # Loads the default group and the environment's: the redisse gem among them.
 Bundler.require(*Rails.groups)
 
 module RedisseRailsExample
   class Application < Rails::Application
-    config.load_defaults 6.1
+    # Those of the Rails it runs on: 6.1 on Debian 12, 7.2 on Debian 13.
+    config.load_defaults Rails::VERSION::STRING.to_f
 
     config.eager_load = Rails.env.production?
     config.cache_classes = !Rails.env.development?
@@ -22,12 +27,14 @@ module RedisseRailsExample
     config.secret_key_base = ENV.fetch("SECRET_KEY_BASE") { SecureRandom.hex(64) }
     config.session_store :cookie_store, key: "_redisse_rails_example"
 
-    # Logs go to the console, and compiled assets stay in memory, so that
-    # the example writes nothing in its folder.
+    # Logs go to the console, and compiled assets stay in memory (Propshaft
+    # compiles nothing), so that the example writes nothing in its folder.
     config.logger = ActiveSupport::Logger.new($stdout)
     config.log_level = Rails.env.test? ? :warn : :info
-    config.assets.configure { |environment| environment.cache = Sprockets::Cache::MemoryStore.new }
-    config.assets.debug = false
+    if defined?(Sprockets::Railtie)
+      config.assets.configure { |environment| environment.cache = Sprockets::Cache::MemoryStore.new }
+      config.assets.debug = false
+    end
 
     # Turbo, from npm (bin/setup runs `npm ci` at the root of the checkout);
     # an application would rather take turbo-rails, or pin it.

@@ -19,7 +19,9 @@ RSpec.describe "The Rails app" do
   end
 
   it "finds the browser client on the asset path" do
-    expect(Rails.application.assets.find_asset("redisse.js").filename)
-      .to eq File.expand_path("../../../app/javascript/redisse.js", __dir__)
+    assets = Rails.application.assets
+    # Sprockets (Rails 6.1) or Propshaft (Rails 7.2).
+    found = assets.respond_to?(:find_asset) ? assets.find_asset("redisse.js").filename : assets.load_path.find("redisse.js").path
+    expect(found.to_s).to eq File.expand_path("../../../app/javascript/redisse.js", __dir__)
   end
 end
