@@ -57,6 +57,21 @@ RSpec.describe "The browser client's stream shared by the tabs of a browser" do
     expect(connected).to eq 6
   end
 
+  it "falls back to a stream per tab in a browser without Web Locks" do
+    # The pages of these tabs, as an older browser has them.
+    tabs = open_tabs(deployment.app_url("/direct"), 2) do
+      driver.execute_cdp("Page.addScriptToEvaluateOnNewDocument",
+                         source: "Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined })")
+    end
+    wait_until_open(tabs)
+
+    expect(in_each_tab(tabs) { [driver.execute_script("return navigator.locks"), client_role] }.values)
+      .to eq [[nil, "alone"]] * 2
+    id = publisher.publish("global", "to each tab")
+    wait_for_ids(tabs, [id])
+    expect(connected).to eq 2
+  end
+
   it "hands the stream over within 2 s when the leader tab closes, and every tab gets every event once" do
     tabs = open_tabs(deployment.app_url("/direct"), 4)
     wait_until_open(tabs)

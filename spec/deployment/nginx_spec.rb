@@ -18,7 +18,9 @@ RSpec.describe "The example behind nginx" do
   it "serves the page, and publishes from the form fields" do
     page = Net::HTTP.get_response(URI(deployment.url("/")))
     expect(page.code).to eq "200"
-    expect(page.body).to include("EventSource")
+    expect(page.body).to include(%(import { connect } from "/assets/redisse.js"))
+    client = Net::HTTP.get_response(URI(deployment.url("/assets/redisse.js")))
+    expect([client.code, client["Content-Type"]]).to eq ["200", "application/javascript"]
 
     response = Net::HTTP.post_form(URI(deployment.url("/publish")), "channel" => "global", "message" => "curl")
     expect(response.code).to eq "200"

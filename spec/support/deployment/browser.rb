@@ -111,13 +111,15 @@ module BrowserHelpers
 
   # Opens `count` tabs on `url`, the first in the current one, all in the
   # session of the first visit (one cookie: the same channels, so the same
-  # stream), and waits until each page's client has started.
+  # stream), and waits until each page's client has started. The block, if
+  # any, runs in each tab before its page loads.
   # @return [Array<String>] the tabs' window handles
   def open_tabs(url, count)
     driver.get(URI.join(url, "/subscriptions").to_s)
     driver.manage.delete_all_cookies
     Array.new(count) do |index|
       driver.switch_to.new_window(:tab) unless index.zero?
+      yield if block_given?
       driver.get(url)
       wait_for_page("the page's client has started") { driver.execute_script("return !!window.redisseStream") }
       driver.window_handle
