@@ -18,10 +18,10 @@ Gem::Specification.new do |spec|
     "changelog_uri" => "#{spec.homepage}/blob/v#{spec.version}/CHANGELOG.md",
     "bug_tracker_uri" => "#{spec.homepage}/issues"
   }
-  # Ruby 3.1 (Debian 12's) is the one tested here. 3.0 cannot work: magnus,
-  # the binding library, no longer compiles with it. Newer Rubies install
-  # this source gem, which compiles for them; the platform gem (rake
-  # gem:platform) narrows this to the one ABI it was compiled for.
+  # Ruby 3.1 (Debian 12's) and 3.3 (Debian 13's) are the ones tested here.
+  # 3.0 cannot work: magnus, the binding library, no longer compiles with it.
+  # Newer Rubies install this source gem, which compiles for them; the
+  # platform gem (rake gem:platform) narrows this to the ABIs it holds.
   spec.required_ruby_version = ">= 3.1"
 
   spec.files = Dir[

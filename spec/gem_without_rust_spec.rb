@@ -66,34 +66,53 @@ RSpec.describe "The gems on a machine without Rust" do
   describe "the platform gem" do
     let(:package) { Gem::Package.new(@platform_gem) }
 
+    # lib/redisse/<abi>/redisse.so of each Ruby it holds a build for.
+    let(:builds) { package.contents.grep(%r{\Alib/redisse/[\d.]+/#{Regexp.escape(extension)}\z}) }
+    let(:abis) { builds.map { |file| file.split("/")[2] }.sort_by { |held| Gem::Version.new(held) } }
+
     it "holds the extension compiled for this Ruby's ABI, and no extension to build nor Rust source" do
       spec = package.spec
-      expect(spec.platform).to eq Gem::Platform.local
+      expect(spec.platform).to eq GemInstall.platform
       expect(spec.extensions).to be_empty
       expect(package.contents).to include("lib/redisse/#{abi}/#{extension}", "lib/redisse.rb", "exe/redisse",
                                           "LICENSE", "CHANGELOG.md", "README.md")
       expect(package.contents).not_to include(a_string_matching(%r{\A(ext|src)/|\ACargo\.|\.rs\z}))
-      expect(package.contents.grep(/#{Regexp.escape(extension)}\z/)).to eq ["lib/redisse/#{abi}/#{extension}"]
+      expect(package.contents.grep(/#{Regexp.escape(extension)}\z/)).to eq builds
     end
 
-    it "is for this Ruby's ABI only, and has the metadata RubyGems users expect" do
+    # Made by `rake gems` on Debian 12, it holds Debian 13's Ruby 3.3 build
+    # too (unless REDISSE_DEBIAN13=0); made anywhere else, this Ruby's alone.
+    it "holds the builds for Ruby 3.1 and 3.3 when it was made on Debian 12" do
+      debian12 = File.exist?("/etc/debian_version") && File.read("/etc/debian_version").start_with?("12")
+      made_on_debian12 = ENV["REDISSE_PREBUILT_GEMS"] || (debian12 && ENV["REDISSE_DEBIAN13"] != "0")
+      skip "made on #{RUBY_PLATFORM} with Ruby #{abi}'s build alone" unless made_on_debian12
+      expect(abis).to eq %w[3.1 3.3]
+    end
+
+    it "is for the Rubies it holds builds for, and has the metadata RubyGems users expect" do
+      requirement = package.spec.required_ruby_version
+      major, minor = abis.first.split(".").map(&:to_i)
+      expect(requirement).to be_satisfied_by(Gem::Version.new(RUBY_VERSION))
+      expect(requirement).to be_satisfied_by(Gem::Version.new("#{abis.first}.0"))
+      expect(requirement).to be_satisfied_by(Gem::Version.new("#{abis.last}.9"))
+      expect(requirement).not_to be_satisfied_by(Gem::Version.new("#{major}.#{minor - 1}.9")) if minor.positive?
+      expect(requirement).not_to be_satisfied_by(Gem::Version.new(abis.last.succ))
+      expect(requirement).not_to be_satisfied_by(Gem::Version.new("#{abis.last.succ}.0.preview1"))
       spec = package.spec
-      expect(spec.required_ruby_version).to be_satisfied_by(Gem::Version.new(RUBY_VERSION))
-      expect(spec.required_ruby_version).not_to be_satisfied_by(Gem::Version.new(abi.succ))
       expect(spec.license).to eq "MIT"
       expect(spec.metadata).to include("source_code_uri", "changelog_uri")
       expect(spec.homepage).not_to be_empty
     end
 
-    it "needs no C library newer than glibc 2.34 (the README says so)" do
-      output, status = run_command("objdump", "-T", File.join(installed, "lib", "redisse", abi, extension),
-                                   timeout: 30)
+    it "needs no C library newer than glibc 2.34 (the README says so), in any of its builds" do
+      builds.each do |build|
+        output, status = run_command("objdump", "-T", File.join(installed, build), timeout: 30)
+        expect(status).to be_success, output
+        versions = output.scan(/GLIBC_([\d.]+)/).flatten.uniq.map { |version| Gem::Version.new(version) }
+        expect(versions.max).to be <= Gem::Version.new("2.34"), "#{build} needs glibc #{versions.max}"
+      end
     rescue Errno::ENOENT
       skip "objdump (binutils) is not installed"
-    else
-      expect(status).to be_success, output
-      versions = output.scan(/GLIBC_([\d.]+)/).flatten.uniq.map { |version| Gem::Version.new(version) }
-      expect(versions.max).to be <= Gem::Version.new("2.34")
     end
 
     it "installs in seconds, building nothing" do
@@ -140,10 +159,13 @@ RSpec.describe "The gems on a machine without Rust" do
 
     it "resolves `gem 'redisse'` to the platform gem and installs it" do
       expect(@bundle_status).to be_success, @bundle_output
-      expect(@bundle_output).to include("Installing redisse #{Redisse::VERSION} (#{Gem::Platform.local})")
+      expect(@bundle_output).to include("Installing redisse #{Redisse::VERSION} (#{GemInstall.platform})")
       lockfile = File.read(File.join(@app, "Gemfile.lock"))
-      expect(lockfile).to include("redisse (#{Redisse::VERSION}-#{Gem::Platform.local})")
-      expect(lockfile).not_to include("redisse (#{Redisse::VERSION})\n")
+      expect(lockfile).to include("redisse (#{Redisse::VERSION}-#{GemInstall.platform})")
+      # Bundler 2.6 keeps `ruby` among the lockfile's platforms, with the
+      # source gem for it: what machines of another kind install.
+      platforms = lockfile[/^PLATFORMS\n((?: +\S+\n)+)/, 1].split
+      expect(lockfile).not_to include("redisse (#{Redisse::VERSION})\n") unless platforms.include?("ruby")
     end
 
     it "starts the server with `bundle exec redisse`" do

@@ -63,6 +63,17 @@ RSpec.describe "Loading the native extension" do
                               "rake compile")
   end
 
+  it "names the Rubies a platform gem holds builds for, when this one is not among them" do
+    place(File.join(@copy, "redisse", "0.8"))
+    place(File.join(@copy, "redisse", "0.9"))
+
+    output, status = load_copy
+    expect(status).not_to be_success
+    expect(output).to include("LoadError", "no native extension for Ruby #{abi}",
+                              "This redisse gem holds builds for Ruby 0.8 and 0.9 only",
+                              "gem install redisse --platform ruby", "force_ruby_platform")
+  end
+
   it "shows why a build for the ABI that is there does not load" do
     File.write(File.join(FileUtils.mkdir_p(File.join(@copy, "redisse", abi)).first, extension), "not a library")
 
