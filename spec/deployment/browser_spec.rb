@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
-require_relative "../support/deployment/browser"
-require_relative "../support/deployment/helpers"
+require_relative "../support/deployment/headless_chromium"
+require_relative "../support/deployment/deployment_helpers"
 
 # The example page in headless Chromium, through nginx, the app and the
 # redisse server.

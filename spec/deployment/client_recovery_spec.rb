@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
-require_relative "../support/deployment/browser"
-require_relative "../support/deployment/helpers"
+require_relative "../support/deployment/headless_chromium"
+require_relative "../support/deployment/deployment_helpers"
 
 # The browser client when its stream goes: gaps in the history, refusals.
 RSpec.describe "The browser client recovering its stream" do

@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
-require_relative "../support/deployment/browser"
-require_relative "../support/deployment/helpers"
+require_relative "../support/deployment/headless_chromium"
+require_relative "../support/deployment/deployment_helpers"
 
 # Tokens of 5 s (5 to 6: the server counts whole seconds) on the example's
 # page at /direct, which renews its signed URL from /stream_url.

@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
-require_relative "../support/deployment/browser"
-require_relative "../support/deployment/helpers"
+require_relative "../support/deployment/headless_chromium"
+require_relative "../support/deployment/deployment_helpers"
 
 # The browser client's one stream per browser: the example's page at
 # /direct (a signed URL straight to the redisse server, over HTTP/1.1) in

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "../support/deployment/helpers"
+require_relative "../support/deployment/deployment_helpers"
 
 # The example deployment over HTTP: nginx in front of the app (puma) and
 # the redisse server, all real processes.

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "../support/deployment/browser"
+require_relative "../support/deployment/headless_chromium"
 require_relative "../support/deployment/rails_deployment"
 
 # The Rails example's page with `redisse_stream_from "messages"`, in tabs

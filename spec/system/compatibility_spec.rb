@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "../support/system/helpers"
+require_relative "../support/system/system_helpers"
 
 # Old and new publishers share one Redis during a rolling upgrade (SPEC
 # §1): events written the 0.4 gem's way are served like Redisse.publish's.

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "../support/system/helpers"
+require_relative "../support/system/system_helpers"
 
 # What a stream sends before its live events (SPEC §2, "Stream contents").
 RSpec.describe "A stream's opening", :system do

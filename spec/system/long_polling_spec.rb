@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "../support/system/helpers"
+require_relative "../support/system/system_helpers"
 
 # `?polling`: the stream ends 1 s after its first event, so that events
 # published close together arrive in one response.

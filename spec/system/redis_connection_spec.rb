@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "../support/system/helpers"
+require_relative "../support/system/system_helpers"
 
 # The server and its Redis: what happens when Redis is not there or goes
 # away, and the connections and subscriptions it keeps. Each group has a

@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 require "tmpdir"
-require_relative "../support/system/helpers"
+require_relative "../support/system/system_helpers"
 
 # The HTTP contract of SPEC §2, run against both builds of the server: the
 # gem's executable (Ruby, through the native extension) and the plain binary.

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-require_relative "../support/system/helpers"
+require_relative "../support/system/system_helpers"
 
 # A client that stops reading must neither hold back the others nor grow
 # the server's memory: its queue is bounded (4096 events or 1 MiB), and

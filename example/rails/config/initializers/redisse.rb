@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+# (Named after the gem, as a Rails initializer is; lib/redisse.rb is the gem.)
 # The channels of an event stream: `global`, and the session's own channel
 # once it has one (see EventsController#index).
 Redisse.channels do |env|

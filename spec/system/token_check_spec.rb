@@ -2,7 +2,7 @@
 
 require "fileutils"
 require "tmpdir"
-require_relative "../support/system/helpers"
+require_relative "../support/system/system_helpers"
 
 # Tokens made by the gem, verified by the server: a token opens its own
 # channels and nothing else, no character of it can be changed, it expires,

@@ -1,8 +1,8 @@
 # frozen_string_literal: true
 
 require "net/http"
-require_relative "../support/deployment/browser"
-require_relative "../support/deployment/helpers"
+require_relative "../support/deployment/headless_chromium"
+require_relative "../support/deployment/deployment_helpers"
 
 # The example deployment with a secret, as bin/demo runs it: a stream
 # through nginx carries the token that the app put in its X-Accel-Redirect,

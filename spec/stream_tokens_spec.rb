@@ -4,7 +4,7 @@ require "base64"
 require "openssl"
 
 # The Ruby side of signed streams: the secret, the tokens and the URLs.
-# That the server takes them is in spec/system/signed_streams_spec.rb.
+# That the server takes them is in spec/system/token_check_spec.rb.
 RSpec.describe "Signed streams" do
   let(:redisse) { new_redisse(secret: "the secret") }
   let(:now) { Time.at(1_700_000_000.25) }
