@@ -58,7 +58,18 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, which the master passes on to its workers: a SIGKILL would
+    /// leave them running, with every descriptor they inherited.
     fn drop(&mut self) {
+        // SAFETY: a plain system call on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while std::time::Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
