@@ -1,25 +1,53 @@
-//! Publishing at a paced rate: to Redis in the SPEC §1 format (the same
-//! script as `Redisse.publish`) for redisse, or by HTTP POST to nchan's
-//! publisher location. Every event's data is `<tag> <seq> <sent_us>`,
-//! stamped just before it is sent.
+//! Publishing: to Redis in the SPEC §1 format (the script of
+//! `Redisse.publish`) for redisse, or by HTTP POST to nchan's publisher
+//! location; at a paced rate, or in a closed loop as fast as the streams
+//! take the events. Every event's data is a [`Payload`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redisse::event::EventText;
 use redisse::publisher::{prepare_publish, publish_script};
-use tokio::sync::mpsc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::http::PostConnection;
-use crate::sse::Payload;
+use crate::subscribers::add;
 use crate::sys;
 
-/// Publishes in flight at most (workers pulling from one queue).
-const REDIS_WORKERS: usize = 64;
-const HTTP_WORKERS: usize = 32;
+/// Publishes in flight at most when paced, each worker taking its turn.
+const REDIS_WORKERS: u64 = 64;
+const HTTP_WORKERS: u64 = 32;
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the harness puts in every event, `<tag> <seq> <sent_us>`: the
+/// phase it belongs to, its number, and when it was sent (µs since the
+/// epoch, stamped just before the publish request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payload {
+    pub tag: u32,
+    pub seq: u64,
+    pub sent_us: u64,
+}
+
+impl Payload {
+    pub fn text(tag: u32, seq: u64) -> String {
+        format!("{tag} {seq} {}", sys::now_us())
+    }
+
+    pub fn parse(data: &[u8]) -> Option<Payload> {
+        let mut it = std::str::from_utf8(data).ok()?.split(' ');
+        let p = Payload {
+            tag: it.next()?.parse().ok()?,
+            seq: it.next()?.parse().ok()?,
+            sent_us: it.next()?.parse().ok()?,
+        };
+        it.next().is_none().then_some(p)
+    }
+}
 
 #[derive(Clone)]
 pub enum Publisher {
@@ -42,14 +70,53 @@ impl Publisher {
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| format!("cannot connect to Redis at {url}: {e}"))?;
-        Ok(Publisher::Redis {
-            connection,
-            script: Arc::new(publish_script()),
-        })
+        let script = Arc::new(publish_script());
+        Ok(Publisher::Redis { connection, script })
     }
 
-    pub fn http(server: SocketAddr) -> Publisher {
-        Publisher::Http { server }
+    /// One event on `channel`; `post` is the caller's connection to nchan.
+    async fn publish(
+        &self,
+        post: &mut Option<Post>,
+        channel: &str,
+        data: &str,
+    ) -> Result<(), String> {
+        match self {
+            Publisher::Redis { connection, script } => {
+                let text = EventText::new(data.as_bytes(), Some(b"message"), None)
+                    .map_err(|e| e.to_string())?;
+                let publish = prepare_publish(script, channel.as_bytes(), &text);
+                match publish.invoke_async::<u64>(&mut connection.clone()).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_timeout() => Err("redis: timeout".into()),
+                    Err(e) if e.is_io_error() || e.is_connection_dropped() => {
+                        Err("redis: io".into())
+                    }
+                    Err(e) => Err(format!("redis: {:?}", e.kind())),
+                }
+            }
+            Publisher::Http { server } => {
+                let post = post.get_or_insert_with(|| Post {
+                    server: *server,
+                    socket: None,
+                    buf: Vec::new(),
+                });
+                match post
+                    .send(&format!("/pub/{channel}"), data.as_bytes())
+                    .await?
+                {
+                    200..=299 => Ok(()),
+                    status => Err(format!("status {status}")),
+                }
+            }
+        }
+    }
+
+    fn workers(&self) -> u64 {
+        match self {
+            Publisher::Redis { .. } => REDIS_WORKERS,
+            Publisher::Http { .. } => HTTP_WORKERS,
+        }
     }
 }
 
@@ -60,26 +127,59 @@ pub struct Published {
     /// Successful publishes per channel index.
     pub per_channel: Vec<u64>,
     pub errors: BTreeMap<String, u64>,
-    /// From the first send to the last answer.
+    /// From the first send to the last answer, or the offered schedule's
+    /// length if that is longer.
     pub elapsed: Duration,
-    /// The offered schedule's length.
-    pub scheduled: Duration,
 }
 
 impl Published {
-    pub fn rate(&self) -> f64 {
-        let s = self
-            .elapsed
-            .as_secs_f64()
-            .max(self.scheduled.as_secs_f64())
-            .max(1e-6);
-        self.ok as f64 / s
+    fn count(&mut self, channel: usize, outcome: Result<(), String>) {
+        if self.per_channel.len() <= channel {
+            self.per_channel.resize(channel + 1, 0);
+        }
+        match outcome {
+            Ok(()) => {
+                self.ok += 1;
+                self.per_channel[channel] += 1;
+            }
+            Err(e) => {
+                self.failed += 1;
+                *self.errors.entry(e).or_default() += 1;
+            }
+        }
     }
-}
 
-struct Job {
-    channel: usize,
-    seq: u64,
+    /// Adds up what the workers published.
+    async fn gather(
+        workers: Vec<JoinHandle<Published>>,
+        channels: usize,
+        limit: Duration,
+    ) -> Published {
+        let mut all = Published {
+            per_channel: vec![0; channels],
+            ..Published::default()
+        };
+        let until = Instant::now() + limit;
+        for worker in workers {
+            match tokio::time::timeout_at(until.into(), worker).await {
+                Ok(Ok(p)) => {
+                    all.ok += p.ok;
+                    all.failed += p.failed;
+                    all.per_channel
+                        .iter_mut()
+                        .zip(&p.per_channel)
+                        .for_each(|(a, b)| *a += b);
+                    add(&mut all.errors, p.errors);
+                }
+                _ => all.count(0, Err("publisher stuck".into())),
+            }
+        }
+        all
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-6)
+    }
 }
 
 /// Publishes `count` events, one every 1/rate seconds, round-robin over
@@ -92,130 +192,140 @@ pub async fn paced(
     tag: u32,
     limit: Duration,
 ) -> Published {
-    let workers = match publisher {
-        Publisher::Redis { .. } => REDIS_WORKERS,
-        Publisher::Http { .. } => HTTP_WORKERS,
-    };
-    let result = Arc::new(Mutex::new(Published {
-        per_channel: vec![0; channels.len()],
-        ..Published::default()
-    }));
-    let channels: Arc<Vec<String>> = Arc::new(channels.to_vec());
-    let (tx, rx) = mpsc::channel::<Job>(4096);
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let started = Instant::now();
-    let give_up = started + limit;
-    let mut handles = Vec::new();
-    for _ in 0..workers {
-        let (rx, result, channels, publisher) = (
-            rx.clone(),
-            result.clone(),
-            channels.clone(),
-            publisher.clone(),
-        );
-        handles.push(tokio::spawn(async move {
-            let mut post = match &publisher {
-                Publisher::Http { server } => Some(PostConnection::new(*server)),
-                Publisher::Redis { .. } => None,
-            };
-            loop {
-                let job = { rx.lock().await.recv().await };
-                let Some(job) = job else { break };
-                if Instant::now() > give_up {
-                    let mut r = result.lock().unwrap();
-                    r.failed += 1;
-                    *r.errors.entry("not sent in time".into()).or_default() += 1;
-                    continue;
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+    let workers = publisher.workers();
+    let handles = (0..workers.min(count))
+        .map(|first| {
+            let (publisher, channels) = (publisher.clone(), channels.to_vec());
+            // Worker w sends events w, w + workers...: each on time unless
+            // its previous publish is still under way.
+            tokio::spawn(async move {
+                let (mut post, mut published) = (None, Published::default());
+                for seq in (first..count).step_by(workers as usize) {
+                    let c = seq as usize % channels.len();
+                    let at = started + interval * seq as u32;
+                    if at > started + limit {
+                        published.count(c, Err("not sent in time".into()));
+                        continue;
+                    }
+                    tokio::time::sleep_until(at.into()).await;
+                    let outcome = publisher
+                        .publish(&mut post, &channels[c], &Payload::text(tag, seq))
+                        .await;
+                    published.count(c, outcome);
                 }
-                let channel = &channels[job.channel];
-                let data = Payload::text(tag, job.seq, sys::now_us());
-                let outcome: Result<(), String> = match (&publisher, &mut post) {
-                    (Publisher::Redis { connection, script }, _) => {
-                        let mut connection = connection.clone();
-                        match EventText::new(data.as_bytes(), Some(b"message"), None) {
-                            Ok(text) => prepare_publish(script, channel.as_bytes(), &text)
-                                .invoke_async::<u64>(&mut connection)
-                                .await
-                                .map(|_| ())
-                                .map_err(|e| format!("redis: {}", e.kind_name())),
-                            Err(e) => Err(e.to_string()),
-                        }
-                    }
-                    (Publisher::Http { .. }, Some(post)) => {
-                        match post
-                            .post(&format!("/pub/{channel}"), data.as_bytes(), PUBLISH_TIMEOUT)
-                            .await
-                        {
-                            Ok(s) if (200..300).contains(&s) => Ok(()),
-                            Ok(s) => Err(format!("status {s}")),
-                            Err(e) => Err(e.kind()),
-                        }
-                    }
-                    (Publisher::Http { .. }, None) => Err("no connection".into()),
-                };
-                let mut r = result.lock().unwrap();
-                match outcome {
-                    Ok(()) => {
-                        r.ok += 1;
-                        r.per_channel[job.channel] += 1;
-                    }
-                    Err(e) => {
-                        r.failed += 1;
-                        *r.errors.entry(e).or_default() += 1;
-                    }
-                }
-                r.elapsed = started.elapsed();
-            }
-        }));
-    }
-    let interval = 1.0 / rate.max(1e-3);
-    for seq in 0..count {
-        let at = started + Duration::from_secs_f64(seq as f64 * interval);
-        if at > give_up {
-            break;
-        }
-        tokio::time::sleep_until(at.into()).await;
-        if tx
-            .send(Job {
-                channel: (seq as usize) % channels.len(),
-                seq,
+                published
             })
-            .await
-            .is_err()
-        {
-            break;
+        })
+        .collect();
+    let mut all = Published::gather(handles, channels.len(), limit + PUBLISH_TIMEOUT).await;
+    all.elapsed = started
+        .elapsed()
+        .max(interval * count.saturating_sub(1) as u32);
+    all
+}
+
+/// Publishes on every channel for `duration`, as fast as the streams take
+/// the events: at most `window` events of a channel are in flight, an event
+/// being in flight until `seen[c]`, the highest number a probe stream on
+/// channel c received, reaches it. Events are numbered from 1 per channel.
+pub async fn closed_loop(
+    publisher: &Publisher,
+    channels: &[String],
+    seen: Vec<watch::Receiver<u64>>,
+    window: u64,
+    tag: u32,
+    duration: Duration,
+) -> Published {
+    let started = Instant::now();
+    let handles = seen
+        .into_iter()
+        .enumerate()
+        .map(|(c, mut seen)| {
+            let (publisher, channel) = (publisher.clone(), channels[c].clone());
+            tokio::spawn(async move {
+                let (mut post, mut published) = (None, Published::default());
+                // At most a million events a second per channel: far above any server's pace.
+                for seq in 1..=duration.as_millis() as u64 * 1000 {
+                    let room = seen.wait_for(|&s| s + window >= seq);
+                    if started.elapsed() > duration {
+                        break;
+                    }
+                    if !matches!(tokio::time::timeout(PUBLISH_TIMEOUT, room).await, Ok(Ok(_))) {
+                        published.count(c, Err("no delivery for 5 s".into()));
+                        break;
+                    }
+                    let outcome = publisher
+                        .publish(&mut post, &channel, &Payload::text(tag, seq))
+                        .await;
+                    published.count(c, outcome);
+                }
+                published
+            })
+        })
+        .collect();
+    let mut all = Published::gather(handles, channels.len(), duration + 2 * PUBLISH_TIMEOUT).await;
+    all.elapsed = started.elapsed();
+    all
+}
+
+/// A keep-alive connection that POSTs messages to nchan, one at a time.
+pub struct Post {
+    server: SocketAddr,
+    socket: Option<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Post {
+    /// POSTs `body` to `path`; returns the status. Reconnects once if the
+    /// kept-alive connection was closed.
+    async fn send(&mut self, path: &str, body: &[u8]) -> Result<u16, String> {
+        for _ in 0..2 {
+            let fresh = self.socket.is_none();
+            match tokio::time::timeout(PUBLISH_TIMEOUT, self.try_send(path, body)).await {
+                Ok(Ok(status)) => return Ok(status),
+                Ok(Err(e)) if fresh => return Err(e.kind()),
+                Ok(Err(_)) => self.socket = None,
+                Err(_) => {
+                    self.socket = None;
+                    return Err("timeout".into());
+                }
+            }
         }
+        Err("closed twice".into())
     }
-    drop(tx);
-    for h in handles {
-        let _ = tokio::time::timeout(
-            give_up.saturating_duration_since(Instant::now()) + PUBLISH_TIMEOUT,
-            h,
-        )
-        .await;
+
+    async fn try_send(&mut self, path: &str, body: &[u8]) -> Result<u16, sse_client::Error> {
+        if self.socket.is_none() {
+            self.socket = Some(sse_client::connect(self.server, None).await?);
+            self.buf.clear();
+        }
+        let socket = self.socket.as_mut().expect("connected");
+        let server = self.server;
+        let length = body.len();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {server}\r\nContent-Type: text/plain\r\nContent-Length: {length}\r\n\r\n"
+        );
+        socket.write_all(&[head.as_bytes(), body].concat()).await?;
+        let head = sse_client::read_head(socket, &mut self.buf).await?;
+        // Read to its end, so that the next response starts clean.
+        sse_client::read_body(socket, &head, &mut self.buf).await?;
+        Ok(head.status)
     }
-    let mut r = result.lock().unwrap().clone();
-    r.scheduled = Duration::from_secs_f64(count.saturating_sub(1) as f64 * interval);
-    let missing = count.saturating_sub(r.ok + r.failed);
-    if missing > 0 {
-        r.failed += missing;
-        *r.errors.entry("not sent".into()).or_default() += missing;
-    }
-    r
 }
 
-trait KindName {
-    fn kind_name(&self) -> String;
-}
+#[cfg(test)]
+mod tests {
+    use super::Payload;
 
-impl KindName for redis::RedisError {
-    fn kind_name(&self) -> String {
-        if self.is_timeout() {
-            "timeout".into()
-        } else if self.is_io_error() || self.is_connection_dropped() {
-            "io".into()
-        } else {
-            format!("{:?}", self.kind())
+    #[test]
+    fn a_payload_reads_back() {
+        let p = Payload::parse(Payload::text(7, 12).as_bytes()).unwrap();
+        assert_eq!((p.tag, p.seq), (7, 12));
+        assert!(p.sent_us > 0);
+        for bad in ["7 12", "7 12 3 4", "7 12 3\n5"] {
+            assert_eq!(Payload::parse(bad.as_bytes()), None);
         }
     }
 }

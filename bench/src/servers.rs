@@ -1,5 +1,5 @@
 //! The processes under test, started and stopped by the harness: one
-//! redis-server for the whole run, and for each scenario a fresh redisse,
+//! redis-server for the whole run, and for each case a fresh redisse,
 //! nginx+nchan (memory store) or nginx+nchan (Redis store).
 
 use std::fs;
@@ -8,17 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use sse_client::EventStream;
 
-use crate::http::open_stream;
 use crate::sys;
 
-/// A server under test. Written in records by its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "&'static str", try_from = "String")]
+/// A server under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     Redisse,
     Nchan,
+    #[value(name = "nchan-redis")]
     NchanRedis,
 }
 
@@ -33,32 +32,12 @@ impl Kind {
         }
     }
 
-    pub fn parse(name: &str) -> Option<Kind> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.name() == name || k.name().replace('+', "-") == name)
-    }
-
     /// The path of an event stream on `channel`.
     pub fn stream_path(self, channel: &str) -> String {
         match self {
             Kind::Redisse => format!("/?{channel}"),
             _ => format!("/sub/{channel}"),
         }
-    }
-}
-
-impl From<Kind> for &'static str {
-    fn from(kind: Kind) -> &'static str {
-        kind.name()
-    }
-}
-
-impl TryFrom<String> for Kind {
-    type Error = String;
-
-    fn try_from(name: String) -> Result<Kind, String> {
-        Kind::parse(&name).ok_or_else(|| format!("unknown server {name:?}"))
     }
 }
 
@@ -81,107 +60,148 @@ impl Env {
     }
 }
 
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+/// Heartbeat interval of the other scenarios: redisse's default.
+pub const DEFAULT_HEARTBEAT: u32 = 15;
+
+pub fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-/// A process that is killed when dropped.
+/// A process of ours, its output in `dir`/logs/server.log; stopped when dropped.
 pub struct Proc {
-    pub child: Child,
-    pub name: String,
+    child: Child,
+    name: String,
+    pub dir: PathBuf,
 }
 
 impl Proc {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// Runs `command` with a fresh `dir` (with logs/ and tmp/).
+    pub fn spawn(name: &str, command: &mut Command, dir: PathBuf) -> Result<Proc, String> {
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
+        fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
+        let log = fs::File::create(dir.join("logs/server.log")).map_err(|e| e.to_string())?;
+        let err = log.try_clone().map_err(|e| e.to_string())?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot run {name}: {e}"))?;
+        Ok(Proc {
+            child,
+            name: name.into(),
+            dir,
+        })
     }
 
-    /// SIGTERM, then SIGKILL after `grace`.
-    pub fn stop(&mut self, grace: Duration) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        sys::signal(self.pid(), libc::SIGTERM);
-        let until = Instant::now() + grace;
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!(
-            "bench: {} did not stop within {grace:?}; killing it",
-            self.name
-        );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// nginx in the foreground on the configuration `conf`, written next to `dir`.
+    pub fn nginx(name: &str, conf: &str, dir: PathBuf) -> Result<Proc, String> {
+        let conf_path = dir.with_extension("conf");
+        fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+        let mut command = Command::new("nginx");
+        command.arg("-p").arg(&dir).arg("-c").arg(&conf_path);
+        Proc::spawn(name, command.args(["-g", "daemon off;"]), dir)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
     }
-}
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+    /// SIGTERM, then SIGKILL after `grace`.
+    pub fn stop(&mut self, grace: Duration) {
+        if self.exited() {
+            return;
+        }
+        let until = Instant::now() + grace;
+        sys::signal(self.pid(), libc::SIGTERM);
+        while !self.exited() {
+            if Instant::now() > until {
+                eprintln!(
+                    "bench: {} did not stop within {grace:?}; killing it",
+                    self.name
+                );
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to 15 s until `addr` answers an event-stream request for
+    /// `path`; an error if the process exits first.
+    pub async fn wait_for_stream(&mut self, addr: SocketAddr, path: &str) -> Result<(), String> {
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            if self.exited() {
+                let logs = self.dir.join("logs");
+                return Err(format!(
+                    "{} exited at start (see {})",
+                    self.name,
+                    logs.display()
+                ));
+            }
+            let open = EventStream::open(addr, None, path, &[]);
+            let status = match tokio::time::timeout(Duration::from_secs(1), open).await {
+                Ok(Ok(stream)) if stream.head.status == 200 => return Ok(()),
+                Ok(Ok(stream)) => format!("status {}", stream.head.status),
+                Ok(Err(e)) => e.kind(),
+                Err(_) => "timeout".into(),
+            };
+            if Instant::now() > until {
+                return Err(format!(
+                    "{} did not open a stream within 15 s: {status}",
+                    self.name
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
 
-fn log_file(dir: &Path, name: &str) -> std::io::Result<(Stdio, Stdio)> {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(name))?;
-    Ok((Stdio::from(file.try_clone()?), Stdio::from(file)))
+/// Stopped as `stop` does, not killed at once: a killed nginx leaves its
+/// workers running, and with them whatever they inherited.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
 }
 
 pub fn start_redis(work: &Path) -> Result<(Proc, u16), String> {
-    let port = free_port().map_err(|e| e.to_string())?;
+    let port = free_port()?;
     let dir = work.join("redis");
-    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let (out, err) = log_file(&dir, "redis.log").map_err(|e| e.to_string())?;
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(["--daemonize", "no", "--maxclients", "1000"])
-        .arg("--dir")
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("cannot run redis-server: {e}"))?;
-    let mut proc = Proc {
-        child,
-        name: "redis-server".into(),
-    };
+    let mut command = Command::new("redis-server");
+    command.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]);
+    command
+        .args(["--daemonize", "no", "--maxclients", "1000", "--dir"])
+        .arg(&dir);
+    let mut proc = Proc::spawn("redis-server", &mut command, dir)?;
     let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        if std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return Ok((proc, port));
-        }
+    while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
         if proc.exited() || Instant::now() > until {
             return Err(format!(
                 "redis-server did not start (see {})",
-                dir.join("redis.log").display()
+                proc.dir.display()
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    Ok((proc, port))
 }
 
 /// A server under test.
@@ -191,11 +211,7 @@ pub struct Server {
     proc: Proc,
     /// The process that holds the connections: redisse itself, nginx's worker.
     pub pid: u32,
-    dir: PathBuf,
 }
-
-/// Heartbeat interval of the other scenarios: redisse's default.
-pub const DEFAULT_HEARTBEAT: u32 = 15;
 
 impl Server {
     /// Starts a server; `heartbeat` is the seconds between heartbeats (redisse) or pings (nchan).
@@ -205,28 +221,25 @@ impl Server {
         label: &str,
         heartbeat: u32,
     ) -> Result<Server, String> {
-        let port = free_port().map_err(|e| e.to_string())?;
+        let port = free_port()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let (dir, (out, err)) = server_dir(
-            &env.work,
-            &format!("{label}-{}", kind.name().replace('+', "-")),
-        )?;
-        let child = match kind {
-            Kind::Redisse => Command::new(&env.redisse_bin)
-                .args([
+        let dir = env
+            .work
+            .join(format!("{label}-{}", kind.name().replace('+', "-")));
+        let mut proc = match kind {
+            Kind::Redisse => {
+                let mut command = Command::new(&env.redisse_bin);
+                command.args([
                     "--redis",
                     &env.redis_url(),
                     "-p",
                     &port.to_string(),
                     "-a",
                     "127.0.0.1",
-                ])
-                .args(["--heartbeat", &heartbeat.to_string(), "--stdout"])
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .spawn()
-                .map_err(|e| format!("cannot run {}: {e}", env.redisse_bin.display()))?,
+                ]);
+                command.args(["--heartbeat", &heartbeat.to_string(), "--stdout"]);
+                Proc::spawn(kind.name(), &mut command, dir)?
+            }
             Kind::Nchan | Kind::NchanRedis => {
                 let template = fs::read_to_string(&env.nchan_conf)
                     .map_err(|e| format!("cannot read {}: {e}", env.nchan_conf.display()))?;
@@ -242,23 +255,15 @@ impl Server {
                         },
                     )
                     .replace("@PING@", &heartbeat.to_string());
-                spawn_nginx(&dir, &conf, (out, err))?
+                Proc::nginx(kind.name(), &conf, dir)?
             }
         };
-        let mut proc = Proc {
-            child,
-            name: kind.name().into(),
-        };
-        wait_for_stream(&mut proc, addr, &kind.stream_path("bench_probe"), &dir).await?;
-        let pid = match kind {
-            Kind::Redisse => proc.pid(),
-            _ => {
-                let workers = sys::children_of(proc.pid());
-                match workers.as_slice() {
-                    [worker] => *worker,
-                    other => return Err(format!("expected one nginx worker, found {other:?}")),
-                }
-            }
+        proc.wait_for_stream(addr, &kind.stream_path("bench_probe"))
+            .await?;
+        let pid = match (kind, &sys::children_of(proc.pid())[..]) {
+            (Kind::Redisse, _) => proc.pid(),
+            (_, [worker]) => *worker,
+            (_, other) => return Err(format!("expected one nginx worker, found {other:?}")),
         };
         // Let the probe's close settle so the baseline is quiet.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -267,7 +272,6 @@ impl Server {
             addr,
             proc,
             pid,
-            dir,
         })
     }
 
@@ -287,7 +291,7 @@ impl Server {
     /// "at most N streams" line at start: its --max-streams default follows
     /// the open-file limit); none for nchan.
     pub fn max_streams(&self) -> Option<u64> {
-        let log = fs::read_to_string(self.dir.join("logs/server.log")).ok()?;
+        let log = fs::read_to_string(self.proc.dir.join("logs/server.log")).ok()?;
         let (_, rest) = log.split_once("at most ")?;
         rest.split_once(" streams")?.0.parse().ok()
     }
@@ -297,71 +301,5 @@ impl Server {
         let was_alive = self.alive();
         self.proc.stop(Duration::from_secs(10));
         was_alive
-    }
-}
-
-/// A fresh directory for a server's files, with logs/ and tmp/, and its
-/// output going to logs/server.log.
-pub fn server_dir(work: &Path, name: &str) -> Result<(PathBuf, (Stdio, Stdio)), String> {
-    let dir = work.join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
-    fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
-    let output = log_file(&dir.join("logs"), "server.log").map_err(|e| e.to_string())?;
-    Ok((dir, output))
-}
-
-/// Writes `conf` into `dir` (which has logs/ and tmp/) and runs nginx on it
-/// in the foreground.
-pub fn spawn_nginx(dir: &Path, conf: &str, (out, err): (Stdio, Stdio)) -> Result<Child, String> {
-    let conf_path = dir.join("nginx.conf");
-    fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-    Command::new("nginx")
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(&conf_path)
-        .args(["-g", "daemon off;"])
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("cannot run nginx: {e}"))
-}
-
-/// Waits up to 15 s until `addr` answers an event-stream request for
-/// `path`; an error if the process exits first (its logs are in `dir`).
-pub async fn wait_for_stream(
-    proc: &mut Proc,
-    addr: SocketAddr,
-    path: &str,
-    dir: &Path,
-) -> Result<(), String> {
-    let until = Instant::now() + Duration::from_secs(15);
-    loop {
-        if proc.exited() {
-            return Err(format!(
-                "{} exited at start (see {})",
-                proc.name,
-                dir.join("logs").display()
-            ));
-        }
-        let mut buf = Vec::new();
-        let ok = tokio::time::timeout(
-            Duration::from_secs(1),
-            open_stream(None, addr, path, &mut buf),
-        )
-        .await;
-        if matches!(ok, Ok(Ok(_))) {
-            return Ok(());
-        }
-        if Instant::now() > until {
-            return Err(format!(
-                "{} did not answer an event-stream request within 15 s: {:?}",
-                proc.name,
-                ok.map(|r| r.err())
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,5 +1,6 @@
-//! What the harness reads about processes: CPU time, resident memory and
-//! open files from /proc, the open-file limit, and the wall clock.
+//! What the harness reads about processes and the machine: CPU time,
+//! resident memory and open files from /proc, the kernel's counters, the
+//! open-file limit, and the wall clock.
 
 use std::fs;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,8 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Raises the soft open-file limit to the hard one; returns the limit now in force.
@@ -24,48 +24,62 @@ pub fn raise_nofile() -> u64 {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return 0;
         }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return raised.rlim_cur;
-            }
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return raised.rlim_cur;
         }
     }
     limit.rlim_cur
 }
 
+fn read(path: &str) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The number after `name` in a line of words starting with `prefix`.
+fn after(text: &str, prefix: &str, name: &str) -> Option<u64> {
+    let mut words = text
+        .lines()
+        .find(|l| l.starts_with(prefix))?
+        .split_whitespace();
+    words.position(|w| w == name)?;
+    words.next()?.parse().ok()
+}
+
 fn ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
+    match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        t if t > 0 => t as f64,
+        _ => 100.0,
     }
 }
 
-/// User + system CPU seconds of a process (its threads included), from
-/// /proc/<pid>/stat. `with_children` adds the children it has waited for.
-pub fn cpu_seconds(pid: u32, with_children: bool) -> Option<f64> {
+/// The fields of /proc/<pid>/stat after the command name: [0] is the state.
+fn stat(pid: u32) -> Option<Vec<String>> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
-    let mut ticks: u64 =
-        fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    if with_children {
-        ticks += fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
-    }
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split_whitespace().map(String::from).collect())
+}
+
+/// User + system CPU seconds of a process, its threads included.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let fields = stat(pid)?;
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     Some(ticks as f64 / ticks_per_second())
+}
+
+/// CPU seconds of several processes together.
+pub fn cpu_seconds_of(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|&p| cpu_seconds(p)).sum()
 }
 
 /// This process's CPU seconds, from getrusage (finer than /proc's ticks).
 pub fn self_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct it is given.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
         return 0.0;
     }
@@ -73,11 +87,14 @@ pub fn self_cpu_seconds() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
+/// A process is still there (and not a zombie).
+pub fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|f| f.first().is_some_and(|s| s != "Z"))
+}
+
 /// VmRSS of a process, in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    after(&read(&format!("/proc/{pid}/status")), "VmRSS:", "VmRSS:")
 }
 
 /// Open file descriptors of a process.
@@ -87,57 +104,35 @@ pub fn fd_count(pid: u32) -> Option<usize> {
 
 /// The children of a process (nginx's workers, say).
 pub fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(text) = fs::read_to_string(task.path().join("children")) {
-                out.extend(
-                    text.split_whitespace()
-                        .filter_map(|p| p.parse::<u32>().ok()),
-                );
-            }
-        }
-    }
-    out
-}
-
-/// A process is still there (and not a zombie).
-pub fn alive(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat.get(i + 2..i + 3))
-            .is_some_and(|s| s != "Z"),
-        Err(_) => false,
-    }
+    let tasks = fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    let lists: Vec<String> = tasks
+        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+        .collect();
+    lists
+        .iter()
+        .flat_map(|l| l.split_whitespace().filter_map(|p| p.parse().ok()))
+        .collect()
 }
 
 pub fn signal(pid: u32, sig: i32) {
     // SAFETY: kill has no memory preconditions; the pid is one we started.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
 }
 
-/// The kernel's counts of connections dropped because a listen queue was
-/// full (TcpExt ListenOverflows and ListenDrops), machine-wide.
-pub fn listen_drops() -> (u64, u64) {
-    let text = fs::read_to_string("/proc/net/netstat").unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("TcpExt:")).collect();
-    if lines.len() < 2 {
-        return (0, 0);
-    }
-    let names: Vec<&str> = lines[0].split_whitespace().collect();
-    let values: Vec<&str> = lines[1].split_whitespace().collect();
-    let get = |name: &str| {
-        names
-            .iter()
-            .position(|n| *n == name)
-            .and_then(|i| values.get(i))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+/// SYNs the kernel dropped machine-wide because a listen queue was full
+/// (TcpExt ListenDrops).
+pub fn listen_drops() -> u64 {
+    let text = read("/proc/net/netstat");
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
     };
-    (get("ListenOverflows"), get("ListenDrops"))
+    let at = names.split_whitespace().position(|n| n == "ListenDrops");
+    at.and_then(|i| values.split_whitespace().nth(i)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The accept-queue length a listening socket on 127.0.0.1:port was given
@@ -147,26 +142,28 @@ pub fn listen_backlog(port: u16) -> Option<u64> {
         .args(["-ltnH", &format!("sport = :{port}")])
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().next()?.split_whitespace().nth(2)?.parse().ok()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()
 }
 
 /// CPU seconds the whole machine spent busy (all cores, every process and
-/// the kernel), from /proc/stat.
+/// the kernel): user, nice, system, irq, softirq and steal in /proc/stat.
 pub fn machine_busy_seconds() -> f64 {
-    let text = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let text = read("/proc/stat");
     let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
         return 0.0;
     };
-    let v: Vec<u64> = line
+    let ticks: Vec<u64> = line
         .split_whitespace()
         .skip(1)
         .filter_map(|x| x.parse().ok())
         .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy: u64 = [0usize, 1, 2, 5, 6, 7]
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
         .iter()
-        .filter_map(|&i| v.get(i))
+        .filter_map(|&i| ticks.get(i))
         .sum();
     busy as f64 / ticks_per_second()
 }
@@ -174,47 +171,29 @@ pub fn machine_busy_seconds() -> f64 {
 /// Ports in net.ipv4.ip_local_port_range: how many connections one pair of
 /// (source address, destination address and port) can have at once.
 pub fn ephemeral_ports() -> u64 {
-    let text = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let v: Vec<u64> = text
+    let range: Vec<u64> = read("/proc/sys/net/ipv4/ip_local_port_range")
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
-    match v.as_slice() {
+    match range[..] {
         [low, high] if high >= low => high - low + 1,
         _ => 0,
     }
 }
 
 /// TCP sockets in use on the machine and the kernel memory their buffers
-/// hold, in KiB (the `TCP:` line of /proc/net/sockstat, which counts pages).
+/// hold, in KiB (/proc/net/sockstat counts pages).
 pub fn tcp_sockets() -> (u64, u64) {
-    let text = fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
-    let Some(line) = text.lines().find(|l| l.starts_with("TCP:")) else {
-        return (0, 0);
-    };
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let get = |name: &str| {
-        words
-            .iter()
-            .position(|w| *w == name)
-            .and_then(|i| words.get(i + 1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let text = read("/proc/net/sockstat");
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    let get = |name| after(&text, "TCP:", name).unwrap_or(0);
     (get("inuse"), get("mem") * page / 1024)
 }
 
 /// MemTotal and MemAvailable of /proc/meminfo, in KiB.
 pub fn memory_kib() -> (u64, u64) {
-    let text = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let get = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let text = read("/proc/meminfo");
+    let get = |name| after(&text, name, name).unwrap_or(0);
     (get("MemTotal:"), get("MemAvailable:"))
 }

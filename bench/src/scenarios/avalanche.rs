@@ -1,125 +1,169 @@
-//! Scenario 4, connection avalanche: every stream opened at once, then
-//! every stream closed at once (a deploy, a network blip), and how soon the
-//! server is back to its idle descriptors and opens the next stream.
+//! Connection avalanche: every stream opened at once, then every stream
+//! closed at once (a deploy, a network blip), and how soon the server is
+//! back to its idle descriptors and opens the next stream.
 
 use std::time::{Duration, Instant};
 
-use super::measure::{Case, CpuMark};
-use super::{round2, Bench};
-use crate::fleet::Fleet;
-use crate::http::open_stream;
-use crate::results::{AvalancheRecord, CpuShare, Measurement};
+use sse_client::EventStream;
+
+use super::{Bench, Case, Cpu, Results};
+use crate::hist::Latency;
+use crate::report::{ratio, with_counts, Cell, Section, Table};
 use crate::servers::{Kind, Server, DEFAULT_HEARTBEAT};
+use crate::subscribers::Subscribers;
 use crate::sys;
 
+/// The channels the streams are spread over.
+const CHANNELS: usize = 1000;
+
+pub struct Avalanche {
+    pub server: Kind,
+    pub streams: usize,
+    pub opened: u64,
+    pub failed: String,
+    pub connect: Latency,
+    pub all_opened_s: f64,
+    /// From every client closing at once until the server is back to its
+    /// idle descriptors; none if not within 60 s.
+    pub all_closed_s: Option<f64>,
+    /// Opening one stream right after: what the closing left to do.
+    pub next_stream_ms: Option<f64>,
+    /// The server's accept-queue length; none when `ss` could not tell.
+    pub listen_backlog: Option<u64>,
+    pub listen_drops: u64,
+    pub cpu: Cpu,
+}
+
+impl Case for Avalanche {
+    fn cpu(&self) -> &Cpu {
+        &self.cpu
+    }
+}
+
 impl Bench {
-    pub async fn avalanche(&mut self) {
-        for kind in self.targets.clone() {
-            eprintln!("bench: avalanche / {}", kind.name());
-            self.measure("avalanche", kind, async |bench: &mut Self| {
-                bench.avalanche_one(kind).await
-            })
-            .await;
+    pub(super) async fn avalanche(&mut self) {
+        for kind in self.servers.clone() {
+            let run = async |b: &mut Self| b.avalanche_one(kind).await;
+            self.measure("avalanche".into(), kind, |r| &mut r.avalanche, run)
+                .await;
         }
     }
 
-    async fn avalanche_one(&mut self, kind: Kind) -> Result<AvalancheRecord, String> {
-        self.wait_quiet().await;
-        let mut server = Server::start(kind, &self.env, "avalanche", DEFAULT_HEARTBEAT).await?;
+    async fn avalanche_one(&mut self, kind: Kind) -> Result<Avalanche, String> {
+        let server = Server::start(kind, &self.env, "avalanche", DEFAULT_HEARTBEAT).await?;
         let n = self.sizes.avalanche_streams;
-        let spec = self.fleet_spec(
-            &server,
-            &self.prefix("ava"),
-            1000,
-            n,
-            0,
-            Duration::from_secs(30),
-        );
-        let mut fleet = Fleet::spawn(&spec).await?;
+        let mut spec = self.spec(&server, &self.prefix("ava"), CHANNELS, n);
+        spec.concurrency = 0;
+        let mut subscribers = Subscribers::spawn(&spec).await?;
         let idle_fds = server.fds();
         let backlog = sys::listen_backlog(server.addr.port());
         let drops_before = sys::listen_drops();
-        let mark = CpuMark::take(&server, &fleet, self.redis_pid);
-        let opened = fleet.open(Duration::from_secs(120)).await?;
-        let cpu = mark.since(&server, &fleet, self.redis_pid);
-        let drops_after = sys::listen_drops();
-        let rss = server.rss_kib();
-        let processes = fleet.processes();
+        let mark = self.cpu_mark(&[server.pid], &subscribers);
+        let opened = subscribers.open(Duration::from_secs(120)).await?;
+        let cpu = self.cpu_since(&mark, &[server.pid], &subscribers);
+        let drops = sys::listen_drops().saturating_sub(drops_before);
         let closing = Instant::now();
-        fleet.quit().await;
-        let all_closed_s = all_closed(&server, idle_fds, closing).await;
+        subscribers.quit().await;
+        let mut all_closed_s = None;
+        while closing.elapsed() < Duration::from_secs(60) {
+            if server.fds() <= idle_fds {
+                all_closed_s = Some(round2(closing.elapsed().as_secs_f64()));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // On a channel nobody listens to: it waits behind whatever the
+        // server still has to do for the streams that left.
         let next_stream_ms = match all_closed_s {
-            Some(_) => next_stream(&server, &self.prefix("ava")).await,
+            Some(_) => {
+                let path = kind.stream_path(&format!("{}_after", self.prefix("ava")));
+                let start = Instant::now();
+                let open = EventStream::open(server.addr, None, &path, &[]);
+                let opened = tokio::time::timeout(Duration::from_secs(30), open).await;
+                matches!(opened, Ok(Ok(_))).then(|| round2(start.elapsed().as_secs_f64() * 1000.0))
+            }
             None => None,
         };
-        let alive = server.alive();
         server.stop();
         if opened.ok == 0 {
             return Err(format!("no stream opened: {:?}", opened.errors));
         }
-        let connect = &opened.connect;
-        let ms = |us: u64| (us as f64 / 10.0).round() / 100.0;
-        Ok(AvalancheRecord {
+        Ok(Avalanche {
             server: kind,
             streams: n,
-            client_processes: processes,
             opened: opened.ok,
-            failed: opened.failed,
-            errors: opened.errors,
-            connect_p50_ms: ms(connect.quantile(0.5)),
-            connect_p95_ms: ms(connect.quantile(0.95)),
-            connect_p99_ms: ms(connect.quantile(0.99)),
-            connect_max_ms: ms(connect.max()),
-            all_opened_s: round2(opened.elapsed.as_secs_f64()),
+            failed: with_counts(opened.failed, &opened.errors),
+            connect: opened.connect.ms(),
+            all_opened_s: round2(opened.elapsed_s),
             all_closed_s,
             next_stream_ms,
-            rss_with_kib: rss,
             listen_backlog: backlog,
-            listen_overflows: drops_after.0.saturating_sub(drops_before.0),
-            listen_drops: drops_after.1.saturating_sub(drops_before.1),
-            server_alive: alive,
+            listen_drops: drops,
             cpu,
-            attempt: 1, // renumbered by `measure`
         })
     }
 }
 
-/// Seconds from the clients' quitting until the server holds no more
-/// descriptors than before the streams opened (within 60 s, or none).
-async fn all_closed(server: &Server, idle_fds: usize, since: Instant) -> Option<f64> {
-    let until = since + Duration::from_secs(60);
-    while Instant::now() < until {
-        if server.fds() <= idle_fds {
-            return Some(round2(since.elapsed().as_secs_f64()));
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+pub fn section(r: &Results) -> Option<Section> {
+    r.avalanche.first()?;
+    let mut s = Section::new("Connection avalanche");
+    s.text(format!(
+        "Every stream opened at once (over {} channels); connect time runs from `connect()` until the response head \
+         is read. Then every client quits at once: \"all closed\" runs until the server holds no more descriptors than \
+         before, and \"next stream\" is the time to open one more stream right after.",
+        CHANNELS.cell()
+    ));
+    let mut t = Table::new("server | streams | opened | failed | connect p50 ms | p95 ms | p99 ms | max ms")
+        .columns("all answered in s | all closed in s | next stream ms | listen backlog | SYNs dropped (ListenDrops)")
+        .columns("server CPU % | client CPU % | other CPU %");
+    for a in &r.avalanche {
+        let c = &a.connect;
+        let row = t.row(&[
+            &a.server.name(),
+            &a.streams,
+            &a.opened,
+            &a.failed,
+            &c.p50,
+            &c.p95,
+            &c.p99,
+            &c.max,
+        ]);
+        row.extend([
+            a.all_opened_s.cell(),
+            a.all_closed_s.cell(),
+            a.next_stream_ms.cell(),
+        ]);
+        row.extend([a.listen_backlog.cell(), a.listen_drops.cell()]);
+        row.extend([a.cpu.server, a.cpu.client, a.cpu.other].map(|x| a.cpu.pct(x).cell()));
+    }
+    s.table(&t);
+    let of = |k: Kind| r.avalanche.iter().find(|a| a.server == k);
+    let p95 = |k| of(k).map(|a| a.connect.p95);
+    let closed = |k| of(k).and_then(|a| a.all_closed_s);
+    s.text(format!(
+        "Ratio of connect p95 (redisse / other): nchan {}, nchan+redis {}. Ratio of all closed: nchan {}, nchan+redis {}.",
+        ratio(p95(Kind::Redisse), p95(Kind::Nchan)),
+        ratio(p95(Kind::Redisse), p95(Kind::NchanRedis)),
+        ratio(closed(Kind::Redisse), closed(Kind::Nchan)),
+        ratio(closed(Kind::Redisse), closed(Kind::NchanRedis)),
+    ));
+    if let (Some(ours), Some(theirs)) = (of(Kind::Redisse), of(Kind::Nchan)) {
+        if ours.listen_backlog < theirs.listen_backlog && ours.listen_drops > theirs.listen_drops {
+            s.text(format!(
+                "redisse listens with an accept queue of {} (nginx: {}): with {} connections arriving at once the kernel \
+                 dropped {} SYNs (nginx: {}), and clients retry a dropped SYN after 1 s, then 3 s, which is most of \
+                 redisse's connect times.",
+                ours.listen_backlog.cell(),
+                theirs.listen_backlog.cell(),
+                ours.streams.cell(),
+                ours.listen_drops.cell(),
+                theirs.listen_drops.cell()
+            ));
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    None
-}
-
-/// Milliseconds to open one more stream once all are closed, on a channel
-/// nobody listens to: it waits behind whatever the server still has to do
-/// for the streams that left (redisse's hub takes commands in order).
-async fn next_stream(server: &Server, prefix: &str) -> Option<f64> {
-    let path = server.kind.stream_path(&format!("{prefix}_after"));
-    let mut buf = Vec::new();
-    let start = Instant::now();
-    let opened = tokio::time::timeout(
-        Duration::from_secs(30),
-        open_stream(None, server.addr, &path, &mut buf),
-    )
-    .await;
-    matches!(opened, Ok(Ok(_))).then(|| round2(start.elapsed().as_secs_f64() * 1000.0))
-}
-
-impl Case for AvalancheRecord {
-    fn cpu(&self) -> &CpuShare {
-        &self.cpu
-    }
-    fn set_attempt(&mut self, attempt: u32) {
-        self.attempt = attempt;
-    }
-    fn into_measurement(self) -> Measurement {
-        Measurement::Avalanche(self)
-    }
+    Some(s)
 }

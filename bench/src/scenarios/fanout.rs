@@ -1,224 +1,479 @@
-//! Scenario 3, fan-out throughput: publishes spread over a few channels at
-//! rising rates, until a server cannot keep up; and, when asked, a profile
-//! of redisse at the target rate.
+//! Fan-out: publishes spread over a few channels. First at rising offered
+//! rates, until a server cannot keep up; then at saturation, publishing as
+//! fast as the streams take the events; and, when asked, a profile of
+//! redisse at saturation.
 
+use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::measure::CpuMark;
-use super::Bench;
-use crate::fleet::Fleet;
-use crate::publish::{paced, Publisher};
-use crate::results::{FanoutRecord, Measurement, ProfileRecord};
+use sse_client::{EventStream, Item, Read};
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{Bench, Case, Cpu, CpuMark, Results, CPU_COLUMNS};
+use crate::hist::Latency;
+use crate::publish::{closed_loop, paced, Payload, Published, Publisher};
+use crate::report::{ratio, with_counts, Cell, Meta, Section, Table};
 use crate::servers::{Kind, Server, DEFAULT_HEARTBEAT};
+use crate::subscribers::Subscribers;
+
+/// A step is sustained with no loss, a p99 under this, and 95 % of the
+/// offered rate published.
+const SUSTAINED_P99_MS: f64 = 100.0;
+
+/// What a fan-out run delivered, at a paced rate or at saturation.
+pub struct Run {
+    pub server: Kind,
+    pub streams: usize,
+    pub channels: usize,
+    pub publishes_per_s: f64,
+    pub publish_errors: BTreeMap<String, u64>,
+    pub deliveries_per_s: f64,
+    pub received: u64,
+    pub lost: u64,
+    pub closed: u64,
+    pub close_reasons: BTreeMap<String, u64>,
+    pub latency: Latency,
+    pub cpu: Cpu,
+}
+
+impl Run {
+    /// Latencies, CPU µs per delivery and CPU shares, as table cells.
+    fn cells(&self) -> impl Iterator<Item = String> {
+        let l = &self.latency;
+        let figures = [
+            l.p50,
+            l.p99,
+            l.max,
+            self.cpu.server_us(self.received).unwrap_or(f64::NAN),
+        ];
+        figures
+            .map(|x| x.cell())
+            .into_iter()
+            .chain(self.cpu.cells())
+    }
+}
+
+/// One offered rate of the scan.
+pub struct Step {
+    pub offered: u64,
+    pub sustained: bool,
+    pub run: Run,
+}
+
+pub struct Saturation {
+    /// Events in flight per channel at most.
+    pub window: u64,
+    pub run: Run,
+}
+
+impl Case for Step {
+    fn cpu(&self) -> &Cpu {
+        &self.run.cpu
+    }
+}
+
+impl Case for Saturation {
+    fn cpu(&self) -> &Cpu {
+        &self.run.cpu
+    }
+}
+
+/// Where redisse spends its time at saturation.
+pub struct Profile {
+    pub deliveries_per_s: f64,
+    pub p99: f64,
+    /// `perf report` lines, the busiest symbol first.
+    pub top: Vec<String>,
+}
+
+/// The streams of a fan-out case and what publishes to them.
+struct Setup {
+    server: Server,
+    subscribers: Subscribers,
+    publisher: Publisher,
+    channels: Vec<String>,
+    /// Streams per channel: stream n listens to channel n % channels.
+    per_channel: Vec<u64>,
+}
 
 impl Bench {
-    pub async fn fanout(&mut self) {
-        for kind in self.targets.clone() {
-            eprintln!("bench: fan-out / {}", kind.name());
-            if let Err(e) = self.fanout_one(kind).await {
+    pub(super) async fn fanout(&mut self) {
+        for kind in self.servers.clone() {
+            if let Err(e) = self.scan(kind).await {
                 self.fail("fanout", Some(kind), e);
             }
         }
+        for kind in self.servers.clone() {
+            let run = async |b: &mut Self| b.saturation(kind).await;
+            self.measure(
+                "fanout at saturation".into(),
+                kind,
+                |r| &mut r.saturation,
+                run,
+            )
+            .await;
+        }
     }
 
-    async fn fanout_one(&mut self, kind: Kind) -> Result<(), String> {
-        self.wait_quiet().await;
-        let mut server = Server::start(kind, &self.env, "fanout", DEFAULT_HEARTBEAT).await?;
-        let (streams, channels) = (self.sizes.fanout_streams, self.sizes.fanout_channels);
-        let prefix = self.prefix("fan");
-        let (mut fleet, opened) = self.open_fleet(&server, &prefix, channels, streams).await?;
-        // Stream n listens to channel n % channels.
-        let subscribers: Vec<u64> = (0..channels)
-            .map(|c| ((streams + channels - 1 - c) / channels) as u64)
-            .collect();
-        let names: Vec<String> = (0..channels).map(|c| format!("{prefix}_{c}")).collect();
+    async fn setup(
+        &mut self,
+        kind: Kind,
+        label: &str,
+        streams: usize,
+        channels: usize,
+    ) -> Result<Setup, String> {
+        let server = Server::start(kind, &self.env, label, DEFAULT_HEARTBEAT).await?;
+        let prefix = self.prefix(label);
+        let (subscribers, _) = self
+            .open(&self.spec(&server, &prefix, channels, streams))
+            .await?;
         let publisher = self.publisher_for(&server).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(Setup {
+            per_channel: (0..channels)
+                .map(|c| ((streams + channels - 1 - c) / channels) as u64)
+                .collect(),
+            channels: (0..channels).map(|c| format!("{prefix}_{c}")).collect(),
+            server,
+            subscribers,
+            publisher,
+        })
+    }
+
+    /// Offered rates in steps, up to the first one the server cannot sustain.
+    async fn scan(&mut self, kind: Kind) -> Result<(), String> {
+        let (streams, channels) = (self.sizes.fanout_streams, self.sizes.fanout_channels);
+        let mut f = self.setup(kind, "fan", streams, channels).await?;
         let step = self.sizes.fanout_step;
-        let mut any_delivered = false;
-        if self.profile && kind == Kind::Redisse {
-            // Profiled at the target rate, before the scan can overload anything.
-            match self
-                .profile_step(&server, &mut fleet, &publisher, &names, 3000)
+        for rate in self.sizes.fanout_rates.clone() {
+            let run = async |b: &mut Self| {
+                let tag = b.next_tag();
+                f.subscribers.phase(tag).await?;
+                let count = (rate as f64 * step.as_secs_f64()).round() as u64;
+                let mark = b.cpu_mark(&[f.server.pid], &f.subscribers);
+                let limit = step + Duration::from_secs(10);
+                let published =
+                    paced(&f.publisher, &f.channels, rate as f64, count, tag, limit).await;
+                let run = b.fanout_run(&mut f, published, mark).await?;
+                let kept_up =
+                    run.publishes_per_s >= 0.95 * rate as f64 && run.publish_errors.is_empty();
+                let sustained = run.lost == 0 && run.latency.p99 < SUSTAINED_P99_MS && kept_up;
+                Ok(Step {
+                    offered: rate,
+                    sustained,
+                    run,
+                })
+            };
+            if !self
+                .measure(format!("fanout {rate}/s"), kind, |r| &mut r.fanout, run)
                 .await
             {
-                Ok(r) => self.record(Measurement::Profile(r)),
-                Err(e) => self.fail("profile", Some(kind), e),
+                break;
             }
-        }
-        'rates: for rate in self.sizes.fanout_rates.clone() {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let tag = self.next_tag();
-                fleet.phase(tag).await?;
-                let count = (rate as f64 * step.as_secs_f64()).round() as u64;
-                let mark = CpuMark::take(&server, &fleet, self.redis_pid);
-                let published = paced(
-                    &publisher,
-                    &names,
-                    rate as f64,
-                    count,
-                    tag,
-                    step + Duration::from_secs(10),
-                )
-                .await;
-                let expected: u64 = published
-                    .per_channel
-                    .iter()
-                    .zip(&subscribers)
-                    .map(|(p, s)| p * s)
-                    .sum();
-                fleet
-                    .wait_for(expected, Duration::from_secs(2), Duration::from_secs(15))
-                    .await?;
-                let cpu = mark.since(&server, &fleet, self.redis_pid);
-                let tally = fleet.report().await?;
-                any_delivered |= tally.received > 0;
-                let lost = expected.saturating_sub(tally.received);
-                let p99_ms = tally.latency.quantile(0.99) as f64 / 1000.0;
-                let achieved = published.rate();
-                let secs = published
-                    .elapsed
-                    .as_secs_f64()
-                    .max(published.scheduled.as_secs_f64())
-                    .max(1e-3);
-                let kept_up = achieved >= 0.95 * rate as f64;
-                let ok = lost == 0 && p99_ms < 100.0 && kept_up && published.failed == 0;
-                let r = FanoutRecord {
-                    server: kind,
-                    streams,
-                    channels,
-                    opened: opened.ok,
-                    offered_per_s: rate,
-                    publishes_per_s: achieved.round(),
-                    publish_failed: published.failed,
-                    publish_errors: published.errors,
-                    deliveries_per_s: (tally.received as f64 / secs).round(),
-                    expected,
-                    received: tally.received,
-                    lost,
-                    closed: tally.closed,
-                    close_reasons: tally.close_reasons,
-                    latency: tally.latency.summary_ms(),
-                    sustained: ok,
-                    attempt,
-                    cpu,
-                };
-                if r.cpu.disturbed() && attempt < self.attempts() && server.alive() {
-                    eprintln!("bench: fan-out step {rate}/s was disturbed by other processes ({} % of a core): measuring it again", r.cpu.other_cpu_pct);
-                    self.wait_quiet().await;
-                    continue;
-                }
-                self.record(Measurement::Fanout(r));
-                if lost > 0
-                    || p99_ms > 100.0
-                    || achieved < 0.8 * rate as f64
-                    || !server.alive()
-                    || tally.open == 0
-                {
-                    break 'rates;
-                }
+            let open = f.subscribers.stats().await?.open;
+            let run = &self.results.fanout.last().expect("a step").run;
+            let (lost, p99, achieved) = (run.lost, run.latency.p99, run.publishes_per_s);
+            if lost > 0
+                || p99 > SUSTAINED_P99_MS
+                || achieved < 0.8 * rate as f64
+                || !f.server.alive()
+                || open == 0
+            {
                 break;
             }
         }
-        fleet.quit().await;
-        let alive = server.alive();
-        server.stop();
-        if !alive {
-            return Err("the server died during the fan-out".into());
+        f.subscribers.quit().await;
+        match f.server.stop() {
+            true => Ok(()),
+            false => Err("the server died during the fan-out".into()),
         }
-        if !any_delivered {
-            return Err("no event delivered".into());
-        }
-        Ok(())
     }
 
-    async fn profile_step(
+    /// What `published` delivered.
+    async fn fanout_run(
         &mut self,
-        server: &Server,
-        fleet: &mut Fleet,
-        publisher: &Publisher,
-        names: &[String],
-        rate: u64,
-    ) -> Result<ProfileRecord, String> {
-        let data = self.env.work.join("perf.data");
-        let step = self.sizes.fanout_step;
+        f: &mut Setup,
+        published: Published,
+        mark: CpuMark,
+    ) -> Result<Run, String> {
+        let expected: u64 = published
+            .per_channel
+            .iter()
+            .zip(&f.per_channel)
+            .map(|(p, s)| p * s)
+            .sum();
+        let (quiet, pids) = (Duration::from_secs(2), &[f.server.pid]);
+        let (tally, latency, cpu) = self
+            .delivered(
+                &mut f.subscribers,
+                &published,
+                expected,
+                quiet,
+                (mark, pids),
+            )
+            .await?;
+        Ok(Run {
+            server: f.server.kind,
+            streams: f.per_channel.iter().sum::<u64>() as usize,
+            channels: f.channels.len(),
+            publishes_per_s: published.rate().round(),
+            deliveries_per_s: (tally.received as f64 / published.elapsed.as_secs_f64().max(1e-3))
+                .round(),
+            publish_errors: published.errors,
+            received: tally.received,
+            lost: expected.saturating_sub(tally.received),
+            closed: tally.closed,
+            close_reasons: tally.close_reasons,
+            latency,
+            cpu,
+        })
+    }
+
+    /// As many events as the streams take, for `saturation_time`; then, when
+    /// asked, the same again for redisse under `perf record`.
+    async fn saturation(&mut self, kind: Kind) -> Result<Saturation, String> {
+        let (streams, channels) = (
+            self.sizes.saturation_streams,
+            self.sizes.saturation_channels,
+        );
+        let mut f = self.setup(kind, "sat", streams, channels).await?;
+        let run = self.saturate(&mut f).await;
+        if run.is_ok() && self.profile && kind == Kind::Redisse {
+            match self.profile_saturation(&mut f).await {
+                Ok(p) => self.results.profile = Some(p),
+                Err(e) => self.fail("profile", Some(kind), e),
+            }
+        }
+        f.subscribers.quit().await;
+        f.server.stop();
+        Ok(Saturation {
+            window: self.sizes.saturation_window,
+            run: run?,
+        })
+    }
+
+    async fn saturate(&mut self, f: &mut Setup) -> Result<Run, String> {
         let tag = self.next_tag();
-        fleet.phase(tag).await?;
-        let mut perf = tokio::process::Command::new("perf")
+        f.subscribers.phase(tag).await?;
+        let (mut probes, mut seen) = (Vec::new(), Vec::new());
+        for channel in &f.channels {
+            let (task, receiver) = probe(&f.server, channel, tag).await?;
+            probes.push(task);
+            seen.push(receiver);
+        }
+        let mark = self.cpu_mark(&[f.server.pid], &f.subscribers);
+        let (window, time) = (self.sizes.saturation_window, self.sizes.saturation_time);
+        let published = closed_loop(&f.publisher, &f.channels, seen, window, tag, time).await;
+        let run = self.fanout_run(f, published, mark).await;
+        probes.iter().for_each(JoinHandle::abort);
+        run
+    }
+
+    async fn profile_saturation(&mut self, f: &mut Setup) -> Result<Profile, String> {
+        let data = self.env.work.join("perf.data");
+        let mut perf = Command::new("perf")
             .args(["record", "-e", "cpu-clock", "-F", "999", "-g", "-o"])
             .arg(&data)
-            .args([
-                "-p",
-                &server.pid.to_string(),
-                "--",
-                "sleep",
-                &step.as_secs_f64().to_string(),
-            ])
+            .args(["-p", &f.server.pid.to_string(), "--", "sleep"])
+            .arg(self.sizes.saturation_time.as_secs_f64().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot run perf: {e}"))?;
-        let count = (rate as f64 * step.as_secs_f64()) as u64;
-        let published = paced(
-            publisher,
-            names,
-            rate as f64,
-            count,
-            tag,
-            step + Duration::from_secs(10),
-        )
-        .await;
+        let run = self.saturate(f).await?;
         let _ = tokio::time::timeout(Duration::from_secs(30), perf.wait()).await;
-        let tally = fleet.report().await?;
-        let report = tokio::process::Command::new("perf")
-            .args([
-                "report",
-                "--stdio",
-                "--no-children",
-                "--sort",
-                "symbol",
-                "-g",
-                "none",
-                "--percent-limit",
-                "0.7",
-                "-i",
-            ])
+        let mut report = Command::new("perf");
+        report.args([
+            "report",
+            "--stdio",
+            "--no-children",
+            "--sort",
+            "symbol",
+            "-g",
+            "none",
+        ]);
+        report
+            .args(["--percent-limit", "0.7", "-i"])
             .arg(&data)
             .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output();
-        let output = tokio::time::timeout(Duration::from_secs(120), report)
+            .stderr(Stdio::null());
+        let output = tokio::time::timeout(Duration::from_secs(120), report.output())
             .await
             .map_err(|_| "perf report took too long".to_string())?
             .map_err(|e| format!("cannot run perf report: {e}"))?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        let top: Vec<String> = text
+        let top: Vec<String> = String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
             .take(25)
-            .map(|l| {
-                let mut l = l.trim_end();
-                while let Some(rest) = l.strip_suffix('-') {
-                    l = rest.trim_end();
-                }
-                l.trim_start().to_string()
-            })
+            .map(|l| l.trim().trim_end_matches(['-', ' ']).to_string())
             .collect();
         if top.is_empty() {
             return Err("perf recorded no samples".into());
         }
-        Ok(ProfileRecord {
-            server: server.kind,
-            rate,
-            published: published.ok,
-            received: tally.received,
-            latency: tally.latency.summary_ms(),
+        Ok(Profile {
+            deliveries_per_s: run.deliveries_per_s,
+            p99: run.latency.p99,
             top,
         })
     }
+}
+
+/// A stream on `channel` that tells the highest event number tagged `tag`
+/// it received, so that the publisher knows what was delivered.
+async fn probe(
+    server: &Server,
+    channel: &str,
+    tag: u32,
+) -> Result<(JoinHandle<()>, watch::Receiver<u64>), String> {
+    let path = server.kind.stream_path(channel);
+    let mut stream = match tokio::time::timeout(
+        Duration::from_secs(10),
+        EventStream::open(server.addr, None, &path, &[]),
+    )
+    .await
+    {
+        Ok(Ok(s)) if s.head.status == 200 => s,
+        Ok(Ok(s)) => return Err(format!("probe stream: status {}", s.head.status)),
+        Ok(Err(e)) => return Err(format!("probe stream: {}", e.kind())),
+        Err(_) => return Err("probe stream: timeout".into()),
+    };
+    let (seen, receiver) = watch::channel(0);
+    let until = Instant::now() + Duration::from_secs(600);
+    let task = tokio::spawn(async move {
+        let mut on = |item: Item<'_>| {
+            if let Item::Event(e) = item {
+                if let Some(p) = Payload::parse(e.data).filter(|p| p.tag == tag) {
+                    seen.send_modify(|s| *s = p.seq.max(*s));
+                }
+            }
+        };
+        while let Ok(Ok(Read::Data(_))) =
+            tokio::time::timeout_at(until.into(), stream.read(&mut on)).await
+        {}
+    });
+    Ok((task, receiver))
+}
+
+pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
+    if r.fanout.is_empty() && r.saturation.is_empty() {
+        return None;
+    }
+    let mut s = Section::new("Fan-out");
+    if let Some(first) = r.fanout.first() {
+        s.text(format!(
+            "{} streams over {} channels; publishes spread evenly over the channels at each offered rate, up to the \
+             first step that loses events, passes {SUSTAINED_P99_MS} ms p99, or cannot publish at 80 % of the offered \
+             rate. *sustained*: no loss, p99 < {SUSTAINED_P99_MS} ms and at least 95 % of the offered rate published.",
+            first.run.streams.cell(),
+            first.run.channels.cell(),
+        ));
+    }
+    let mut t = Table::new("server | offered /s | publishes /s | deliveries /s | lost | closed")
+        .columns("p50 ms | p99 ms | max ms | CPU µs / delivery")
+        .columns(CPU_COLUMNS)
+        .columns("sustained");
+    for step in &r.fanout {
+        let run = &step.run;
+        let publishes = with_counts(run.publishes_per_s, &run.publish_errors);
+        let closed = with_counts(run.closed, &run.close_reasons);
+        t.row(&[
+            &run.server.name(),
+            &step.offered,
+            &publishes,
+            &run.deliveries_per_s,
+            &run.lost,
+            &closed,
+        ])
+        .extend(run.cells().chain([step.sustained.cell()]));
+    }
+    s.table(&t);
+    let best = |k: Kind| {
+        r.fanout
+            .iter()
+            .filter(|f| f.run.server == k && f.sustained)
+            .map(|f| f.offered as f64)
+            .reduce(f64::max)
+    };
+    let mut t = Table::new("server | highest sustained publishes /s | redisse ÷ this");
+    for k in Kind::ALL
+        .into_iter()
+        .filter(|&k| r.fanout.iter().any(|f| f.run.server == k))
+    {
+        t.row(&[
+            &k.name(),
+            &best(k).map_or("none".into(), |b| b.cell()),
+            &ratio(best(Kind::Redisse), best(k)),
+        ]);
+    }
+    s.table(&t);
+    if let Some(sat) = r.saturation.first() {
+        s.part("At saturation").text(format!(
+            "{} streams over {} channels. Each channel's publisher sends its next event as soon as fewer than {} of its \
+             events are in flight, an event being in flight until a probe stream on the channel (opened after the \
+             others, not counted) received it: a closed loop that publishes as fast as the server delivers.",
+            sat.run.streams.cell(),
+            sat.run.channels.cell(),
+            sat.window.cell(),
+        ));
+        let nchan = r
+            .saturation
+            .iter()
+            .find(|s| s.run.server == Kind::Nchan)
+            .map(|s| &s.run);
+        let us = |run: &Run| run.cpu.server_us(run.received);
+        let mut t = Table::new("server | publishes /s | deliveries /s | lost | p50 ms | p99 ms | max ms | CPU µs / delivery")
+            .columns(CPU_COLUMNS)
+            .columns("deliveries ÷ nchan's | CPU / delivery ÷ nchan's");
+        for run in r.saturation.iter().map(|s| &s.run) {
+            let publishes = with_counts(run.publishes_per_s, &run.publish_errors);
+            let row = t.row(&[
+                &run.server.name(),
+                &publishes,
+                &run.deliveries_per_s,
+                &run.lost,
+            ]);
+            row.extend(run.cells());
+            row.push(ratio(
+                Some(run.deliveries_per_s),
+                nchan.map(|n| n.deliveries_per_s),
+            ));
+            row.push(ratio(us(run), nchan.and_then(us)));
+        }
+        s.table(&t);
+    }
+    let mut notes = Vec::new();
+    for (i, step) in r.fanout.iter().enumerate() {
+        let (run, all) = (&step.run, meta.cores as f64 * 100.0);
+        let busy = run.cpu.pct(run.cpu.server + run.cpu.client + run.cpu.redis);
+        if !r.fanout[i + 1..].iter().any(|f| f.run.server == run.server) && busy > 0.85 * all {
+            notes.push(format!(
+                "{} at {}/s (its last step): server, client and Redis together used {busy:.0} % of the machine's \
+                 {all:.0} %, so this step measures the shared machine as much as the server.",
+                run.server.name(),
+                step.offered.cell()
+            ));
+        }
+    }
+    notes.push(
+        "nchan writes events to its subscriber sockets without TCP_NODELAY, so when two events go to a stream within \
+         one round trip the second can wait for the client's delayed ACK (up to 40 ms): its tail latencies vary from \
+         run to run for that reason. redisse sets TCP_NODELAY on every connection."
+            .into(),
+    );
+    s.list(&notes);
+    if let Some(p) = &r.profile {
+        s.part("Profile of redisse at saturation").text(format!(
+            "`perf record -e cpu-clock -g` on the server during a second run at saturation ({} deliveries/s, p99 {} ms \
+             while profiled); self time by symbol:",
+            p.deliveries_per_s.cell(),
+            p.p99.cell()
+        ));
+        s.code(&p.top);
+    }
+    Some(s)
 }

@@ -1,29 +1,44 @@
-//! Scenario 5, the publisher: bench/publisher.rb, Ruby publishing through
-//! the gem.
+//! The publisher: bench/publisher.rb, Ruby publishing through the gem,
+//! `Redisse.publish` against the 0.4 gem's way.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::Bench;
-use crate::results::{Measurement, PublisherRecord};
+use serde::Deserialize;
+
+use super::{Bench, Results};
+use crate::report::{Cell, Section, Table};
+
+/// Publishes per second with 1 and with 8 threads, new and old: the JSON
+/// line that bench/publisher.rb prints.
+#[derive(Debug, Deserialize)]
+pub struct Rates {
+    pub seconds: f64,
+    pub redis_rb: Option<String>,
+    pub new_1: u64,
+    pub old_1: u64,
+    pub ratio_1: f64,
+    pub new_8: u64,
+    pub old_8: u64,
+    pub ratio_8: f64,
+}
 
 impl Bench {
-    pub async fn publisher(&mut self) {
+    pub(super) async fn publisher(&mut self) {
         eprintln!("bench: publisher (Ruby)");
-        match self.publisher_run().await {
-            Ok(r) => self.record(Measurement::Publisher(r)),
+        self.wait_quiet().await;
+        match self.publisher_rates().await {
+            Ok(r) => self.results.publisher = Some(r),
             Err(e) => self.fail("publisher", None, e),
         }
     }
 
-    async fn publisher_run(&mut self) -> Result<PublisherRecord, String> {
-        self.wait_quiet().await;
+    async fn publisher_rates(&mut self) -> Result<Rates, String> {
         let seconds = self.sizes.publisher_seconds;
-        let script = self.root.join("bench/publisher.rb");
         let run = tokio::process::Command::new("ruby")
             .arg("-I")
             .arg(self.root.join("lib"))
-            .arg(&script)
+            .arg(self.root.join("bench/publisher.rb"))
             .args([
                 "--redis",
                 &self.env.redis_url(),
@@ -50,4 +65,25 @@ impl Bench {
             .ok_or("bench/publisher.rb printed no JSON line")?;
         serde_json::from_str(line).map_err(|e| format!("bench/publisher.rb: {e}"))
     }
+}
+
+pub fn section(r: &Results) -> Option<Section> {
+    let p = r.publisher.as_ref()?;
+    let mut s = Section::new("Publisher (Ruby)");
+    s.text(format!(
+        "`ruby -I lib bench/publisher.rb` for {} s per mode: `Redisse.publish` (one script call, the GVL released while \
+         waiting) against the 0.4 way (INCR, PUBLISH, ZADD, ZREMRANGEBYRANK through one shared `redis` gem client{}, as \
+         0.4 did). Single-threaded, both are bound by round trips to Redis ({:.0} µs per `Redisse.publish`, {:.0} µs per \
+         0.4 publish), so the rates move with the machine's wake-up latency from run to run; the ratios are the stable \
+         figures.",
+        p.seconds.cell(),
+        p.redis_rb.as_ref().map(|v| format!(", redis-rb {v}")).unwrap_or_default(),
+        1e6 / p.new_1.max(1) as f64,
+        1e6 / p.old_1.max(1) as f64,
+    ));
+    let mut t = Table::new("threads | Redisse.publish /s | 0.4 way /s | ratio");
+    t.row(&[&1u32, &p.new_1, &p.old_1, &p.ratio_1]);
+    t.row(&[&8u32, &p.new_8, &p.old_8, &p.ratio_8]);
+    s.table(&t);
+    Some(s)
 }

@@ -1,6 +1,7 @@
 //! How many streams, events and seconds each scenario uses: a full run's
 //! and the quick smoke run's.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 /// How many streams a fleet case opens.
@@ -12,21 +13,19 @@ pub enum FleetSize {
     Full,
 }
 
-impl std::fmt::Display for FleetSize {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        match self {
-            FleetSize::Streams(n) => write!(f, "{n} streams"),
-            FleetSize::Full => write!(f, "as many streams as the servers take"),
-        }
-    }
-}
+impl FromStr for FleetSize {
+    type Err = String;
 
-impl FleetSize {
     /// `50000`, or `full`.
-    pub fn parse(text: &str) -> Option<FleetSize> {
+    fn from_str(text: &str) -> Result<FleetSize, String> {
         match text {
-            "full" => Some(FleetSize::Full),
-            n => n.parse().ok().filter(|&n| n > 0).map(FleetSize::Streams),
+            "full" => Ok(FleetSize::Full),
+            n => n
+                .parse()
+                .ok()
+                .filter(|&n| n > 0)
+                .map(FleetSize::Streams)
+                .ok_or(format!("{text:?}: a number of streams or `full`")),
         }
     }
 }
@@ -34,6 +33,9 @@ impl FleetSize {
 pub struct Sizes {
     pub idle_streams: Vec<usize>,
     pub idle_channels: usize,
+    /// Streams of the case whose requests carry a session cookie, and its size.
+    pub cookie_streams: usize,
+    pub cookie_bytes: usize,
     pub idle_settle: Duration,
     pub idle_window: Duration,
     /// (subscribers, events, interval)
@@ -42,6 +44,12 @@ pub struct Sizes {
     pub fanout_channels: usize,
     pub fanout_rates: Vec<u64>,
     pub fanout_step: Duration,
+    /// The fan-out at saturation: streams, channels, events in flight per
+    /// channel, and how long it publishes.
+    pub saturation_streams: usize,
+    pub saturation_channels: usize,
+    pub saturation_window: u64,
+    pub saturation_time: Duration,
     pub avalanche_streams: usize,
     pub publisher_seconds: f64,
     /// Fleet: the cases' sizes, redisse servers behind nginx, and the
@@ -50,8 +58,9 @@ pub struct Sizes {
     pub fleet_servers: usize,
     pub fleet_events: u64,
     pub fleet_interval: Duration,
+    /// Source addresses the subscribers connect from.
     pub sources: usize,
-    /// How long to wait for other processes to calm down before each measurement.
+    /// How long to wait for other processes to calm down before each case.
     pub quiet_wait: Duration,
 }
 
@@ -60,6 +69,8 @@ impl Sizes {
         Sizes {
             idle_streams: vec![10_000, 19_000],
             idle_channels: 1000,
+            cookie_streams: 10_000,
+            cookie_bytes: 6 * 1024,
             idle_settle: Duration::from_secs(3),
             idle_window: Duration::from_secs(5),
             broadcast: vec![
@@ -72,6 +83,10 @@ impl Sizes {
                 500, 1000, 2000, 3000, 4000, 6000, 8000, 12_000, 16_000, 24_000, 32_000,
             ],
             fanout_step: Duration::from_secs(10),
+            saturation_streams: 10_000,
+            saturation_channels: 10,
+            saturation_window: 2,
+            saturation_time: Duration::from_secs(10),
             avalanche_streams: 15_000,
             publisher_seconds: 5.0,
             fleet_sizes: vec![FleetSize::Streams(50_000), FleetSize::Full],
@@ -85,38 +100,28 @@ impl Sizes {
         }
     }
 
+    /// Small counts, about a minute in all: checks that the harness works.
     pub fn quick() -> Sizes {
         Sizes {
             idle_streams: vec![200],
             idle_channels: 100,
+            cookie_streams: 200,
             idle_settle: Duration::from_millis(300),
             idle_window: Duration::from_secs(1),
             broadcast: vec![(200, 20, Duration::from_millis(20))],
             fanout_streams: 200,
-            fanout_channels: 10,
             fanout_rates: vec![500, 1000],
             fanout_step: Duration::from_secs(1),
+            saturation_streams: 300,
+            saturation_time: Duration::from_secs(2),
             avalanche_streams: 300,
             publisher_seconds: 1.0,
             fleet_sizes: vec![FleetSize::Streams(600)],
-            fleet_servers: 3,
             fleet_events: 5,
             fleet_interval: Duration::from_millis(100),
             sources: 4,
             quiet_wait: Duration::ZERO,
+            ..Sizes::full()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FleetSize;
-
-    #[test]
-    fn fleet_sizes_read() {
-        assert_eq!(FleetSize::parse("50000"), Some(FleetSize::Streams(50_000)));
-        assert_eq!(FleetSize::parse("full"), Some(FleetSize::Full));
-        assert_eq!(FleetSize::parse("0"), None);
-        assert_eq!(FleetSize::parse("many"), None);
     }
 }
