@@ -197,6 +197,12 @@ async fn cors_answers_the_listed_origins_and_their_preflights() {
         response.contains("\r\nAccess-Control-Allow-Credentials: true\r\n"),
         "{response}"
     );
+    // The browser client reads Retry-After after a 503: a page of another
+    // origin may only if the answer exposes it.
+    assert!(
+        response.contains("\r\nAccess-Control-Expose-Headers: Retry-After\r\n"),
+        "{response}"
+    );
 
     let other = get(
         &server,

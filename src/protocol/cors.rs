@@ -6,7 +6,9 @@
 //! `Access-Control-Allow-Credentials: true`, so that an `EventSource`
 //! opened `withCredentials` gets its cookies. With `*`, any origin may
 //! read, without credentials (the standard forbids both). A preflight
-//! (`OPTIONS`) allows `GET` with the headers an `EventSource` sends.
+//! (`OPTIONS`) allows `GET` with the headers an `EventSource` sends. The
+//! answers expose `Retry-After`, which a page's `fetch` reads only then:
+//! the browser client waits that long after a 503.
 
 /// The origins allowed to read the server's answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,6 +22,8 @@ pub enum Origins {
 
 /// Headers a preflight may ask for.
 pub const ALLOWED_HEADERS: &str = "Last-Event-Id, Accept, Cache-Control";
+/// Headers of the answers that pages of another origin may read.
+const EXPOSED_HEADERS: &str = "Retry-After";
 /// How long a browser may keep a preflight's answer, in seconds.
 const MAX_AGE: &str = "86400";
 
@@ -48,7 +52,10 @@ impl Origins {
     pub fn headers(&self, origin: Option<&[u8]>) -> Vec<(&'static str, String)> {
         match self {
             Origins::None => Vec::new(),
-            Origins::Any => vec![("Access-Control-Allow-Origin", "*".to_string())],
+            Origins::Any => vec![
+                ("Access-Control-Allow-Origin", "*".to_string()),
+                ("Access-Control-Expose-Headers", EXPOSED_HEADERS.to_string()),
+            ],
             Origins::Listed(listed) => {
                 // The answer depends on the Origin: caches must keep it apart.
                 let mut headers = vec![("Vary", "Origin".to_string())];
@@ -56,6 +63,7 @@ impl Origins {
                 if let Some(origin) = origin.filter(|o| listed.iter().any(|l| l == o)) {
                     headers.push(("Access-Control-Allow-Origin", origin.to_string()));
                     headers.push(("Access-Control-Allow-Credentials", "true".to_string()));
+                    headers.push(("Access-Control-Expose-Headers", EXPOSED_HEADERS.to_string()));
                 }
                 headers
             }
@@ -94,7 +102,8 @@ mod tests {
             vec![
                 "Vary: Origin",
                 "Access-Control-Allow-Origin: http://app.test:3000",
-                "Access-Control-Allow-Credentials: true"
+                "Access-Control-Allow-Credentials: true",
+                "Access-Control-Expose-Headers: Retry-After"
             ]
         );
         assert_eq!(
@@ -110,7 +119,10 @@ mod tests {
         assert_eq!(origins, Origins::Any);
         assert_eq!(
             names(&origins.headers(Some(b"http://b.test"))),
-            vec!["Access-Control-Allow-Origin: *"]
+            vec![
+                "Access-Control-Allow-Origin: *",
+                "Access-Control-Expose-Headers: Retry-After"
+            ]
         );
     }
 
