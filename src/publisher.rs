@@ -6,22 +6,32 @@
 //! what lands in Redis is identical, ids are published in order, and the
 //! history holds every event that was published.
 //!
-//! The I/O runs on a small runtime of this process's own, over one
-//! multiplexed connection that every thread shares. A caller starts a
-//! publish ([`Publisher::start`]) and waits for it ([`PendingPublish::wait`]);
-//! the wait can be interrupted from another thread (Ruby's unblock
-//! function), and the caller may then give up ([`PendingPublish::cancel`]):
-//! the connection is then dropped, and the next publish opens a new one.
-//! Runtime and connection are [`ProcessLocal`]: a forked child opens its own.
+//! A publish runs on the calling thread, with no hand-off to another
+//! thread and back: a caller starts it ([`Publisher::start`]) and drives
+//! it to its end in [`PendingPublish::wait`], in a small single-threaded
+//! runtime with a connection of its own, which it checks out of the
+//! publisher's pool of idle ones and gives back when done. So a process
+//! holds as many connections as it ever had publishes at once (one per
+//! publishing thread, at most), and a single thread pays one round trip
+//! per event and nothing more. The wait can be interrupted from another
+//! thread or a signal handler (Ruby's unblock function,
+//! [`PendingPublish::interrupt`]: an atomic add and an eventfd write); the
+//! publish stays where it was, to be waited for again, or given up
+//! ([`PendingPublish::cancel`]): its connection is then dropped. The pool
+//! is [`ProcessLocal`]: a forked child opens its own connections.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use thiserror::Error;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::runtime::Runtime;
-use tokio::task::JoinHandle;
 
-use crate::blocking::{BlockingQueue, Popped};
 use crate::command_link::{is_connection_error, CommandConnection, CommandLink};
 use crate::event::{EventText, InvalidEvent};
 use crate::process_local::ProcessLocal;
@@ -125,23 +135,11 @@ pub fn prepare_publish<'a>(
     invocation
 }
 
-/// The publishers' runtime: one thread, which never takes a signal.
-static RUNTIME: ProcessLocal<Result<Runtime, String>> = ProcessLocal::new();
-
-fn runtime() -> Result<&'static Runtime, PublishError> {
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .max_blocking_threads(1)
-                .thread_name("redisse-publish")
-                .on_thread_start(signal_mask::block_async_signals)
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| PublishError::Runtime(e.clone()))
+/// A single-threaded runtime and a connection, for one publish at a time.
+struct Context {
+    runtime: OwnRuntime,
+    link: Arc<CommandLink>,
+    interrupts: Arc<Interrupts>,
 }
 
 /// A blocking publisher, safe to share between threads and across `fork`.
@@ -150,15 +148,21 @@ pub struct Publisher {
     connect_timeout: Duration,
     command_timeout: Duration,
     script: Arc<redis::Script>,
-    /// This process's connection (a forked child makes its own).
-    link: ProcessLocal<Arc<CommandLink>>,
+    /// This process's idle contexts (a forked child makes its own).
+    idle: ProcessLocal<Arc<Mutex<Vec<Context>>>>,
 }
 
-/// A publish under way.
+/// A publish under way: driven by [`Self::wait`], on the caller's thread.
 pub struct PendingPublish {
-    done: Arc<BlockingQueue<Result<u64, PublishError>>>,
-    task: JoinHandle<()>,
-    link: Arc<CommandLink>,
+    state: Mutex<Option<Running>>,
+    interrupts: Arc<Interrupts>,
+}
+
+struct Running {
+    publish: Pin<Box<dyn Future<Output = Result<u64, PublishError>> + Send>>,
+    context: Context,
+    /// Where the context goes back once the publish is over.
+    idle: Arc<Mutex<Vec<Context>>>,
 }
 
 impl Publisher {
@@ -172,7 +176,7 @@ impl Publisher {
             connect_timeout,
             command_timeout,
             script: Arc::new(publish_script()),
-            link: ProcessLocal::new(),
+            idle: ProcessLocal::new(),
         })
     }
 
@@ -195,7 +199,8 @@ impl Publisher {
         }
     }
 
-    /// Starts publishing one event; [`PendingPublish::wait`] gives its id.
+    /// Prepares the publish of one event; [`PendingPublish::wait`] sends
+    /// it and gives its id.
     pub fn start(
         &self,
         channel: &[u8],
@@ -203,18 +208,11 @@ impl Publisher {
         data: &[u8],
     ) -> Result<PendingPublish, PublishError> {
         let text = EventText::new(data, Some(event_type), None)?;
-        let runtime = runtime()?;
-        let link = self
-            .link
-            .get_or_init(|| {
-                Arc::new(CommandLink::new(
-                    self.url.clone(),
-                    self.connect_timeout,
-                    self.command_timeout,
-                ))
-            })
-            .clone();
-        let done = Arc::new(BlockingQueue::bounded(1));
+        let idle = self.idle.get_or_init(Arc::default).clone();
+        let context = match lock(&idle).pop() {
+            Some(context) => context,
+            None => self.context()?,
+        };
         let publish = Publish {
             script: self.script.clone(),
             channel: channel.to_vec(),
@@ -222,26 +220,128 @@ impl Publisher {
             // Connecting, then the command: each has its own timeout inside.
             deadline: self.connect_timeout + self.command_timeout,
         };
-        // However the task ends (done, aborted before or after it began,
-        // panicked), the queue closes when the task drops it: a caller
-        // never waits for a result that cannot come.
-        let closing = CloseOnDrop(done.clone());
-        let task = runtime.spawn({
-            let link = link.clone();
-            async move {
-                let _ = closing.0.push(publish.run(&link).await);
-            }
-        });
-        Ok(PendingPublish { done, task, link })
+        let link = context.link.clone();
+        let interrupts = context.interrupts.clone();
+        Ok(PendingPublish {
+            state: Mutex::new(Some(Running {
+                publish: Box::pin(async move { publish.run(&link).await }),
+                context,
+                idle,
+            })),
+            interrupts,
+        })
+    }
+
+    fn context(&self) -> Result<Context, PublishError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            // Its only threads are for blocking calls (a DNS lookup):
+            // never the ones to take a signal meant for Ruby.
+            .on_thread_start(signal_mask::block_async_signals)
+            .thread_name("redisse-publish")
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| PublishError::Runtime(e.to_string()))?;
+        let interrupts = {
+            let _entered = runtime.enter();
+            Interrupts::new().map_err(|e| PublishError::Runtime(e.to_string()))?
+        };
+        Ok(Context {
+            runtime: OwnRuntime(Some(runtime)),
+            link: Arc::new(CommandLink::new(
+                self.url.clone(),
+                self.connect_timeout,
+                self.command_timeout,
+            )),
+            interrupts: Arc::new(interrupts),
+        })
     }
 }
 
-/// Closes a queue when dropped.
-struct CloseOnDrop<T>(Arc<BlockingQueue<T>>);
+/// A runtime that may be dropped anywhere, async code included (a
+/// publisher dropped in a test's `async fn`): it shuts down in the
+/// background instead of blocking, which tokio refuses there.
+struct OwnRuntime(Option<Runtime>);
 
-impl<T> Drop for CloseOnDrop<T> {
+impl std::ops::Deref for OwnRuntime {
+    type Target = Runtime;
+    fn deref(&self) -> &Runtime {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for OwnRuntime {
     fn drop(&mut self) {
-        self.0.close();
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Wakes a wait from another thread, or a signal handler: a count, and an
+/// eventfd the wait listens to.
+struct Interrupts {
+    count: AtomicU64,
+    wake: AsyncFd<OwnedFd>,
+}
+
+/// How often a wait looks at the count by itself: an interrupt takes no
+/// lock, so it can land between the wait's look and its sleep.
+const INTERRUPT_POLL: Duration = Duration::from_millis(50);
+
+impl Interrupts {
+    /// Within the runtime that will wait on it.
+    fn new() -> std::io::Result<Self> {
+        // SAFETY: a plain system call; the descriptor is owned at once.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: just made, and owned by nothing else; the OwnedFd keeps
+        // it open, the same descriptor, for as long as the AsyncFd lives.
+        let wake = unsafe {
+            let fd = OwnedFd::from_raw_fd(fd);
+            AsyncFd::register_with_interest(fd, Interest::READABLE).map_err(|e| e.into_parts().1)?
+        };
+        Ok(Interrupts {
+            count: AtomicU64::new(0),
+            wake,
+        })
+    }
+
+    /// Async-signal-safe: an atomic add and a write(2).
+    fn interrupt(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live local to our own eventfd.
+        unsafe {
+            libc::write(
+                self.wake.get_ref().as_raw_fd(),
+                (&one as *const u64).cast(),
+                8,
+            );
+        }
+    }
+
+    /// Completes once the count moved from `seen`.
+    async fn moved_from(&self, seen: u64) {
+        while self.count.load(Ordering::Acquire) == seen {
+            tokio::select! {
+                ready = self.wake.readable() => if let Ok(mut ready) = ready {
+                    let mut count = [0u8; 8];
+                    // SAFETY: reads 8 bytes into a live local from our own eventfd.
+                    unsafe {
+                        libc::read(self.wake.get_ref().as_raw_fd(), count.as_mut_ptr().cast(), 8);
+                    }
+                    ready.clear_ready();
+                },
+                _ = tokio::time::sleep(INTERRUPT_POLL) => {}
+            }
+        }
     }
 }
 
@@ -321,27 +421,79 @@ impl Publish {
 }
 
 impl PendingPublish {
-    /// Blocks until the publish is done; `None` once [`Self::interrupt`] was
-    /// called (from another thread), for the caller to see why.
+    /// Sends the publish, or goes on with it, until it is done; `None` once
+    /// [`Self::interrupt`] was called (from another thread), for the caller
+    /// to see why, and call again or [`Self::cancel`].
     pub fn wait(&self) -> Option<Result<u64, PublishError>> {
-        match self.done.pop() {
-            Popped::Item(result) => Some(result),
-            Popped::Interrupted => None,
-            Popped::Closed => Some(Err(PublishError::Lost)),
+        let mut state = lock(&self.state);
+        let Some(running) = state.as_mut() else {
+            return Some(Err(PublishError::Lost));
+        };
+        let seen = self.interrupts.count.load(Ordering::Acquire);
+        let Running {
+            publish, context, ..
+        } = running;
+        let interrupts = &self.interrupts;
+        let mut drive = || {
+            context.runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    result = publish.as_mut() => Some(result),
+                    _ = interrupts.moved_from(seen) => None,
+                }
+            })
+        };
+        let done = if tokio::runtime::Handle::try_current().is_ok() {
+            // Called from async code: one runtime cannot block inside
+            // another, so a thread of its own drives this one.
+            std::thread::scope(|scope| scope.spawn(drive).join())
+                .unwrap_or_else(|_| Some(Err(PublishError::Lost)))
+        } else {
+            drive()
+        };
+        if done.is_some() {
+            if let Some(running) = state.take() {
+                running.give_back(false);
+            }
         }
+        done
     }
 
-    /// Wakes a thread blocked in `wait`.
+    /// Wakes the thread blocked in `wait`. Async-signal-safe.
     pub fn interrupt(&self) {
-        self.done.interrupt();
+        self.interrupts.interrupt();
     }
 
     /// Gives the publish up (the caller was interrupted for good): its
     /// connection is dropped, and the next publish opens a new one. The
     /// event may have been published all the same, if Redis had it already.
     pub fn cancel(&self) {
-        self.task.abort();
-        self.link.forget();
+        if let Some(running) = lock(&self.state).take() {
+            running.give_back(true);
+        }
+    }
+}
+
+impl Running {
+    /// Puts the context back among the idle ones; with its connection
+    /// dropped when the publish was left half way (a late reply may come).
+    fn give_back(self, abandoned: bool) {
+        let Running {
+            publish,
+            context,
+            idle,
+        } = self;
+        drop(publish);
+        if abandoned {
+            context.link.forget();
+        }
+        lock(&idle).push(context);
+    }
+}
+
+impl Drop for PendingPublish {
+    fn drop(&mut self) {
+        self.cancel();
     }
 }
 

@@ -88,13 +88,18 @@ async fn publishes_replays_and_delivers_across_the_slots() {
     assert_eq!(stream.status, 200);
     server.wait_for_streams(1).await;
     let publisher = publisher(&cluster);
-    let ids: Vec<u64> = (0..9)
-        .map(|i| {
-            publisher
-                .publish(CHANNELS[i % 3].as_bytes(), b"message", b"x")
-                .unwrap()
-        })
-        .collect();
+    // A blocking call, as Ruby makes it: off the runtime's threads.
+    let ids: Vec<u64> = tokio::task::spawn_blocking(move || {
+        (0..9)
+            .map(|i| {
+                publisher
+                    .publish(CHANNELS[i % 3].as_bytes(), b"message", b"x")
+                    .unwrap()
+            })
+            .collect()
+    })
+    .await
+    .unwrap();
     assert_eq!(ids, (1..=9).collect::<Vec<_>>(), "one counter for all");
     stream
         .wait_for("every event live", |s| s.published_ids().len() >= 9)

@@ -1,4 +1,5 @@
-//! `Redisse::Native`: the Ruby binding of the `redisse` crate.
+//! `Redisse::Native`: the Ruby binding of the `redisse` crate (this file is
+//! its crate root, `lib.rs` as Cargo names it).
 //!
 //! Thin on purpose: it converts types, releases the GVL around blocking
 //! calls (through [`gvl::without_gvl`], which hands interrupts back to
