@@ -113,6 +113,13 @@ fn command(defaults: &Defaults) -> clap::Command {
                 .help("A client that takes nothing of what is written to it for this long is dropped"),
         )
         .arg(
+            Arg::new("drain")
+                .long("drain")
+                .value_name("SECONDS")
+                .default_value("0")
+                .help("On SIGTERM, stop accepting and end the open streams spread over this long, each told to reconnect (retry:), so that they come back to the other servers a few at a time; a second SIGTERM ends them at once. 0: all at once"),
+        )
+        .arg(
             Arg::new("max-channels")
                 .long("max-channels")
                 .value_name("N")
@@ -220,6 +227,10 @@ fn options(matches: &ArgMatches) -> Result<Settings, CliError> {
     };
     let heartbeat = seconds("heartbeat")?;
     let send_timeout = seconds("send-timeout")?;
+    let drain = match value("drain").as_deref() {
+        Some("0") | None => Duration::ZERO,
+        Some(_) => seconds("drain")?,
+    };
     let count = |name: &str| -> Result<Option<usize>, CliError> {
         value(name)
             .map(|text| {
@@ -247,6 +258,7 @@ fn options(matches: &ArgMatches) -> Result<Settings, CliError> {
         pid: value("pid").map(PathBuf::from),
         heartbeat,
         send_timeout,
+        drain,
         max_channels,
         max_streams,
         secret_file: value("secret-file").map(PathBuf::from),
@@ -289,6 +301,8 @@ mod tests {
         );
         assert_eq!(o.heartbeat, Duration::from_secs(15));
         assert_eq!(o.send_timeout, Duration::from_secs(30));
+        assert_eq!(o.drain, Duration::ZERO, "0.4 ended every stream at once");
+        assert_eq!(serve(&["--drain", "20"]).drain, Duration::from_secs(20));
         assert_eq!(
             serve(&["--send-timeout", "2.5"]).send_timeout,
             Duration::from_millis(2500)
@@ -348,6 +362,7 @@ mod tests {
             "--pid",
             "--heartbeat",
             "--send-timeout",
+            "--drain",
             "--max-channels",
             "--max-streams",
             "--secret-file",
@@ -375,6 +390,7 @@ mod tests {
         assert!(parse_args(&["-p", "http"]).is_err());
         assert!(parse_args(&["--heartbeat", "0"]).is_err());
         assert!(parse_args(&["--send-timeout", "-1"]).is_err());
+        assert!(parse_args(&["--drain", "soon"]).is_err());
         assert!(parse_args(&["--max-channels", "0"]).is_err());
         assert!(parse_args(&["--max-streams", "lots"]).is_err());
         assert!(parse_args(&["--nonsense"]).is_err());

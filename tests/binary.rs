@@ -27,12 +27,19 @@ fn status_line(socket: &TcpStream) -> String {
 #[test]
 fn a_full_house_answers_every_client_and_the_stats() {
     let redis = RedisServer::start();
-    // 128 descriptors: room for 112 streams (the rest is kept for Redis,
-    // stats, refusals), and far fewer than the clients below.
+    // 128 descriptors: room for about 110 streams (the rest is kept for
+    // Redis, stats, refusals, and what is open at start), and far fewer
+    // than the clients below.
     let mut server = ServerProcess::spawn(&["--redis", &redis.url()], Some(128));
-    server.wait_for_log("at most 112 streams");
+    server.wait_for_log("streams, 1000 channels each");
+    let capacity: usize = server
+        .log()
+        .iter()
+        .find_map(|line| line.split_once("at most ")?.1.split_once(" streams")?.0.parse().ok())
+        .expect("the log says how many streams");
+    assert!((100..=112).contains(&capacity), "{capacity}");
 
-    let streams: Vec<TcpStream> = (0..112)
+    let streams: Vec<TcpStream> = (0..capacity)
         .map(|_| {
             let mut socket = server.connect();
             socket.write_all(STREAM_REQUEST).unwrap();
@@ -42,7 +49,7 @@ fn a_full_house_answers_every_client_and_the_stats() {
         .collect();
     let stats = server.get(STATS_REQUEST);
     assert!(stats.starts_with("HTTP/1.1 200 OK\r\n"), "{stats}");
-    assert!(stats.contains("\"connected\": 112,"), "{stats}");
+    assert!(stats.contains(&format!("\"connected\": {capacity},")), "{stats}");
 
     // 300 more, all at once and held open, far past the descriptors
     // left: each gets a 503, none hangs in the backlog.
@@ -218,4 +225,70 @@ fn no_redis_password_reaches_the_log() {
             "{url}: the password is in the log:\n{log}"
         );
     }
+}
+
+/// `--drain`: on SIGTERM the server stops accepting and ends its streams
+/// one after the other over the window, each told when to reconnect
+/// (`retry:`); a second SIGTERM ends the rest at once.
+#[test]
+fn a_drain_ends_the_streams_one_by_one_and_a_second_signal_ends_the_rest() {
+    let redis = RedisServer::start();
+    // 40 s for 4 streams: one ends now, the next in 10 s.
+    let mut server = ServerProcess::spawn(&["--redis", &redis.url(), "--drain", "40"], None);
+    server.wait_for_log("connected to Redis");
+    let mut streams: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut socket = server.connect();
+            socket.write_all(STREAM_REQUEST).unwrap();
+            assert_eq!(status_line(&socket), "HTTP/1.1 200 OK\r\n");
+            socket
+        })
+        .collect();
+    server.signal(libc::SIGTERM);
+    server.wait_for_log("(--drain)");
+    // The first one ends at once, told to come back in a second or two.
+    let (first, ended) = wait_for_one_to_end(&mut streams);
+    assert!(ended.contains("retry: 1"), "{ended}");
+    assert!(ended.ends_with("\r\n0\r\n\r\n"), "the response is complete: {ended}");
+    streams.remove(first);
+    // No new stream meanwhile.
+    assert!(TcpStream::connect(server.addr()).is_err(), "no longer listening");
+    // The others are still open, until asked again.
+    for socket in &streams {
+        socket.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let read = std::io::Read::read(&mut &*socket, &mut byte);
+        assert!(
+            read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+            "{read:?}"
+        );
+        socket.set_nonblocking(false).unwrap();
+    }
+    server.signal(libc::SIGTERM);
+    let status = server.wait_for_exit(DEADLINE).expect("stopped");
+    assert!(status.success(), "{status:?}");
+    for socket in &streams {
+        socket.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut &*socket, &mut rest).unwrap();
+        assert!(!rest.contains("retry:"), "ended at once: {rest}");
+    }
+}
+
+/// Reads the streams until one of them ends; its index, and what it got.
+fn wait_for_one_to_end(streams: &mut [TcpStream]) -> (usize, String) {
+    let mut received = vec![Vec::new(); streams.len()];
+    let deadline = Instant::now() + DEADLINE;
+    while Instant::now() < deadline {
+        for (i, socket) in streams.iter_mut().enumerate() {
+            socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let mut buffer = [0u8; 4096];
+            match std::io::Read::read(socket, &mut buffer) {
+                Ok(0) => return (i, String::from_utf8_lossy(&received[i]).into_owned()),
+                Ok(n) => received[i].extend_from_slice(&buffer[..n]),
+                Err(_) => {}
+            }
+        }
+    }
+    panic!("no stream ended within {DEADLINE:?}");
 }

@@ -12,6 +12,7 @@
 //!
 //! (Over 400 lines: a third of it is the unit tests of these rules.)
 
+use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 
 /// The largest request head accepted; a longer one gets a 431. Room for a
@@ -167,6 +168,16 @@ impl RequestHead {
     }
 
     /// Whether the client wants the connection kept for another request.
+    /// How an answer of unknown length is framed: HTTP/1.0 has no chunks,
+    /// its body ends with the connection.
+    pub fn streaming_framing(&self) -> Framing {
+        if self.minor_version == 0 {
+            Framing::UntilClose
+        } else {
+            Framing::Chunked
+        }
+    }
+
     pub fn keep_alive(&self) -> bool {
         let connection = self
             .header("connection")
@@ -252,55 +263,26 @@ pub fn response_head(
     head.into_bytes()
 }
 
-/// The line before a chunk of `length` bytes (the chunk ends with `CRLF`),
-/// on the stack: it is written once per chunk per stream.
-#[derive(Debug, Clone, Copy)]
-pub struct ChunkHeader {
-    bytes: [u8; 18],
-    start: usize,
-}
-
-impl ChunkHeader {
-    pub fn new(length: usize) -> Self {
-        let mut bytes = [0u8; 18];
-        bytes[16] = b'\r';
-        bytes[17] = b'\n';
-        let mut start = 16;
-        let mut rest = length;
-        loop {
-            start -= 1;
-            bytes[start] = b"0123456789abcdef"[rest & 0xf];
-            rest >>= 4;
-            if rest == 0 {
-                break;
-            }
-        }
-        ChunkHeader { bytes, start }
+/// `texts` as body bytes: one chunk of them (size line, the texts, CRLF)
+/// for a chunked body, the texts as they are for one that ends with the
+/// connection. Nothing for no text: an empty chunk would end the body.
+pub fn frame_body(framing: Framing, texts: &[&[u8]]) -> Bytes {
+    let length: usize = texts.iter().map(|t| t.len()).sum();
+    if length == 0 {
+        return Bytes::new();
     }
-
-    /// No header at all, for bodies that are not chunked.
-    pub fn none() -> Self {
-        ChunkHeader {
-            bytes: [0; 18],
-            start: 18,
-        }
+    let chunked = framing == Framing::Chunked;
+    let mut body = BytesMut::with_capacity(length + if chunked { 20 } else { 0 });
+    if chunked {
+        body.extend_from_slice(format!("{length:x}\r\n").as_bytes());
     }
-}
-
-impl bytes::Buf for ChunkHeader {
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.start
+    for text in texts {
+        body.extend_from_slice(text);
     }
-    fn chunk(&self) -> &[u8] {
-        &self.bytes[self.start..]
+    if chunked {
+        body.extend_from_slice(CRLF);
     }
-    fn advance(&mut self, count: usize) {
-        assert!(
-            count <= self.remaining(),
-            "advance past the end of a chunk header"
-        );
-        self.start += count;
-    }
+    body.freeze()
 }
 
 pub const CRLF: &[u8] = b"\r\n";
@@ -427,16 +409,12 @@ mod tests {
             head.contains("Transfer-Encoding: chunked\r\nConnection: close\r\n"),
             "{head}"
         );
-        use bytes::Buf;
-        assert_eq!(ChunkHeader::new(255).chunk(), b"ff\r\n");
-        assert_eq!(ChunkHeader::new(0).chunk(), b"0\r\n");
-        assert_eq!(ChunkHeader::none().remaining(), 0);
-        assert_eq!(
-            ChunkHeader::new(usize::MAX).chunk(),
-            b"ffffffffffffffff\r\n"
-        );
-        let mut header = ChunkHeader::new(4096);
-        header.advance(2);
-        assert_eq!(header.chunk(), b"00\r\n");
+        let texts: [&[u8]; 2] = [b"id: 1\n", &[b'x'; 250]];
+        let chunk = frame_body(Framing::Chunked, &texts);
+        assert!(chunk.starts_with(b"100\r\nid: 1\n"));
+        assert!(chunk.ends_with(b"x\r\n"));
+        assert_eq!(chunk.len(), 5 + 256 + 2);
+        assert_eq!(frame_body(Framing::UntilClose, &texts).len(), 256);
+        assert!(frame_body(Framing::Chunked, &[b"", b""]).is_empty());
     }
 }

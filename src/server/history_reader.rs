@@ -2,13 +2,24 @@
 //! channels' histories. Multiplexed, so every opening stream shares it (see
 //! `command_link`: a request arriving while it connects waits for that
 //! attempt; one that fails gets a 503).
+//!
+//! Reads are merged: the requests that wait while earlier reads are under
+//! way go to Redis together, in one pipeline, and the requests that ask
+//! for the same channel from the same id share one read of it. A deploy
+//! that brings thousands of browsers back at once, each with its
+//! `Last-Event-Id`, costs Redis a few pipelines, not a read per browser;
+//! and at most [`READS_IN_FLIGHT`] pipelines are ever under way, so Redis
+//! is never flooded. A request that joins a pipeline subscribed before the
+//! pipeline was sent, so what it reads misses nothing (SPEC §2).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use redis::{ErrorKind, ServerErrorKind, Value};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::metrics::{LinkHealth, Metrics};
 use crate::channel::Channel;
@@ -18,8 +29,18 @@ use crate::redis_layout::{self, HISTORY_SIZE, LAST_EVENT_ID_KEY};
 use crate::redis_url::RedisUrl;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// Pipelines of reads under way at once, at most.
+const READS_IN_FLIGHT: usize = 4;
+/// Requests merged into one pipeline, at most.
+const REQUESTS_PER_READ: usize = 1024;
 
 pub struct HistoryReader {
+    connection: Arc<Commands>,
+    reads: mpsc::UnboundedSender<ReadRequest>,
+}
+
+/// The command connection itself, and what it reports to.
+struct Commands {
     link: CommandLink,
     health: LinkHealth,
     metrics: Arc<Metrics>,
@@ -32,7 +53,7 @@ pub struct Snapshot {
 }
 
 /// Why a history could not be read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ReadError {
     /// The server's Redis user may not read this channel's key (NOPERM):
     /// the request gets a 403 that names it.
@@ -45,82 +66,177 @@ pub enum ReadError {
     Redis(#[from] redis::RedisError),
 }
 
+/// A stream's read, waiting for a pipeline: the counter, and the
+/// histories of its channels since `start` (none without a start).
+struct ReadRequest {
+    start: Option<Start>,
+    channels: Vec<Channel>,
+    reply: oneshot::Sender<Result<Snapshot, ReadError>>,
+}
+
 impl HistoryReader {
-    /// Connects on first use.
+    /// Connects on first use; within the runtime, where its reads are sent.
     pub fn new(url: &RedisUrl, metrics: Arc<Metrics>) -> Self {
-        HistoryReader {
+        let connection = Arc::new(Commands {
             link: CommandLink::new(url.clone(), TIMEOUT, TIMEOUT),
             health: LinkHealth::default(),
             metrics,
-        }
+        });
+        let (reads, requests) = mpsc::unbounded_channel();
+        tokio::spawn(send_reads(connection.clone(), requests));
+        HistoryReader { connection, reads }
     }
 
     /// Whether the last command went through.
     pub fn is_up(&self) -> bool {
-        self.health.is_up()
+        self.connection.health.is_up()
     }
 
     /// `PING`, to know whether the connection is up now.
     pub async fn ping(&self) -> bool {
         let mut pipe = redis::pipe();
         pipe.cmd("PING");
-        self.query(pipe).await.is_ok()
+        self.connection.query(pipe).await.is_ok()
     }
 
     /// `GET redisse:lastEventId`.
-    pub async fn counter(&self) -> redis::RedisResult<Option<u64>> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(LAST_EVENT_ID_KEY);
-        let mut values = self.query(pipe).await?.into_iter();
-        Ok(values.next().transpose()?.as_ref().and_then(parse_counter))
+    pub async fn counter(&self) -> Result<Option<u64>, ReadError> {
+        Ok(self.read(None, Vec::new()).await?.counter)
     }
 
-    /// The counter and the histories since `start`, in one round trip; the
-    /// counter first, so that an event published in between shows up in
-    /// the history (and is sent) rather than being skipped.
+    /// The counter and the histories since `start`; the counter read
+    /// first, so that an event published in between shows up in the
+    /// history (and is sent) rather than being skipped.
     ///
     /// Each history read is bounded by the history's size, and keeps only
     /// event text: a channel is any key of the database, which may be a
     /// sorted set of the application's own, or no sorted set at all.
-    pub async fn snapshot(
-        &self,
-        start: Start,
-        channels: &[Channel],
-    ) -> Result<Snapshot, ReadError> {
+    pub async fn snapshot(&self, start: Start, channels: &[Channel]) -> Result<Snapshot, ReadError> {
+        self.read(Some(start), channels.to_vec()).await
+    }
+
+    async fn read(&self, start: Option<Start>, channels: Vec<Channel>) -> Result<Snapshot, ReadError> {
+        let (reply, replied) = oneshot::channel();
+        let request = ReadRequest {
+            start,
+            channels,
+            reply,
+        };
+        let stopped = || redis::RedisError::from((ErrorKind::Io, "the server is stopping"));
+        self.reads.send(request).map_err(|_| stopped())?;
+        replied.await.map_err(|_| stopped())?
+    }
+}
+
+/// Sends the waiting requests as pipelines, [`READS_IN_FLIGHT`] at most
+/// under way: those that come meanwhile wait, and go together.
+async fn send_reads(connection: Arc<Commands>, mut requests: mpsc::UnboundedReceiver<ReadRequest>) {
+    let slots = Arc::new(Semaphore::new(READS_IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::new();
+        if requests.recv_many(&mut batch, REQUESTS_PER_READ).await == 0 {
+            return;
+        }
+        let connection = connection.clone();
+        tokio::spawn(async move {
+            connection.read(batch).await;
+            drop(slot);
+        });
+    }
+}
+
+impl Commands {
+    /// One pipeline for `requests`: the counter, then each distinct
+    /// (channel, start) once; each request gets its part.
+    async fn read(&self, requests: Vec<ReadRequest>) {
+        let mut keys: HashMap<(Channel, String), usize> = HashMap::new();
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(LAST_EVENT_ID_KEY);
-        let min = start.min_score();
-        for channel in channels {
-            pipe.cmd("ZRANGEBYSCORE")
-                .arg(&channel[..])
-                .arg(&min)
-                .arg("+inf")
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(HISTORY_SIZE);
+        for request in &requests {
+            let Some(start) = request.start else {
+                continue;
+            };
+            let min = start.min_score();
+            for channel in &request.channels {
+                let next = keys.len();
+                keys.entry((channel.clone(), min.clone())).or_insert_with(|| {
+                    pipe.cmd("ZRANGEBYSCORE")
+                        .arg(&channel[..])
+                        .arg(&min)
+                        .arg("+inf")
+                        .arg("WITHSCORES")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(HISTORY_SIZE);
+                    next
+                });
+            }
         }
-        let mut values = self.query(pipe).await?.into_iter();
-        let counter = values.next().transpose()?.as_ref().and_then(parse_counter);
-        let histories = values
-            .zip(channels)
-            .map(|(value, channel)| match value {
+        let metrics = &self.metrics;
+        metrics.history_requests.fetch_add(requests.len() as u64, Ordering::Relaxed);
+        metrics.history_commands.fetch_add(1 + keys.len() as u64, Ordering::Relaxed);
+        let replies = match self.query(pipe).await {
+            Ok(replies) => replies,
+            Err(e) => {
+                for request in requests {
+                    let _ = request.reply.send(Err(ReadError::Redis(e.clone())));
+                }
+                return;
+            }
+        };
+        let mut replies = replies.into_iter();
+        let counter = match replies.next().transpose() {
+            Ok(value) => value.as_ref().and_then(parse_counter),
+            Err(e) => {
+                for request in requests {
+                    let _ = request.reply.send(Err(ReadError::Redis(e.clone())));
+                }
+                return;
+            }
+        };
+        let histories: Vec<redis::RedisResult<Vec<StoredEvent>>> = replies
+            .map(|reply| match reply {
                 Ok(value) => Ok(parse_history(value)),
                 // Not a sorted set: nothing to replay, and no word of what it is.
                 Err(e) if e.code() == Some("WRONGTYPE") => Ok(Vec::new()),
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
-                    Err(ReadError::Refused {
-                        channel: channel.clone(),
-                        reason: e.to_string(),
-                    })
-                }
-                Err(e) => Err(e.into()),
+                Err(e) => Err(e),
             })
-            .collect::<Result<_, _>>()?;
-        Ok(Snapshot { counter, histories })
+            .collect();
+        for request in requests {
+            let answer = match request.start {
+                None => Ok(Snapshot {
+                    counter,
+                    histories: Vec::new(),
+                }),
+                Some(start) => {
+                    let min = start.min_score();
+                    request
+                        .channels
+                        .iter()
+                        .map(|channel| match &histories[keys[&(channel.clone(), min.clone())]] {
+                            Ok(events) => Ok(events.clone()),
+                            // This server's Redis user may not read it.
+                            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
+                                Err(ReadError::Refused {
+                                    channel: channel.clone(),
+                                    reason: e.to_string(),
+                                })
+                            }
+                            Err(e) => Err(ReadError::Redis(e.clone())),
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(|histories| Snapshot { counter, histories })
+                }
+            };
+            // Its client may have left meanwhile.
+            let _ = request.reply.send(answer);
+        }
     }
 
-    /// Runs the commands; a connection found broken (Redis restarted since
+/// Runs the commands; a connection found broken (Redis restarted since
     /// its last use) is replaced and the commands sent once more, which is
     /// safe as they only read.
     /// Each command's own result, or `Err` if the connection failed.

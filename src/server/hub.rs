@@ -12,13 +12,15 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::{info, warn};
 
+mod drain;
 mod listeners;
 
+use self::drain::{DrainRequest, Draining};
 use self::listeners::Listeners;
 use super::mailbox::{Mailbox, StreamId};
 use super::metrics::Metrics;
@@ -28,6 +30,9 @@ use crate::redis_url::RedisUrl;
 /// How long Redis may stay silent, while the hub waits for an answer,
 /// before it counts as gone.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages handed out before streams are woken, at most: enough to
+/// batch a burst, few enough that the first event of it is not delayed.
+const MESSAGES_PER_BATCH: usize = 256;
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
@@ -92,6 +97,7 @@ impl LinkState {
 #[derive(Clone)]
 pub struct Hub {
     commands: mpsc::UnboundedSender<SubscriptionChange>,
+    drains: mpsc::UnboundedSender<DrainRequest>,
     link: Arc<LinkState>,
 }
 
@@ -104,18 +110,27 @@ impl Hub {
         stop: watch::Receiver<bool>,
     ) -> (Hub, tokio::task::JoinHandle<()>) {
         let (commands, receiver) = mpsc::unbounded_channel();
+        let (drains, drain_requests) = mpsc::unbounded_channel();
         let link = Arc::new(LinkState::default());
         let task = HubTask {
             url,
             heartbeat,
             commands: receiver,
+            drains: drain_requests,
             link: link.clone(),
             metrics,
             stop,
             listeners: Listeners::default(),
             early: Vec::new(),
         };
-        (Hub { commands, link }, tokio::spawn(task.run()))
+        (
+            Hub {
+                commands,
+                drains,
+                link,
+            },
+            tokio::spawn(task.run()),
+        )
     }
 
     /// Where the pub/sub connection is now.
@@ -143,6 +158,16 @@ impl Hub {
         confirmed.await.map_err(|_| SubscribeError::HubDown)?
     }
 
+    /// Ends the streams one after the other, spread evenly `over` this
+    /// long; returns once all are ended (at once if Redis is away: then
+    /// none is open).
+    pub async fn drain(&self, over: Duration) {
+        let (done, drained) = oneshot::channel();
+        if self.drains.send(DrainRequest { over, done }).is_ok() {
+            let _ = drained.await;
+        }
+    }
+
     /// Removes a stream from all its channels (it may not have been added).
     pub fn unsubscribe(&self, stream: StreamId) {
         let _ = self.commands.send(SubscriptionChange::Unsubscribe { stream });
@@ -153,6 +178,8 @@ struct HubTask {
     url: RedisUrl,
     heartbeat: Heartbeat,
     commands: mpsc::UnboundedReceiver<SubscriptionChange>,
+    /// Answered by dropping them while Redis is away: no stream is open.
+    drains: mpsc::UnboundedReceiver<DrainRequest>,
     link: Arc<LinkState>,
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
@@ -262,6 +289,8 @@ impl HubTask {
                     Some(SubscriptionChange::Unsubscribe { .. }) => {}
                     None => return ControlFlow::Break(()),
                 },
+                // No stream is open: drained already.
+                _ = self.drains.recv() => {}
             }
         }
     }
@@ -271,12 +300,14 @@ impl HubTask {
         let HubTask {
             stop,
             commands,
+            drains,
             listeners,
             heartbeat,
             metrics,
             early,
             ..
         } = self;
+        let mut draining: Option<Draining> = None;
         let stalled_after = heartbeat.stalled_after();
         let mut heartbeat = heartbeat.ticks();
         // The streams that made this attempt, first.
@@ -305,11 +336,34 @@ impl HubTask {
                     }
                 }
                 message = messages.next() => match message {
-                    Some(message) => {
-                        let channel: Vec<u8> = message.get_channel().unwrap_or_default();
-                        listeners.dispatch(&channel, message.get_payload_bytes());
+                    Some(mut message) => {
+                        // Every message already here goes out as one batch:
+                        // a stream wakes once for all of its events in it,
+                        // and writes them at once.
+                        let mut to_wake = Vec::new();
+                        for _ in 0..MESSAGES_PER_BATCH {
+                            let channel: Vec<u8> = message.get_channel().unwrap_or_default();
+                            listeners.dispatch(&channel, message.get_payload_bytes(), &mut to_wake);
+                            match messages.next().now_or_never() {
+                                Some(Some(next)) => message = next,
+                                Some(None) => return Outcome::Lost("connection closed".into()),
+                                None => break,
+                            }
+                        }
+                        for mailbox in to_wake {
+                            mailbox.wake();
+                        }
                     }
                     None => return Outcome::Lost("connection closed".into()),
+                },
+                drain = drains.recv() => if let Some(request) = drain {
+                    let streams = listeners.streams.values().map(|(mailbox, _)| mailbox.clone()).collect();
+                    draining = Some(Draining::start(streams, request));
+                },
+                _ = tokio::time::sleep_until(draining.as_ref().map_or_else(Instant::now, Draining::next)), if draining.is_some() => {
+                    if draining.as_mut().is_some_and(Draining::step) {
+                        draining = None;
+                    }
                 },
                 _ = heartbeat.tick() => {
                     for (mailbox, _) in listeners.streams.values() {

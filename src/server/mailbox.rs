@@ -9,9 +9,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+
+use crate::protocol::http::{frame_body, Framing};
 
 /// Events a stream may have waiting. Loopback and LAN clients drain far
 /// faster; a client this far behind is stalled, not slow.
@@ -20,11 +22,37 @@ pub const MAX_QUEUED_EVENTS: usize = 4096;
 pub const MAX_QUEUED_BYTES: usize = 1 << 20;
 
 /// One live event as received from Redis: its id, read once by the hub,
-/// and its text, shared by every stream it goes to.
+/// and its text framed once as a chunk (size line, text, CRLF), shared by
+/// every stream it goes to: a stream writes it as it is.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub id: Option<u64>,
-    pub text: Bytes,
+    chunk: Bytes,
+    /// Where the text starts in the chunk.
+    text_at: u8,
+}
+
+impl Delivery {
+    pub fn new(id: Option<u64>, text: &[u8]) -> Self {
+        let chunk = frame_body(Framing::Chunked, &[text]);
+        let text_at = chunk.len().saturating_sub(text.len() + 2) as u8;
+        Delivery { id, chunk, text_at }
+    }
+
+    /// The text framed for a chunked body.
+    pub fn chunk(&self) -> &Bytes {
+        &self.chunk
+    }
+
+    /// The text alone, unframed.
+    pub fn text(&self) -> &[u8] {
+        let end = self.chunk.len().saturating_sub(2).max(self.text_at.into());
+        &self.chunk[usize::from(self.text_at)..end]
+    }
+
+    fn len(&self) -> usize {
+        self.chunk.len()
+    }
 }
 
 /// Why a stream's mailbox stopped taking events.
@@ -35,6 +63,9 @@ pub enum Closed {
     Ended,
     /// The client fell too far behind: its queue is gone, drop its connection.
     Overflowed,
+    /// The server is stopping: end the stream once what is queued went out,
+    /// telling the client to reconnect after this long.
+    Drained { retry: Duration },
 }
 
 pub type StreamId = u64;
@@ -42,9 +73,6 @@ pub type StreamId = u64;
 pub struct Mailbox {
     id: StreamId,
     state: Mutex<MailboxState>,
-    /// Wakes [`Mailbox::closed`]: a stalled client is not reading, so the
-    /// connection's task is stuck writing, not taking from the mailbox.
-    closing: Notify,
 }
 
 #[derive(Default)]
@@ -56,6 +84,8 @@ struct MailboxState {
     untaken_heartbeats: u32,
     closed: Option<Closed>,
     waker: Option<Waker>,
+    /// The hub will wake it once its batch of events is handed out.
+    wake_scheduled: bool,
 }
 
 /// What a stream's body takes out of its mailbox in one go.
@@ -86,7 +116,6 @@ impl Mailbox {
         Arc::new(Mailbox {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             state: Mutex::default(),
-            closing: Notify::new(),
         })
     }
 
@@ -98,19 +127,32 @@ impl Mailbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn push(&self, delivery: Delivery) {
+    /// Queues an event without waking the stream: `true` when the caller
+    /// must [`Self::wake`] it once done handing out its batch, so that a
+    /// stream given several events at once writes them in one go.
+    pub fn push(&self, delivery: Delivery) -> bool {
         let mut state = self.lock();
         if state.closed.is_some() {
-            return;
+            return false;
         }
         if state.queue.len() >= MAX_QUEUED_EVENTS
-            || state.queued_bytes + delivery.text.len() > MAX_QUEUED_BYTES
+            || state.queued_bytes + delivery.len() > MAX_QUEUED_BYTES
         {
             self.overflow(&mut state);
-        } else {
-            state.queued_bytes += delivery.text.len();
-            state.queue.push(delivery);
+            wake(state);
+            return false;
         }
+        state.queued_bytes += delivery.len();
+        state.queue.push(delivery);
+        let wake_now = state.waker.is_some() && !state.wake_scheduled;
+        state.wake_scheduled |= wake_now;
+        wake_now
+    }
+
+    /// Wakes the stream for what [`Self::push`] queued.
+    pub fn wake(&self) {
+        let mut state = self.lock();
+        state.wake_scheduled = false;
         wake(state);
     }
 
@@ -136,44 +178,46 @@ impl Mailbox {
         state.queue = Vec::new();
         state.queued_bytes = 0;
         state.closed = Some(Closed::Overflowed);
-        self.closing.notify_waiters();
     }
 
     pub fn close(&self) {
+        self.close_as(Closed::Ended);
+    }
+
+    /// Ends the stream, telling its client when to reconnect.
+    pub fn drain(&self, retry: Duration) {
+        self.close_as(Closed::Drained { retry });
+    }
+
+    fn close_as(&self, closed: Closed) {
         let mut state = self.lock();
         if state.closed.is_none() {
-            state.closed = Some(Closed::Ended);
-            self.closing.notify_waiters();
+            state.closed = Some(closed);
         }
         wake(state);
     }
 
-    /// Completes once the mailbox is closed, with why: for a connection
-    /// that is busy writing and must hear of an overflow at once.
-    pub async fn closed(&self) -> Closed {
-        loop {
-            let notified = self.closing.notified();
-            tokio::pin!(notified);
-            // Registered before looking, so a close in between is not missed.
-            notified.as_mut().enable();
-            if let Some(closed) = self.lock().closed {
-                return closed;
-            }
-            notified.await;
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed.is_some()
+    }
+
+    /// Whether the client fell too far behind; if not, a wake-up when it
+    /// does. For a connection that is busy writing, and not taking events:
+    /// a stalled client is not reading, and must be dropped all the same.
+    pub fn poll_fell_behind(&self, cx: &mut Context<'_>) -> bool {
+        let mut state = self.lock();
+        if state.closed == Some(Closed::Overflowed) {
+            return true;
         }
+        register(&mut state, cx);
+        false
     }
 
     /// Everything waiting, or `Pending` (and a wake-up later) if nothing is.
     pub fn poll_take(&self, cx: &mut Context<'_>, into: &mut Batch) -> Poll<()> {
         let mut state = self.lock();
         if state.queue.is_empty() && !state.heartbeat_due && state.closed.is_none() {
-            if !state
-                .waker
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                state.waker = Some(cx.waker().clone());
-            }
+            register(&mut state, cx);
             return Poll::Pending;
         }
         // The filled queue changes places with the batch's empty one: no copy.
@@ -190,6 +234,16 @@ impl Mailbox {
     }
 }
 
+fn register(state: &mut MailboxState, cx: &Context<'_>) {
+    if !state
+        .waker
+        .as_ref()
+        .is_some_and(|w| w.will_wake(cx.waker()))
+    {
+        state.waker = Some(cx.waker().clone());
+    }
+}
+
 fn wake(mut state: MutexGuard<'_, MailboxState>) {
     let waker = state.waker.take();
     drop(state);
@@ -201,8 +255,46 @@ fn wake(mut state: MutexGuard<'_, MailboxState>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::future::Future;
-    use std::task::Waker;
+    use std::task::{Wake, Waker};
+
+    struct Counting(AtomicU64);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting_waker() -> (Waker, Arc<Counting>) {
+        let counting = Arc::new(Counting(AtomicU64::new(0)));
+        (Waker::from(counting.clone()), counting)
+    }
+
+    /// Pushes wake nobody by themselves: the hub wakes each stream once
+    /// per batch, so a stream given several events writes them at once.
+    #[test]
+    fn a_batch_wakes_a_stream_once() {
+        let m = Mailbox::new();
+        let (waker, woken) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut batch = Batch::default();
+        assert!(m.poll_take(&mut cx, &mut batch).is_pending());
+        assert!(m.push(Delivery::new(Some(1), b"a")), "the first asks for a wake");
+        assert!(!m.push(Delivery::new(Some(2), b"b")), "the next ones do not");
+        assert_eq!(woken.0.load(Ordering::SeqCst), 0);
+        m.wake();
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert!(m.poll_take(&mut cx, &mut batch).is_ready());
+        assert_eq!(batch.deliveries.len(), 2);
+    }
+
+    #[test]
+    fn a_delivery_is_framed_once() {
+        let d = Delivery::new(Some(7), &[b'x'; 300]);
+        assert!(d.chunk().starts_with(b"12c\r\nxxx"));
+        assert!(d.chunk().ends_with(b"x\r\n"));
+        assert_eq!(d.text(), &[b'x'; 300][..]);
+    }
 
     fn take(m: &Mailbox) -> Option<Batch> {
         let mut cx = Context::from_waker(Waker::noop());
@@ -214,14 +306,8 @@ mod tests {
     fn delivers_in_order_then_waits() {
         let m = Mailbox::new();
         assert!(take(&m).is_none());
-        m.push(Delivery {
-            id: Some(1),
-            text: Bytes::from_static(b"a"),
-        });
-        m.push(Delivery {
-            id: Some(2),
-            text: Bytes::from_static(b"b"),
-        });
+        m.push(Delivery::new(Some(1), b"a"));
+        m.push(Delivery::new(Some(2), b"b"));
         m.heartbeat(2);
         let batch = take(&m).unwrap();
         assert_eq!(
@@ -240,10 +326,7 @@ mod tests {
     fn a_burst_s_memory_is_given_back() {
         let m = Mailbox::new();
         for id in 0..1000 {
-            m.push(Delivery {
-                id: Some(id),
-                text: Bytes::from_static(b"x"),
-            });
+            m.push(Delivery::new(Some(id), b"x"));
         }
         let mut batch = take(&m).unwrap();
         assert_eq!(batch.deliveries.len(), 1000);
@@ -255,21 +338,14 @@ mod tests {
     #[test]
     fn overflow_empties_the_queue_and_says_so() {
         let m = Mailbox::new();
-        let closed = m.closed();
-        futures_util::pin_mut!(closed);
-        let mut cx = Context::from_waker(Waker::noop());
-        assert!(closed.as_mut().poll(&mut cx).is_pending());
+        let (waker, woken) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(!m.poll_fell_behind(&mut cx));
         for id in 0..=MAX_QUEUED_EVENTS as u64 {
-            m.push(Delivery {
-                id: Some(id),
-                text: Bytes::from_static(b"x"),
-            });
+            m.push(Delivery::new(Some(id), b"x"));
         }
-        assert_eq!(
-            closed.as_mut().poll(&mut cx),
-            Poll::Ready(Closed::Overflowed),
-            "the connection hears of it while writing"
-        );
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1, "the connection hears of it while writing");
+        assert!(m.poll_fell_behind(&mut cx));
         let batch = take(&m).unwrap();
         assert!(batch.deliveries.is_empty());
         assert_eq!(batch.closed, Some(Closed::Overflowed));
@@ -278,10 +354,7 @@ mod tests {
     #[test]
     fn an_ended_mailbox_keeps_what_was_queued() {
         let m = Mailbox::new();
-        m.push(Delivery {
-            id: Some(1),
-            text: Bytes::from_static(b"a"),
-        });
+        m.push(Delivery::new(Some(1), b"a"));
         m.close();
         let batch = take(&m).unwrap();
         assert_eq!(batch.deliveries.len(), 1);
@@ -308,14 +381,8 @@ mod tests {
     #[test]
     fn too_many_bytes_overflow_too() {
         let m = Mailbox::new();
-        m.push(Delivery {
-            id: None,
-            text: Bytes::from(vec![b'x'; MAX_QUEUED_BYTES]),
-        });
-        m.push(Delivery {
-            id: None,
-            text: Bytes::from_static(b"y"),
-        });
+        m.push(Delivery::new(None, &vec![b'x'; MAX_QUEUED_BYTES - 10]));
+        m.push(Delivery::new(None, b"y"));
         assert_eq!(take(&m).unwrap().closed, Some(Closed::Overflowed));
     }
 }

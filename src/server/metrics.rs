@@ -34,6 +34,10 @@ pub struct Metrics {
     pub commands_reconnects: AtomicU64,
     /// Channels subscribed in Redis now.
     pub channels: AtomicU64,
+    /// Reads of the counter and histories that streams asked for, and the
+    /// commands Redis got for them: merged reads make far fewer commands.
+    pub history_requests: AtomicU64,
+    pub history_commands: AtomicU64,
     /// How long reading a stream's history (and the counter) took.
     pub history_reads: Histogram,
 }
@@ -49,6 +53,8 @@ impl Default for Metrics {
             pubsub_reconnects: AtomicU64::new(0),
             commands_reconnects: AtomicU64::new(0),
             channels: AtomicU64::new(0),
+            history_requests: AtomicU64::new(0),
+            history_commands: AtomicU64::new(0),
             // From 100 µs to about 3 s.
             history_reads: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
         }
@@ -88,7 +94,7 @@ impl Metrics {
                 self.channels.load(Relaxed),
             ),
         ];
-        let counters: [(&str, &str, &AtomicU64); 9] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "streams_served",
                 "Event streams that have ended",
@@ -123,6 +129,16 @@ impl Metrics {
                 "requests_abandoned",
                 "Requests whose client left before they were answered",
                 &self.abandoned,
+            ),
+            (
+                "history_requests",
+                "Reads of the counter and histories that opening streams asked for",
+                &self.history_requests,
+            ),
+            (
+                "history_commands",
+                "Commands sent to Redis for those reads (merged reads share them)",
+                &self.history_commands,
             ),
             (
                 "redis_pubsub_reconnects",

@@ -25,7 +25,9 @@ use crate::unix_time;
 pub enum Reply {
     Text(Text),
     Stream {
-        stream: EventStream,
+        /// Boxed: a stream lives for hours in its connection's task, whose
+        /// every state would otherwise be sized for it.
+        stream: Box<EventStream>,
         /// Beyond `STREAM_HEADERS` (CORS).
         headers: Vec<(&'static str, String)>,
     },
@@ -38,7 +40,7 @@ pub enum Reply {
 impl Reply {
     fn stream(stream: EventStream) -> Self {
         Reply::Stream {
-            stream,
+            stream: Box::new(stream),
             headers: Vec::new(),
         }
     }
@@ -283,6 +285,16 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
             ),
         );
     }
+    if shared.draining.load(Relaxed) {
+        // Its client reconnects to another server of the fleet.
+        let mut stopping = Text::plain(
+            Status::ServiceUnavailable,
+            "503 Service Unavailable\nThe server is stopping.\n",
+        )
+        .with_header("Retry-After", RETRY_AFTER);
+        stopping.closes = true;
+        return Reply::Text(stopping);
+    }
     let Some(slot) = shared.streams.reserve(shared.limits.max_streams) else {
         let mut full = Text::plain(
             Status::ServiceUnavailable,
@@ -309,6 +321,7 @@ async fn open_stream(shared: &Shared, request: &RequestHead, peer: &Peer) -> Rep
         remote: peer.remote,
         slot,
         expires_at,
+        framing: request.streaming_framing(),
     };
     match EventStream::open(shared, stream).await {
         Ok(stream) => {

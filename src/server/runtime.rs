@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tracing::{info, warn, Level};
 
 use super::channel_source::ChannelSource;
-use super::{Access, Config, Limits};
+use super::{Access, Config, Limits, Stop};
 use crate::blocking::{BlockingQueue, Popped};
 use crate::protocol::cors::Origins;
 use crate::redis_url::{InvalidUrl, RedisUrl};
@@ -39,6 +39,8 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// See `Limits::send_timeout`.
     pub send_timeout: Duration,
+    /// See `Config::drain`.
+    pub drain: Duration,
     pub max_channels: usize,
     /// `None`: derived from the open-file limit (see `Limits::max_streams_for`).
     pub max_streams: Option<usize>,
@@ -88,7 +90,9 @@ pub enum StartError {
 /// A server running on its own threads.
 pub struct RunningServer {
     local_addr: SocketAddr,
-    stop: Arc<Notify>,
+    /// How many times it was asked to stop: the first drains (with
+    /// `--drain`), the second ends every stream at once.
+    stops: watch::Sender<u32>,
     /// Closed once the server has stopped; waiting on it can be interrupted.
     stopped: Arc<BlockingQueue<()>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -106,9 +110,10 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// Stops accepting and ends the streams; `wait` returns once done.
+    /// Stops accepting and ends the streams (spread over `--drain`, if
+    /// set; at once when called again); `wait` returns once done.
     pub fn shutdown(&self) {
-        self.stop.notify_one();
+        self.stops.send_modify(|stops| *stops += 1);
     }
 
     /// Blocks until the server stopped, or `interrupt` was called.
@@ -161,7 +166,7 @@ pub fn start(
         max_channels: settings.max_channels,
         max_streams: settings
             .max_streams
-            .unwrap_or_else(|| Limits::max_streams_for(fd_limit)),
+            .unwrap_or_else(|| Limits::max_streams_for(fd_limit, open_descriptors())),
     };
     info!(
         "open file limit: {fd_limit}; at most {} streams, {} channels each",
@@ -176,11 +181,12 @@ pub fn start(
     let config = Config {
         redis,
         heartbeat: settings.heartbeat,
+        drain: settings.drain,
         channels,
         limits,
         access,
     };
-    let stop = Arc::new(Notify::new());
+    let stops = watch::Sender::new(0u32);
     let stopped = Arc::new(BlockingQueue::default());
     // In Ruby, the server's threads never take a signal (see signal_mask).
     let mask = move || {
@@ -195,21 +201,19 @@ pub fn start(
         .build()
         .map_err(StartError::Runtime)?;
     let thread = {
-        let (stop, stopped) = (stop.clone(), stopped.clone());
+        let (stop_requests, stopped) = (stops.clone(), stopped.clone());
         std::thread::Builder::new()
             .name("redisse-server".into())
             .spawn(move || {
                 mask();
                 runtime.block_on(async move {
-                    let shutdown = async move {
-                        tokio::select! {
-                            _ = stop.notified() => {}
-                            _ = signalled(signals) => info!("signal received"),
-                        }
-                    };
+                    // Signals count as stop requests, as `shutdown` calls do.
+                    let counting = count_signals(signals, stop_requests.clone());
+                    tokio::spawn(counting);
+                    let stop = Stop::new(stop_requests.subscribe());
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(listener) => {
-                            if let Err(e) = super::run(listener, config, shutdown).await {
+                            if let Err(e) = super::run(listener, config, stop).await {
                                 tracing::error!("server failed: {e}");
                             }
                         }
@@ -224,7 +228,7 @@ pub fn start(
     };
     Ok(RunningServer {
         local_addr,
-        stop,
+        stops,
         stopped,
         thread: Mutex::new(Some(thread)),
     })
@@ -260,9 +264,10 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-async fn signalled(signals: Signals) {
+/// Counts SIGTERM and SIGINT as stop requests (the plain binary).
+async fn count_signals(signals: Signals, stops: watch::Sender<u32>) {
     if signals == Signals::LeaveToCaller {
-        return std::future::pending().await;
+        return;
     }
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
@@ -270,12 +275,21 @@ async fn signalled(signals: Signals) {
         signal(SignalKind::interrupt()),
     ) else {
         warn!("cannot handle signals; stop the server another way");
-        return std::future::pending().await;
+        return;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        info!("signal received");
+        stops.send_modify(|stops| *stops += 1);
     }
+}
+
+/// Descriptors this process has open now (0 if it cannot tell).
+fn open_descriptors() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |entries| entries.count() as u64)
 }
 
 /// Raises the soft limit on open files to the hard one: every stream is a

@@ -5,9 +5,11 @@
 //! published in between is lost, SPEC §2), and builds the opening: missed
 //! events, history or `lastEventId`. Then the stream hands out the live
 //! events of its mailbox, but those that the opening sent already.
-//! Whatever is waiting when the socket can take more goes out as one
-//! chunk, so a burst costs one write, not one per event. With long polling
-//! it ends one second after its first event.
+//! Whatever is waiting when the socket can take more goes out in one
+//! write, so a burst costs one write, not one per event. It hands out body
+//! bytes ready to write, framed for its response (chunks for HTTP/1.1; a
+//! live event comes framed once, by the hub, for every stream). With long
+//! polling it ends one second after its first event.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,12 +31,15 @@ use super::metrics::Metrics;
 use super::{Shared, StreamSlot};
 use crate::channel::Channel;
 use crate::protocol::history::{self, plan_opening, Opening, Replayed, Start};
+use crate::protocol::http::{frame_body, Framing};
 use crate::unix_time;
 
 /// How long a long-polling stream stays open after its first event, so
 /// that events published close together arrive in one response.
 pub const POLLING_LINGER: Duration = Duration::from_secs(1);
 pub const HEARTBEAT: &[u8] = b": hb\n";
+/// The heartbeat as a chunk, for the common case of a heartbeat alone.
+const HEARTBEAT_CHUNK: &[u8] = b"5\r\n: hb\n\r\n";
 /// The last event of a stream whose token expired: the page asks the
 /// application for a new token, and connects again with its last id.
 pub const TOKEN_EXPIRED: &[u8] = b"event: tokenExpired\ndata: \n\n";
@@ -84,11 +89,14 @@ pub struct StreamRequest {
     pub slot: StreamSlot,
     /// When its token expires (Unix seconds): the stream ends then.
     pub expires_at: Option<u64>,
+    /// How its response's body is framed.
+    pub framing: Framing,
 }
 
 pub struct EventStream {
     /// The opening, written first.
     opening: Option<Bytes>,
+    framing: Framing,
     mailbox: Arc<Mailbox>,
     /// Sent from history: left out when they come live.
     replayed: Replayed,
@@ -97,12 +105,15 @@ pub struct EventStream {
     expiry: Option<Pin<Box<Sleep>>>,
     batch: Batch,
     end: Option<Next>,
+    /// Told to the client as the stream ends (a drain): when to reconnect.
+    retry: Option<Duration>,
     registration: Registration,
 }
 
 /// What the connection does next with a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
+    /// Body bytes, framed.
     Write(Bytes),
     /// The stream ended: finish the response.
     End,
@@ -120,6 +131,7 @@ impl EventStream {
             remote,
             slot,
             expires_at,
+            framing,
         } = request;
         let start = match last_event_id {
             Some(id) => Start::After(id),
@@ -144,7 +156,7 @@ impl EventStream {
         // From here on the stream's registration unsubscribes it.
         let registration = Registration::new(shared, subscription.disarm(), remote, slot);
         let opening = plan_opening(start, snapshot.histories, snapshot.counter);
-        let mut stream = EventStream::new(opening, mailbox, polling, registration);
+        let mut stream = EventStream::new(opening, mailbox, polling, framing, registration);
         if let Some(expires_at) = expires_at {
             let left = Duration::from_secs(expires_at).saturating_sub(unix_time::since_epoch());
             stream.expiry = Some(Box::pin(tokio::time::sleep(left)));
@@ -156,6 +168,7 @@ impl EventStream {
         opening: Opening,
         mailbox: Arc<Mailbox>,
         polling: bool,
+        framing: Framing,
         mut registration: Registration,
     ) -> Self {
         let stats = &registration.metrics.stats;
@@ -179,7 +192,8 @@ impl EventStream {
         stats.events.fetch_add(count, Relaxed);
         registration.events_sent = count;
         let mut this = EventStream {
-            opening: (!text.is_empty()).then(|| text.freeze()),
+            opening: (!text.is_empty()).then(|| frame_body(framing, &[&text])),
+            framing,
             mailbox,
             replayed: Replayed::of(&opening),
             polling,
@@ -187,6 +201,7 @@ impl EventStream {
             expiry: None,
             batch: Batch::default(),
             end: None,
+            retry: None,
             registration,
         };
         if starts_poll {
@@ -201,7 +216,8 @@ impl EventStream {
         }
     }
 
-    /// The opening (missed events, history, lastEventId), if not taken yet.
+    /// The opening (missed events, history, lastEventId), framed, if not
+    /// taken yet.
     pub fn take_opening(&mut self) -> Option<Bytes> {
         self.opening.take()
     }
@@ -222,7 +238,7 @@ impl EventStream {
                 if expiry.as_mut().poll(cx).is_ready() {
                     self.end = Some(Next::End);
                     self.registration.count_events(1);
-                    return Poll::Ready(Next::Write(Bytes::from_static(TOKEN_EXPIRED)));
+                    return Poll::Ready(Next::Write(frame_body(self.framing, &[TOKEN_EXPIRED])));
                 }
             }
             if self.mailbox.poll_take(cx, &mut self.batch).is_pending() {
@@ -233,6 +249,10 @@ impl EventStream {
                 None => None,
                 Some(Closed::Ended) => Some(Next::End),
                 Some(Closed::Overflowed) => Some(Next::FellBehind),
+                Some(Closed::Drained { retry }) => {
+                    self.retry = Some(retry);
+                    Some(Next::End)
+                }
             };
             if let Some(text) = self.write_batch() {
                 return Poll::Ready(Next::Write(text));
@@ -240,13 +260,10 @@ impl EventStream {
         }
     }
 
-    /// Completes when the client fell too far behind, even while the
-    /// connection is stuck writing to it.
-    pub async fn overflowed(&self) {
-        while self.mailbox.closed().await != Closed::Overflowed {
-            // Ended: the stream ends by itself once its queue went out.
-            std::future::pending::<()>().await;
-        }
+    /// Whether the client fell too far behind; a wake-up when it does, for
+    /// a connection stuck writing to it.
+    pub fn poll_fell_behind(&self, cx: &mut Context<'_>) -> bool {
+        self.mailbox.poll_fell_behind(cx)
     }
 
     /// The live events of a batch that the client has not had yet, and the
@@ -264,28 +281,29 @@ impl EventStream {
             self.start_closing();
         }
         let heartbeat = std::mem::take(&mut self.batch.heartbeat);
-        let text = match (self.batch.deliveries.len(), heartbeat) {
-            (0, false) => None,
-            // The common case: the hub's buffer goes out as is.
-            (1, false) => self.batch.deliveries.pop().map(|delivery| delivery.text),
-            _ => {
-                let size = self
-                    .batch
-                    .deliveries
-                    .iter()
-                    .map(|d| d.text.len())
-                    .sum::<usize>()
-                    + HEARTBEAT.len();
-                let mut text = BytesMut::with_capacity(size);
-                for delivery in self.batch.deliveries.drain(..) {
-                    text.extend_from_slice(&delivery.text);
-                }
+        let chunked = self.framing == Framing::Chunked;
+        let retry = self
+            .retry
+            .take()
+            .map(|retry| format!("retry: {}\n\n", retry.as_millis()));
+        let text = match (self.batch.deliveries.as_slice(), heartbeat) {
+            ([], false) if retry.is_none() => None,
+            // The common cases: what the hub framed goes out as it is.
+            ([delivery], false) if chunked && retry.is_none() => Some(delivery.chunk().clone()),
+            ([], true) if chunked && retry.is_none() => Some(Bytes::from_static(HEARTBEAT_CHUNK)),
+            // Several at once: one write of them all.
+            (deliveries, heartbeat) => {
+                let mut parts: Vec<&[u8]> = deliveries.iter().map(|d| d.text()).collect();
                 if heartbeat {
-                    text.extend_from_slice(HEARTBEAT);
+                    parts.push(HEARTBEAT);
                 }
-                Some(text.freeze())
+                if let Some(retry) = &retry {
+                    parts.push(retry.as_bytes());
+                }
+                Some(frame_body(self.framing, &parts))
             }
         };
+        self.batch.deliveries.clear();
         self.batch.release_burst();
         text
     }

@@ -132,9 +132,13 @@ impl ServerProcess {
 
     /// Sends SIGTERM and waits for the exit status, within `timeout`.
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        // SAFETY: a plain system call on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        self.signal(libc::SIGTERM);
         self.wait_for_exit(timeout)
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: a plain system call on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
     }
 
     /// Waits for the exit status, within `timeout`.

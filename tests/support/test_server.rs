@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use redisse::redis_url::RedisUrl;
 use redisse::server::channel_source::ChannelSource;
-use redisse::server::{self, Access, Config, Limits};
-use tokio::sync::oneshot;
+use redisse::server::{self, Access, Config, Limits, Stop};
+use tokio::sync::watch;
 
 use super::{exchange, RedisServer, SseReader, DEADLINE};
 
@@ -19,7 +19,7 @@ pub struct Setup {
 
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    stop: watch::Sender<u32>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -39,21 +39,20 @@ impl TestServer {
         let config = Config {
             redis: RedisUrl::parse(url).unwrap(),
             heartbeat: Duration::from_secs(15),
+            drain: Duration::ZERO,
             channels,
             limits: setup.limits,
             access: setup.access,
         };
-        let (stop, stopped) = oneshot::channel();
+        let (stop, stops) = watch::channel(0);
         let task = tokio::spawn(async move {
-            server::run(listener, config, async move {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
+            server::run(listener, config, Stop::new(stops))
+                .await
+                .unwrap();
         });
         let server = TestServer {
             addr,
-            stop: Some(stop),
+            stop,
             task,
         };
         // Up once its health says so (both Redis connections).
@@ -101,8 +100,8 @@ impl TestServer {
         SseReader::open(self.addr, path, headers).await
     }
 
-    pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
+    pub async fn stop(self) {
+        self.stop.send_modify(|stops| *stops += 1);
         tokio::time::timeout(DEADLINE, self.task)
             .await
             .expect("stops in time")

@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::aio::PubSubSink;
 use tracing::{debug, warn};
@@ -143,14 +142,19 @@ impl Listeners {
         emptied
     }
 
-    pub(super) fn dispatch(&self, channel: &[u8], payload: &[u8]) {
+    /// Hands an event to the streams of its channel, framed once for all;
+    /// the streams to wake go in `to_wake`, to be woken once the batch of
+    /// events that came together is handed out.
+    pub(super) fn dispatch<'a>(
+        &'a self,
+        channel: &[u8],
+        payload: &[u8],
+        to_wake: &mut Vec<&'a Arc<Mailbox>>,
+    ) {
         let Some(listeners) = self.channels.get(channel) else {
             return;
         };
-        let delivery = Delivery {
-            id: redis_layout::id_of(payload),
-            text: Bytes::copy_from_slice(payload),
-        };
+        let delivery = Delivery::new(redis_layout::id_of(payload), payload);
         debug!(
             "event {} on {:?} to {} stream(s)",
             delivery
@@ -160,7 +164,9 @@ impl Listeners {
             listeners.len()
         );
         for mailbox in listeners.values() {
-            mailbox.push(delivery.clone());
+            if mailbox.push(delivery.clone()) {
+                to_wake.push(mailbox);
+            }
         }
     }
 }
