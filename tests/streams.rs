@@ -410,3 +410,45 @@ async fn a_history_read_takes_a_hundred_events_at_most() {
     assert!(events[1..].iter().all(|e| e.kind == "m"), "{events:?}");
     server.stop().await;
 }
+
+/// Streams that open together with the same channel and last id (a
+/// deploy's reconnections) share one read: 100 requests, one pipeline of
+/// the counter and one history read; another channel adds one read.
+#[tokio::test]
+async fn reads_that_wait_together_share_one_pipeline() {
+    use redisse::protocol::history::Start;
+    use redisse::redis_url::RedisUrl;
+    use redisse::server::history_reader::HistoryReader;
+    use redisse::server::metrics::Metrics;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let redis = RedisServer::start();
+    let mut con = redis.client();
+    for id in 1..=3 {
+        zadd(&mut con, "news", &id.to_string(), &format!("id: {id}\ndata: x\n\n"));
+    }
+    let metrics = Arc::new(Metrics::default());
+    let reader = HistoryReader::new(&RedisUrl::parse(&redis.url()).unwrap(), metrics.clone());
+    // One thread: every request is queued before the reads are sent.
+    let channels: Vec<Vec<redisse::channel::Channel>> = (0..100)
+        .map(|i| match i % 10 {
+            0 => vec!["news".into(), "sports".into()],
+            _ => vec!["news".into()],
+        })
+        .collect();
+    let snapshots =
+        futures_util::future::join_all(channels.iter().map(|c| reader.snapshot(Start::After(1), c)))
+            .await;
+    for (snapshot, channels) in snapshots.into_iter().zip(&channels) {
+        let snapshot = snapshot.unwrap();
+        assert_eq!(snapshot.histories.len(), channels.len());
+        let ids: Vec<u64> = snapshot.histories[0].iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+    }
+    assert_eq!(metrics.history_requests.load(Relaxed), 100);
+    assert_eq!(
+        metrics.history_commands.load(Relaxed),
+        3,
+        "the counter, news from 1, sports from 1"
+    );
+}
