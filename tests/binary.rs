@@ -12,6 +12,18 @@ const STREAM_REQUEST: &[u8] = b"GET /?c HTTP/1.1\r\nAccept: text/event-stream\r\
 const STATS_REQUEST: &[u8] =
     b"GET / HTTP/1.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n";
 
+/// Opens `count` streams, each answered 200.
+fn open_streams(server: &ServerProcess, count: usize) -> Vec<TcpStream> {
+    (0..count)
+        .map(|_| {
+            let mut socket = server.connect();
+            socket.write_all(STREAM_REQUEST).unwrap();
+            assert_eq!(status_line(&socket), "HTTP/1.1 200 OK\r\n");
+            socket
+        })
+        .collect()
+}
+
 /// Reads the status line of the answer on `socket`, within 5 s.
 fn status_line(socket: &TcpStream) -> String {
     socket
@@ -39,14 +51,7 @@ fn a_full_house_answers_every_client_and_the_stats() {
         .expect("the log says how many streams");
     assert!((100..=112).contains(&capacity), "{capacity}");
 
-    let streams: Vec<TcpStream> = (0..capacity)
-        .map(|_| {
-            let mut socket = server.connect();
-            socket.write_all(STREAM_REQUEST).unwrap();
-            assert_eq!(status_line(&socket), "HTTP/1.1 200 OK\r\n");
-            socket
-        })
-        .collect();
+    let streams = open_streams(&server, capacity);
     let stats = server.get(STATS_REQUEST);
     assert!(stats.starts_with("HTTP/1.1 200 OK\r\n"), "{stats}");
     assert!(stats.contains(&format!("\"connected\": {capacity},")), "{stats}");
@@ -152,14 +157,7 @@ fn an_empty_secret_stops_the_server_and_names_its_source() {
 fn refusals_at_capacity_close_and_leave_stats_and_health_answering() {
     let redis = RedisServer::start();
     let server = ServerProcess::spawn(&["--redis", &redis.url(), "--max-streams", "2"], Some(64));
-    let streams: Vec<TcpStream> = (0..2)
-        .map(|_| {
-            let mut socket = server.connect();
-            socket.write_all(STREAM_REQUEST).unwrap();
-            assert_eq!(status_line(&socket), "HTTP/1.1 200 OK\r\n");
-            socket
-        })
-        .collect();
+    let streams = open_streams(&server, 2);
     // Far more than 64 descriptors, one after the other, each held open.
     let refused: Vec<TcpStream> = (0..200)
         .map(|_| {
@@ -236,14 +234,7 @@ fn a_drain_ends_the_streams_one_by_one_and_a_second_signal_ends_the_rest() {
     // 40 s for 4 streams: one ends now, the next in 10 s.
     let mut server = ServerProcess::spawn(&["--redis", &redis.url(), "--drain", "40"], None);
     server.wait_for_log("connected to Redis");
-    let mut streams: Vec<TcpStream> = (0..4)
-        .map(|_| {
-            let mut socket = server.connect();
-            socket.write_all(STREAM_REQUEST).unwrap();
-            assert_eq!(status_line(&socket), "HTTP/1.1 200 OK\r\n");
-            socket
-        })
-        .collect();
+    let mut streams = open_streams(&server, 4);
     server.signal(libc::SIGTERM);
     server.wait_for_log("(--drain)");
     // The first one ends at once, told to come back in a second or two.
