@@ -75,6 +75,9 @@ struct RunOptions {
     /// The fan-out's offered rates, in publishes per second.
     #[arg(long, value_delimiter = ',')]
     fanout_rates: Vec<u64>,
+    /// Events in flight per channel at most in the fan-out at saturation.
+    #[arg(long)]
+    saturation_window: Option<u64>,
     /// Seconds each fan-out step lasts.
     #[arg(long)]
     step_seconds: Option<f64>,
@@ -122,6 +125,7 @@ fn run(o: RunOptions) -> Result<bool, String> {
     if !o.fanout_rates.is_empty() {
         sizes.fanout_rates = o.fanout_rates;
     }
+    sizes.saturation_window = o.saturation_window.unwrap_or(sizes.saturation_window);
     if let Some(s) = o.step_seconds {
         sizes.fanout_step = Duration::from_secs_f64(s);
     }

@@ -413,9 +413,10 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
     s.table(&t);
     if let Some(sat) = r.saturation.first() {
         s.part("At saturation").text(format!(
-            "{} streams over {} channels. Each channel's publisher sends its next event as soon as fewer than {} of its \
-             events are in flight, an event being in flight until a probe stream on the channel (opened after the \
-             others, not counted) received it: a closed loop that publishes as fast as the server delivers.",
+            "{} streams over {} channels, published to in a closed loop: each channel's publisher sends its next event \
+             as soon as fewer than {} of its events are in flight, an event being in flight until a probe stream on \
+             the channel (opened after the others, not counted) received it. A server may reach the probe before \
+             other streams of the channel, so it may hold more events than that.",
             sat.run.streams.cell(),
             sat.run.channels.cell(),
             sat.window.cell(),

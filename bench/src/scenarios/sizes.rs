@@ -85,7 +85,10 @@ impl Sizes {
             fanout_step: Duration::from_secs(10),
             saturation_streams: 10_000,
             saturation_channels: 10,
-            saturation_window: 2,
+            // One: each channel's next event waits for the previous one, the
+            // plainest closed loop. More lets the servers batch their writes
+            // (--saturation-window), for throughput at the cost of latency.
+            saturation_window: 1,
             saturation_time: Duration::from_secs(10),
             avalanche_streams: 15_000,
             publisher_seconds: 5.0,
