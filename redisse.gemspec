@@ -31,6 +31,9 @@ Gem::Specification.new do |spec|
     "app/**/*.{rb,js}",
     "ext/redisse/**/*.{rs,rb,toml}",
     "src/**/*.rs",
+    # A dev-dependency of the server crate: cargo reads its manifest to
+    # resolve the workspace even when building the extension alone.
+    "crates/**/*.{rs,toml}",
     "Cargo.toml",
     "Cargo.lock",
     "exe/redisse",
