@@ -99,7 +99,10 @@ impl Limits {
         let fd_limit = usize::try_from(fd_limit).unwrap_or(usize::MAX);
         let open = usize::try_from(open).unwrap_or(usize::MAX);
         let headroom = (fd_limit / 20).clamp(16, 256);
-        fd_limit.saturating_sub(open).saturating_sub(headroom).max(1)
+        fd_limit
+            .saturating_sub(open)
+            .saturating_sub(headroom)
+            .max(1)
     }
 }
 
@@ -154,7 +157,12 @@ impl Stop {
 
     async fn asked(&mut self, times: u32) {
         // An error means every sender is gone: nobody can ask any more.
-        if self.requests.wait_for(|asked| *asked >= times).await.is_err() {
+        if self
+            .requests
+            .wait_for(|asked| *asked >= times)
+            .await
+            .is_err()
+        {
             std::future::pending::<()>().await;
         }
     }

@@ -47,14 +47,24 @@ fn a_full_house_answers_every_client_and_the_stats() {
     let capacity: usize = server
         .log()
         .iter()
-        .find_map(|line| line.split_once("at most ")?.1.split_once(" streams")?.0.parse().ok())
+        .find_map(|line| {
+            line.split_once("at most ")?
+                .1
+                .split_once(" streams")?
+                .0
+                .parse()
+                .ok()
+        })
         .expect("the log says how many streams");
     assert!((100..=112).contains(&capacity), "{capacity}");
 
     let streams = open_streams(&server, capacity);
     let stats = server.get(STATS_REQUEST);
     assert!(stats.starts_with("HTTP/1.1 200 OK\r\n"), "{stats}");
-    assert!(stats.contains(&format!("\"connected\": {capacity},")), "{stats}");
+    assert!(
+        stats.contains(&format!("\"connected\": {capacity},")),
+        "{stats}"
+    );
 
     // 300 more, all at once and held open, far past the descriptors
     // left: each gets a 503, none hangs in the backlog.
@@ -240,17 +250,24 @@ fn a_drain_ends_the_streams_one_by_one_and_a_second_signal_ends_the_rest() {
     // The first one ends at once, told to come back in a second or two.
     let (first, ended) = wait_for_one_to_end(&mut streams);
     assert!(ended.contains("retry: 1"), "{ended}");
-    assert!(ended.ends_with("\r\n0\r\n\r\n"), "the response is complete: {ended}");
+    assert!(
+        ended.ends_with("\r\n0\r\n\r\n"),
+        "the response is complete: {ended}"
+    );
     streams.remove(first);
     // No new stream meanwhile.
-    assert!(TcpStream::connect(server.addr()).is_err(), "no longer listening");
+    assert!(
+        TcpStream::connect(server.addr()).is_err(),
+        "no longer listening"
+    );
     // The others are still open, until asked again.
     for socket in &streams {
         socket.set_nonblocking(true).unwrap();
         let mut byte = [0u8; 1];
         let read = std::io::Read::read(&mut &*socket, &mut byte);
         assert!(
-            read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+            read.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
             "{read:?}"
         );
         socket.set_nonblocking(false).unwrap();
@@ -272,7 +289,9 @@ fn wait_for_one_to_end(streams: &mut [TcpStream]) -> (usize, String) {
     let deadline = Instant::now() + DEADLINE;
     while Instant::now() < deadline {
         for (i, socket) in streams.iter_mut().enumerate() {
-            socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
             let mut buffer = [0u8; 4096];
             match std::io::Read::read(socket, &mut buffer) {
                 Ok(0) => return (i, String::from_utf8_lossy(&received[i]).into_owned()),

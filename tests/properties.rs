@@ -4,11 +4,11 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use redisse::event::EventText;
-use redisse::redis_layout;
 use redisse::protocol::history::{plan_opening, Replayed, Start, StoredEvent};
 use redisse::protocol::http::{parse_request_head, Body, HeadError, MAX_HEAD};
 use redisse::protocol::negotiation::{negotiate, Representation};
 use redisse::protocol::request::{parse_last_event_id, parse_query};
+use redisse::redis_layout;
 
 /// `application/x-www-form-urlencoded`, as the redirect endpoint writes names.
 fn form_encode(name: &[u8]) -> String {

@@ -221,7 +221,18 @@ impl Server {
         label: &str,
         heartbeat: u32,
     ) -> Result<Server, String> {
-        let port = free_port()?;
+        Server::start_on(kind, env, label, heartbeat, free_port()?, &[]).await
+    }
+
+    /// Starts a server on `port`, redisse with `options` added.
+    pub async fn start_on(
+        kind: Kind,
+        env: &Env,
+        label: &str,
+        heartbeat: u32,
+        port: u16,
+        options: &[String],
+    ) -> Result<Server, String> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let dir = env
             .work
@@ -238,6 +249,7 @@ impl Server {
                     "127.0.0.1",
                 ]);
                 command.args(["--heartbeat", &heartbeat.to_string(), "--stdout"]);
+                command.args(options);
                 Proc::spawn(kind.name(), &mut command, dir)?
             }
             Kind::Nchan | Kind::NchanRedis => {
@@ -294,6 +306,11 @@ impl Server {
         let log = fs::read_to_string(self.proc.dir.join("logs/server.log")).ok()?;
         let (_, rest) = log.split_once("at most ")?;
         rest.split_once(" streams")?.0.parse().ok()
+    }
+
+    /// Sends SIGTERM, as a deploy does, without waiting.
+    pub fn terminate(&self) {
+        sys::signal(self.pid, libc::SIGTERM);
     }
 
     /// Stops the server; returns false if it had died before.

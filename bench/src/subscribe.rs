@@ -13,7 +13,10 @@
 //!   same with the latency histogram.
 //! - `quit` or end of input: exits (the sockets close with the process).
 //!
-//! The process also exits by itself after `--max-seconds`.
+//! The process also exits by itself after `--max-seconds`. With
+//! `--reconnect`, a stream that ends is opened again as a browser's
+//! EventSource would: after the server's `retry:` (else 3 s, Chrome's
+//! default), with the last id it saw as `Last-Event-Id`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -57,7 +60,12 @@ pub struct Options {
     /// Sends a Cookie header of this many bytes with every request.
     #[arg(long, default_value_t = 0)]
     pub cookie_bytes: usize,
+    #[arg(long)]
+    pub reconnect: bool,
 }
+
+/// Milliseconds a reconnecting stream waits when the server sent no `retry:`.
+const DEFAULT_RETRY_MS: u64 = 3000;
 
 /// A range of loopback addresses.
 #[derive(Debug, Clone)]
@@ -114,6 +122,10 @@ pub struct Counters {
     pub open: u64,
     pub closed: u64,
     pub close_reasons: BTreeMap<String, u64>,
+    /// Streams opened again after they ended (`--reconnect`).
+    pub reconnects: u64,
+    /// Events of the phase that came again with an id a stream had seen.
+    pub duplicates: u64,
     /// Delivery latencies in µs: in answers to `report` only.
     pub latency: Option<Hist>,
 }
@@ -190,7 +202,7 @@ async fn serve(options: Options) -> u8 {
                     (Some("phase"), Some(tag)) => {
                         shared.tag.set(tag);
                         let mut c = shared.counters.borrow_mut();
-                        (c.received, c.bytes) = (0, 0);
+                        (c.received, c.bytes, c.reconnects, c.duplicates) = (0, 0, 0, 0);
                         shared.latency.take();
                         say(Answer::Phase);
                     }
@@ -213,28 +225,66 @@ fn say(answer: Answer) {
     }
 }
 
-/// Stream number `n`: opens it, then counts its events until it ends.
+/// Stream number `n`: opens it, then counts its events until it ends;
+/// with `--reconnect`, again and again.
 async fn stream(shared: Rc<Shared>, n: usize) {
     let o = &shared.options;
     let path = o.path.replace("{c}", &(n % o.channels.max(1)).to_string());
     let source = o.sources.as_ref().map(|s| s.0[n % s.0.len()]);
-    let mut headers = vec![("Cache-Control", "no-cache")];
-    if !shared.cookie.is_empty() {
-        headers.push(("Cookie", shared.cookie.as_str()));
+    let (mut last_id, mut retry_ms) = (None::<u64>, DEFAULT_RETRY_MS);
+    for attempt in 0u64.. {
+        let last_header = last_id.map(|id| id.to_string());
+        let mut headers = vec![("Cache-Control", "no-cache")];
+        if !shared.cookie.is_empty() {
+            headers.push(("Cookie", shared.cookie.as_str()));
+        }
+        if let Some(id) = &last_header {
+            headers.push(("Last-Event-Id", id));
+        }
+        // Only the first openings take turns: a browser reconnects when it will.
+        let permit = match attempt {
+            0 => Some(shared.connecting.acquire().await),
+            _ => None,
+        };
+        let started = Instant::now();
+        let open = EventStream::open(o.server, source, &path, &headers);
+        let opened =
+            match tokio::time::timeout(Duration::from_secs_f64(o.connect_timeout), open).await {
+                Ok(Ok(stream)) if stream.head.status == 200 => Ok(stream),
+                Ok(Ok(stream)) => Err(format!("status {}", stream.head.status)),
+                Ok(Err(e)) => Err(e.kind()),
+                Err(_) => Err("timeout".to_string()),
+            };
+        drop(permit);
+        if attempt == 0 {
+            tried(&shared, &opened, started);
+        } else {
+            let mut c = shared.counters.borrow_mut();
+            match &opened {
+                Ok(_) => (c.open, c.reconnects) = (c.open + 1, c.reconnects + 1),
+                Err(e) => {
+                    *c.close_reasons
+                        .entry(format!("reopening: {e}"))
+                        .or_default() += 1
+                }
+            }
+        }
+        match opened {
+            Ok(stream) => read_events(&shared, stream, &mut last_id, &mut retry_ms).await,
+            Err(_) if attempt == 0 => return,
+            Err(_) => {}
+        }
+        if !o.reconnect {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(retry_ms)).await;
     }
-    let permit = shared.connecting.acquire().await;
-    let started = Instant::now();
-    let open = EventStream::open(o.server, source, &path, &headers);
-    let opened = match tokio::time::timeout(Duration::from_secs_f64(o.connect_timeout), open).await
-    {
-        Ok(Ok(stream)) if stream.head.status == 200 => Ok(stream),
-        Ok(Ok(stream)) => Err(format!("status {}", stream.head.status)),
-        Ok(Err(e)) => Err(e.kind()),
-        Err(_) => Err("timeout".to_string()),
-    };
-    drop(permit);
+}
+
+/// Counts the first try of a stream into `opened`.
+fn tried(shared: &Shared, opened: &Result<EventStream, String>, started: Instant) {
     let mut tried = shared.opened.borrow_mut();
-    match &opened {
+    match opened {
         Ok(_) => {
             tried.ok += 1;
             tried.connect.record(started.elapsed().as_micros() as u64);
@@ -245,21 +295,46 @@ async fn stream(shared: Rc<Shared>, n: usize) {
             *tried.errors.entry(e.clone()).or_default() += 1;
         }
     }
-    if tried.ok + tried.failed == o.count as u64 {
+    if tried.ok + tried.failed == shared.options.count as u64 {
         shared.all_tried.notify_one();
     }
-    drop(tried);
-    let Ok(mut stream) = opened else { return };
+}
+
+/// Counts a stream's events until it ends: each event of the phase once,
+/// one whose id the stream saw before as a duplicate.
+async fn read_events(
+    shared: &Shared,
+    mut stream: EventStream,
+    last_id: &mut Option<u64>,
+    retry_ms: &mut u64,
+) {
     let reason = loop {
         let read = stream.read(|item| {
-            let Item::Event(event) = item else { return };
-            if let Some(p) = Payload::parse(event.data).filter(|p| p.tag == shared.tag.get()) {
-                shared.counters.borrow_mut().received += 1;
-                shared
-                    .latency
-                    .borrow_mut()
-                    .record(sys::now_us().saturating_sub(p.sent_us));
+            let event = match item {
+                Item::Event(event) => event,
+                Item::Retry(ms) => return *retry_ms = ms,
+                Item::Comment(_) => return,
+            };
+            let id = event
+                .id
+                .and_then(|id| std::str::from_utf8(id).ok()?.parse::<u64>().ok());
+            // Only a reconnecting stream can be sent an event twice.
+            let seen = shared.options.reconnect
+                && id.is_some_and(|id| last_id.is_some_and(|last| id <= last));
+            *last_id = id.or(*last_id).max(*last_id);
+            let Some(p) = Payload::parse(event.data).filter(|p| p.tag == shared.tag.get()) else {
+                return;
+            };
+            let mut c = shared.counters.borrow_mut();
+            if seen {
+                c.duplicates += 1;
+                return;
             }
+            c.received += 1;
+            shared
+                .latency
+                .borrow_mut()
+                .record(sys::now_us().saturating_sub(p.sent_us));
         });
         match read.await {
             Ok(Read::Data(n)) => shared.counters.borrow_mut().bytes += n as u64,

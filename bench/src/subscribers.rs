@@ -29,6 +29,8 @@ pub struct Spec {
     /// Source addresses 127.0.0.2 and up.
     pub sources: usize,
     pub cookie_bytes: usize,
+    /// Reopens each stream when it ends, as a browser's EventSource does.
+    pub reconnect: bool,
 }
 
 struct Process {
@@ -72,6 +74,7 @@ impl Subscribers {
                     "--cookie-bytes",
                     &spec.cookie_bytes.to_string(),
                 ])
+                .args(spec.reconnect.then_some("--reconnect"))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -210,6 +213,8 @@ impl Subscribers {
             all.bytes += a.bytes;
             all.open += a.open;
             all.closed += a.closed;
+            all.reconnects += a.reconnects;
+            all.duplicates += a.duplicates;
             add(&mut all.close_reasons, a.close_reasons);
             if let Some(h) = &a.latency {
                 latency.merge(h);

@@ -8,10 +8,10 @@
 
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -91,11 +91,7 @@ impl ClientConnection {
     }
 
     /// Reads the next request and answers it, but for a stream's body.
-    async fn answer_next(
-        &mut self,
-        shared: &Shared,
-        stop: &mut watch::Receiver<bool>,
-    ) -> Answered {
+    async fn answer_next(&mut self, shared: &Shared, stop: &mut watch::Receiver<bool>) -> Answered {
         let send_timeout = shared.limits.send_timeout;
         let head = tokio::select! {
             head = tokio::time::timeout(HEAD_TIMEOUT, self.read_head()) => head,

@@ -7,7 +7,8 @@
 //! way go to Redis together, in one pipeline, and the requests that ask
 //! for the same channel from the same id share one read of it. A deploy
 //! that brings thousands of browsers back at once, each with its
-//! `Last-Event-Id`, costs Redis a few pipelines, not a read per browser;
+//! `Last-Event-Id`, costs Redis a few pipelines, not a read per browser
+//! (in a burst, a pipeline waits for the rest of it, [`GATHERING`]);
 //! and at most [`READS_IN_FLIGHT`] pipelines are ever under way, so Redis
 //! is never flooded. A request that joins a pipeline subscribed before the
 //! pipeline was sent, so what it reads misses nothing (SPEC §2).
@@ -33,6 +34,14 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const READS_IN_FLIGHT: usize = 4;
 /// Requests merged into one pipeline, at most.
 const REQUESTS_PER_READ: usize = 1024;
+/// In a burst (a pipeline went less than this ago), the next one waits
+/// for the rest of the burst, as long as requests keep coming, [`STEP`]
+/// apart, and this long at most: a deploy's reconnections arrive over a
+/// second or so, rarely at the same instant, and each would otherwise
+/// read alone. A lone request, or one of a client opening its streams one
+/// after the other, waits one step at most.
+const GATHERING: Duration = Duration::from_millis(20);
+const STEP: Duration = Duration::from_millis(5);
 
 pub struct HistoryReader {
     connection: Arc<Commands>,
@@ -111,11 +120,19 @@ impl HistoryReader {
     /// Each history read is bounded by the history's size, and keeps only
     /// event text: a channel is any key of the database, which may be a
     /// sorted set of the application's own, or no sorted set at all.
-    pub async fn snapshot(&self, start: Start, channels: &[Channel]) -> Result<Snapshot, ReadError> {
+    pub async fn snapshot(
+        &self,
+        start: Start,
+        channels: &[Channel],
+    ) -> Result<Snapshot, ReadError> {
         self.read(Some(start), channels.to_vec()).await
     }
 
-    async fn read(&self, start: Option<Start>, channels: Vec<Channel>) -> Result<Snapshot, ReadError> {
+    async fn read(
+        &self,
+        start: Option<Start>,
+        channels: Vec<Channel>,
+    ) -> Result<Snapshot, ReadError> {
         let (reply, replied) = oneshot::channel();
         let request = ReadRequest {
             start,
@@ -129,9 +146,11 @@ impl HistoryReader {
 }
 
 /// Sends the waiting requests as pipelines, [`READS_IN_FLIGHT`] at most
-/// under way: those that come meanwhile wait, and go together.
+/// under way, one per [`GATHERING`] in a burst: those that come meanwhile
+/// wait, and go together.
 async fn send_reads(connection: Arc<Commands>, mut requests: mpsc::UnboundedReceiver<ReadRequest>) {
     let slots = Arc::new(Semaphore::new(READS_IN_FLIGHT));
+    let mut last_sent: Option<tokio::time::Instant> = None;
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -140,11 +159,33 @@ async fn send_reads(connection: Arc<Commands>, mut requests: mpsc::UnboundedRece
         if requests.recv_many(&mut batch, REQUESTS_PER_READ).await == 0 {
             return;
         }
+        if last_sent.is_some_and(|at| at.elapsed() < GATHERING) {
+            gather(&mut requests, &mut batch).await;
+        }
+        last_sent = Some(tokio::time::Instant::now());
         let connection = connection.clone();
         tokio::spawn(async move {
             connection.read(batch).await;
             drop(slot);
         });
+    }
+}
+
+/// Adds to `batch` what comes while a burst lasts (see [`GATHERING`]).
+async fn gather(requests: &mut mpsc::UnboundedReceiver<ReadRequest>, batch: &mut Vec<ReadRequest>) {
+    let until = tokio::time::Instant::now() + GATHERING;
+    while batch.len() < REQUESTS_PER_READ && tokio::time::Instant::now() < until {
+        tokio::time::sleep(STEP).await;
+        let before = batch.len();
+        while batch.len() < REQUESTS_PER_READ {
+            let Ok(request) = requests.try_recv() else {
+                break;
+            };
+            batch.push(request);
+        }
+        if batch.len() == before {
+            return;
+        }
     }
 }
 
@@ -162,22 +203,27 @@ impl Commands {
             let min = start.min_score();
             for channel in &request.channels {
                 let next = keys.len();
-                keys.entry((channel.clone(), min.clone())).or_insert_with(|| {
-                    pipe.cmd("ZRANGEBYSCORE")
-                        .arg(&channel[..])
-                        .arg(&min)
-                        .arg("+inf")
-                        .arg("WITHSCORES")
-                        .arg("LIMIT")
-                        .arg(0)
-                        .arg(HISTORY_SIZE);
-                    next
-                });
+                keys.entry((channel.clone(), min.clone()))
+                    .or_insert_with(|| {
+                        pipe.cmd("ZRANGEBYSCORE")
+                            .arg(&channel[..])
+                            .arg(&min)
+                            .arg("+inf")
+                            .arg("WITHSCORES")
+                            .arg("LIMIT")
+                            .arg(0)
+                            .arg(HISTORY_SIZE);
+                        next
+                    });
             }
         }
         let metrics = &self.metrics;
-        metrics.history_requests.fetch_add(requests.len() as u64, Ordering::Relaxed);
-        metrics.history_commands.fetch_add(1 + keys.len() as u64, Ordering::Relaxed);
+        metrics
+            .history_requests
+            .fetch_add(requests.len() as u64, Ordering::Relaxed);
+        metrics
+            .history_commands
+            .fetch_add(1 + keys.len() as u64, Ordering::Relaxed);
         let replies = match self.query(pipe).await {
             Ok(replies) => replies,
             Err(e) => {
@@ -216,17 +262,21 @@ impl Commands {
                     request
                         .channels
                         .iter()
-                        .map(|channel| match &histories[keys[&(channel.clone(), min.clone())]] {
-                            Ok(events) => Ok(events.clone()),
-                            // This server's Redis user may not read it.
-                            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
-                                Err(ReadError::Refused {
-                                    channel: channel.clone(),
-                                    reason: e.to_string(),
-                                })
-                            }
-                            Err(e) => Err(ReadError::Redis(e.clone())),
-                        })
+                        .map(
+                            |channel| match &histories[keys[&(channel.clone(), min.clone())]] {
+                                Ok(events) => Ok(events.clone()),
+                                // This server's Redis user may not read it.
+                                Err(e)
+                                    if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) =>
+                                {
+                                    Err(ReadError::Refused {
+                                        channel: channel.clone(),
+                                        reason: e.to_string(),
+                                    })
+                                }
+                                Err(e) => Err(ReadError::Redis(e.clone())),
+                            },
+                        )
                         .collect::<Result<Vec<_>, _>>()
                         .map(|histories| Snapshot { counter, histories })
                 }
@@ -236,7 +286,7 @@ impl Commands {
         }
     }
 
-/// Runs the commands; a connection found broken (Redis restarted since
+    /// Runs the commands; a connection found broken (Redis restarted since
     /// its last use) is replaced and the commands sent once more, which is
     /// safe as they only read.
     /// Each command's own result, or `Err` if the connection failed.

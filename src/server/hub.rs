@@ -170,7 +170,9 @@ impl Hub {
 
     /// Removes a stream from all its channels (it may not have been added).
     pub fn unsubscribe(&self, stream: StreamId) {
-        let _ = self.commands.send(SubscriptionChange::Unsubscribe { stream });
+        let _ = self
+            .commands
+            .send(SubscriptionChange::Unsubscribe { stream });
     }
 }
 

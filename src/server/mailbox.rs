@@ -279,8 +279,14 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         let mut batch = Batch::default();
         assert!(m.poll_take(&mut cx, &mut batch).is_pending());
-        assert!(m.push(Delivery::new(Some(1), b"a")), "the first asks for a wake");
-        assert!(!m.push(Delivery::new(Some(2), b"b")), "the next ones do not");
+        assert!(
+            m.push(Delivery::new(Some(1), b"a")),
+            "the first asks for a wake"
+        );
+        assert!(
+            !m.push(Delivery::new(Some(2), b"b")),
+            "the next ones do not"
+        );
         assert_eq!(woken.0.load(Ordering::SeqCst), 0);
         m.wake();
         assert_eq!(woken.0.load(Ordering::SeqCst), 1);
@@ -344,7 +350,11 @@ mod tests {
         for id in 0..=MAX_QUEUED_EVENTS as u64 {
             m.push(Delivery::new(Some(id), b"x"));
         }
-        assert_eq!(woken.0.load(Ordering::SeqCst), 1, "the connection hears of it while writing");
+        assert_eq!(
+            woken.0.load(Ordering::SeqCst),
+            1,
+            "the connection hears of it while writing"
+        );
         assert!(m.poll_fell_behind(&mut cx));
         let batch = take(&m).unwrap();
         assert!(batch.deliveries.is_empty());

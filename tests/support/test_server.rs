@@ -50,11 +50,7 @@ impl TestServer {
                 .await
                 .unwrap();
         });
-        let server = TestServer {
-            addr,
-            stop,
-            task,
-        };
+        let server = TestServer { addr, stop, task };
         // Up once its health says so (both Redis connections).
         tokio::time::timeout(DEADLINE, async {
             while !exchange(

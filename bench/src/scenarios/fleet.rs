@@ -81,7 +81,7 @@ impl Case for FleetCase {
 
 /// nginx workers for `streams`: at least two, so that the spread over
 /// workers is exercised even in a quick run.
-fn workers_for(streams: usize) -> usize {
+pub(super) fn workers_for(streams: usize) -> usize {
     streams.div_ceil(STREAMS_PER_WORKER).clamp(2, 32)
 }
 
@@ -133,7 +133,7 @@ impl Bench {
     }
 
     /// Starts nginx in front of `upstreams` and waits for every worker.
-    async fn front(
+    pub(super) async fn front(
         &self,
         upstreams: &[SocketAddr],
         workers: usize,

@@ -3,10 +3,11 @@
 //! [`Results`] and builds its section of the report, tables and all, from
 //! them. Adding one (a `deploy` scenario, say) is a module, a [`Scenario`]
 //! value, a field of [`Results`] and a line in `Bench::run` and
-//! `Bench::sections`.
+//! `Bench::sections` (as `deploy` was).
 
 mod avalanche;
 mod broadcast;
+mod deploy;
 mod fanout;
 mod fleet;
 mod idle;
@@ -16,6 +17,7 @@ mod sizes;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use deploy::COMMANDS_PER_LONE_READ;
 pub use sizes::{FleetSize, Sizes};
 
 use crate::hist::Latency;
@@ -34,6 +36,7 @@ pub enum Scenario {
     Avalanche,
     Publisher,
     Fleet,
+    Deploy,
 }
 
 /// What the scenarios measured, in the order the cases ran.
@@ -49,6 +52,7 @@ pub struct Results {
     pub avalanche: Vec<avalanche::Avalanche>,
     pub publisher: Option<publisher::Rates>,
     pub fleet: Vec<fleet::FleetCase>,
+    pub deploy: Vec<deploy::Deploy>,
     /// One line per case that could not run.
     pub failures: Vec<String>,
 }
@@ -92,6 +96,7 @@ impl Bench {
             Scenario::Avalanche => self.avalanche().await,
             Scenario::Publisher => self.publisher().await,
             Scenario::Fleet => self.fleet().await,
+            Scenario::Deploy => self.deploy().await,
         }
     }
 
@@ -105,6 +110,7 @@ impl Bench {
             avalanche::section(r),
             publisher::section(r),
             fleet::section(r, meta),
+            deploy::section(r),
         ];
         all.into_iter().flatten().collect()
     }
@@ -130,6 +136,7 @@ impl Bench {
             concurrency: OPEN_CONCURRENCY,
             sources: self.sizes.sources,
             cookie_bytes: 0,
+            reconnect: false,
         }
     }
 

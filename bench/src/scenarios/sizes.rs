@@ -58,6 +58,15 @@ pub struct Sizes {
     pub fleet_servers: usize,
     pub fleet_events: u64,
     pub fleet_interval: Duration,
+    /// Deploy: reconnecting streams over 3 servers, on so many channels;
+    /// events per second, for how long, when one server is restarted, and
+    /// the `--drain` of the case that drains.
+    pub deploy_streams: usize,
+    pub deploy_channels: usize,
+    pub deploy_rate: f64,
+    pub deploy_time: Duration,
+    pub deploy_restart_at: Duration,
+    pub deploy_drain: u64,
     /// Source addresses the subscribers connect from.
     pub sources: usize,
     /// How long to wait for other processes to calm down before each case.
@@ -98,6 +107,12 @@ impl Sizes {
             // Longer than one event takes to reach 50,000 streams here (2 s
             // or so): events that overlap would measure a growing queue.
             fleet_interval: Duration::from_millis(3000),
+            deploy_streams: 15_000,
+            deploy_channels: 10,
+            deploy_rate: 50.0,
+            deploy_time: Duration::from_secs(30),
+            deploy_restart_at: Duration::from_secs(5),
+            deploy_drain: 10,
             sources: 40,
             quiet_wait: Duration::from_secs(300),
         }
@@ -122,6 +137,10 @@ impl Sizes {
             fleet_sizes: vec![FleetSize::Streams(600)],
             fleet_events: 5,
             fleet_interval: Duration::from_millis(100),
+            deploy_streams: 600,
+            deploy_time: Duration::from_secs(8),
+            deploy_restart_at: Duration::from_secs(1),
+            deploy_drain: 2,
             sources: 4,
             quiet_wait: Duration::ZERO,
             ..Sizes::full()

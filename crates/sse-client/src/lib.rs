@@ -302,6 +302,8 @@ pub enum Item<'a> {
     Event(Event<'a>),
     /// A line starting with `:` (a heartbeat, say), without the colon.
     Comment(&'a [u8]),
+    /// A `retry:` field: the milliseconds to wait before reconnecting.
+    Retry(u64),
 }
 
 /// One event: its fields as sent, the data lines joined by `\n`.
@@ -373,6 +375,12 @@ impl Parser {
         match name {
             b"id" => set(&mut self.id, value),
             b"event" => set(&mut self.event, value),
+            // As a browser does: only digits count, at once, not at the blank line.
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                if let Some(ms) = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()) {
+                    on(Item::Retry(ms));
+                }
+            }
             b"data" => {
                 if self.data_lines > 0 {
                     self.data.push(b'\n');
@@ -497,6 +505,7 @@ mod tests {
                                 text(Some(e.data)).unwrap()
                             ),
                             Item::Comment(c) => format!(":{}", text(Some(c)).unwrap()),
+                            Item::Retry(ms) => format!("retry {ms}"),
                         })
                     })
                 })
@@ -509,11 +518,12 @@ mod tests {
     #[test]
     fn chunks_and_events_split_anywhere() {
         let body = b"5\r\n: hb\n\r\n2a;x=y\r\nid: 3\nevent: lastEventId\r\ndata: a\ndata:b\n\n\r\n\
-                     d\r\nid: 1:0\ndata\n\r\n1\r\n\n\r\n0\r\nTrailer: x\r\n\r\nHTTP/1.1";
+                     d\r\nid: 1:0\ndata\n\r\n1\r\n\n\r\n16\r\nretry: 1500\nretry: 2x\n\r\n0\r\nTrailer: x\r\n\r\nHTTP/1.1";
         let expected = vec![
             ": hb".to_string(),
             r#"Some("3") Some("lastEventId") "a\nb""#.into(),
             r#"Some("1:0") None """#.into(),
+            "retry 1500".into(),
         ];
         for piece in [1, 2, 3, 7, body.len()] {
             let (got, used) = items(body, piece);

@@ -77,7 +77,10 @@ mod tests {
         let retries: Vec<u128> = (0..1000).map(|id| retry_after(id).as_millis()).collect();
         assert!(retries.iter().all(|&ms| (1000..2024).contains(&ms)));
         let early = retries.iter().filter(|&&ms| ms < 1512).count();
-        assert!((350..650).contains(&early), "{early} of 1000 in the first half");
+        assert!(
+            (350..650).contains(&early),
+            "{early} of 1000 in the first half"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -97,7 +100,11 @@ mod tests {
             ended_at.push(streams.iter().filter(|m| m.is_closed()).count());
             tokio::time::sleep_until(draining.next()).await;
         }
-        assert_eq!(started.elapsed(), Duration::from_secs(6), "the last at 3/4 of 8 s");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(6),
+            "the last at 3/4 of 8 s"
+        );
         assert_eq!(ended_at, vec![1, 2, 3]);
         assert!(drained.await.is_err(), "answered by dropping");
     }

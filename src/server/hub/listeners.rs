@@ -17,7 +17,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::aio::PubSubSink;
 use tracing::{debug, warn};
 
-use super::{SubscriptionChange, SubscribeError, REDIS_TIMEOUT};
+use super::{SubscribeError, SubscriptionChange, REDIS_TIMEOUT};
 use crate::channel::Channel;
 use crate::command_link::is_connection_error;
 use crate::redis_layout;

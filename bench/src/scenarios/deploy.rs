@@ -1,0 +1,322 @@
+//! Deploy: three redisse servers behind nginx hold reconnecting streams
+//! (as browsers' EventSources do) while events are published; one server
+//! is restarted under load, once as 0.4 did (every stream ends at once)
+//! and once with `--drain`. What a deploy costs: events lost or doubled,
+//! how long until every stream is back, the reconnection storm, and what
+//! the reconnections ask of Redis.
+
+use std::time::{Duration, Instant};
+
+use super::{Bench, Case, Cpu};
+use crate::hist::Latency;
+use crate::publish::{paced, Published, Publisher};
+use crate::report::{Cell, Section, Table};
+use crate::servers::{Kind, Server, DEFAULT_HEARTBEAT};
+use crate::subscribe::Counters;
+use crate::sys;
+
+/// Commands a stream's reconnection costs Redis when it reads alone:
+/// GET of the last id, then one ZRANGEBYSCORE for its one channel.
+pub const COMMANDS_PER_LONE_READ: f64 = 2.0;
+
+pub struct Deploy {
+    /// The restarted server's `--drain` seconds; none: 0.4's way.
+    pub drain: Option<u64>,
+    pub streams: usize,
+    pub channels: usize,
+    /// Events per second, for how many seconds, and when the restart came.
+    pub rate: f64,
+    pub seconds: u64,
+    pub restart_at: u64,
+    pub opened: u64,
+    pub published: Published,
+    pub expected: u64,
+    pub tally: Counters,
+    pub latency: Latency,
+    /// Seconds from the SIGTERM until every stream was open again.
+    pub back_after: Option<f64>,
+    /// Seconds from the SIGTERM until the new server took streams.
+    pub restarted_after: Option<f64>,
+    pub peak_reconnects: f64,
+    /// The history reads' commands (GET, ZRANGEBYSCORE) Redis ran for the servers.
+    pub history_commands: u64,
+    /// Redis's busiest second, % of one core.
+    pub redis_peak: f64,
+    pub cpu: Cpu,
+}
+
+impl Case for Deploy {
+    fn cpu(&self) -> &Cpu {
+        &self.cpu
+    }
+}
+
+impl Deploy {
+    pub fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.tally.received)
+    }
+
+    pub fn commands_per_reconnect(&self) -> Option<f64> {
+        let r = self.tally.reconnects;
+        (r > 0).then(|| self.history_commands as f64 / r as f64)
+    }
+}
+
+/// What the harness saw at one moment of a case.
+struct Sample {
+    at: f64,
+    open: u64,
+    reconnects: u64,
+    redis_cpu: f64,
+}
+
+/// The highest rise per second of `value` over any second of `samples`.
+fn peak(samples: &[Sample], value: impl Fn(&Sample) -> f64) -> f64 {
+    let mut best: f64 = 0.0;
+    for (i, a) in samples.iter().enumerate() {
+        if let Some(b) = samples[i..].iter().find(|b| b.at - a.at >= 1.0) {
+            best = best.max((value(b) - value(a)) / (b.at - a.at));
+        }
+    }
+    best
+}
+
+/// Calls of `commands` in Redis's INFO commandstats.
+async fn command_calls(redis: &mut redis::aio::MultiplexedConnection, commands: &[&str]) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(redis)
+        .await
+        .unwrap_or_default();
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.strip_prefix("calls=")?.split(',').next()?;
+            commands
+                .contains(&name)
+                .then(|| calls.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+impl Bench {
+    pub(super) async fn deploy(&mut self) {
+        if !self.servers.contains(&Kind::Redisse) {
+            return eprintln!("bench: deploy: skipped, redisse is not among --servers");
+        }
+        for drain in [None, Some(self.sizes.deploy_drain)] {
+            let what = match drain {
+                None => "deploy, a restart without --drain".to_string(),
+                Some(s) => format!("deploy, a restart with --drain {s}"),
+            };
+            let run = async |b: &mut Self| b.deploy_one(drain).await;
+            self.measure(what, Kind::Redisse, |r| &mut r.deploy, run)
+                .await;
+        }
+    }
+
+    async fn deploy_one(&mut self, drain: Option<u64>) -> Result<Deploy, String> {
+        let options: Vec<String> = drain
+            .map(|s| vec!["--drain".into(), s.to_string()])
+            .unwrap_or_default();
+        let mut servers = Vec::new();
+        for i in 1..=3 {
+            let (label, port) = (format!("deploy{i}"), crate::servers::free_port()?);
+            servers.push(
+                Server::start_on(
+                    Kind::Redisse,
+                    &self.env,
+                    &label,
+                    DEFAULT_HEARTBEAT,
+                    port,
+                    &options,
+                )
+                .await?,
+            );
+        }
+        let streams = self.sizes.deploy_streams;
+        let upstreams: Vec<_> = servers.iter().map(|s| s.addr).collect();
+        let (_front, front_addr, workers) = self
+            .front(&upstreams, super::fleet::workers_for(streams))
+            .await?;
+        let prefix = self.prefix("deploy");
+        let channels = self.sizes.deploy_channels;
+        let mut spec = self.spec(&servers[0], &prefix, channels, streams);
+        (spec.server, spec.reconnect) = (front_addr, true);
+        let (mut subscribers, opened) = self.open(&spec).await?;
+        eprintln!(
+            "bench: deploy: {} streams open, {} failed, in {:.1} s",
+            opened.ok, opened.failed, opened.elapsed_s
+        );
+        // The last streams' openings settle.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+
+        let url = self.env.redis_url();
+        let mut redis = redis::Client::open(url.as_str())
+            .map_err(|e| e.to_string())?
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| format!("cannot connect to Redis: {e}"))?;
+        // The publish script GETs the counter too: one per EVALSHA, taken off.
+        const HISTORY: &[&str] = &["get", "zrangebyscore"];
+        let history = async |redis: &mut redis::aio::MultiplexedConnection| {
+            command_calls(redis, HISTORY).await as i64
+                - command_calls(redis, &["evalsha"]).await as i64
+        };
+        let tag = self.next_tag();
+        subscribers.phase(tag).await?;
+        let publisher = Publisher::redis(&url).await?;
+        let history0 = history(&mut redis).await;
+        let pids: Vec<u32> = servers[1..].iter().map(|s| s.pid).chain(workers).collect();
+        let mark = self.cpu_mark(&pids, &subscribers);
+
+        let (rate, time) = (self.sizes.deploy_rate, self.sizes.deploy_time);
+        let names: Vec<String> = (0..channels).map(|c| format!("{prefix}_{c}")).collect();
+        let events = (rate * time.as_secs_f64()) as u64;
+        let publishing = paced(&publisher, &names, rate, events, tag, time * 2);
+        let started = Instant::now();
+        let restart_at = self.sizes.deploy_restart_at;
+        let env = &self.env;
+        let redis_pid = self.redis_pid;
+        let (mut samples, mut terminated, mut restarted) = (Vec::new(), None, None);
+        let watching = async {
+            // A tenth of a second apart, until publishing is over and every
+            // stream is back, for twice the publishing time at most.
+            while started.elapsed() < time * 2 {
+                let at = started.elapsed().as_secs_f64();
+                let c = subscribers.stats().await?;
+                let redis_cpu = sys::cpu_seconds(redis_pid).unwrap_or(0.0);
+                samples.push(Sample {
+                    at,
+                    open: c.open,
+                    reconnects: c.reconnects,
+                    redis_cpu,
+                });
+                if terminated.is_none() && started.elapsed() >= restart_at {
+                    servers[0].terminate();
+                    terminated = Some(at);
+                } else if terminated.is_some() && restarted.is_none() && !servers[0].alive() {
+                    let port = servers[0].addr.port();
+                    servers[0] = Server::start_on(
+                        Kind::Redisse,
+                        env,
+                        "deploy1-new",
+                        DEFAULT_HEARTBEAT,
+                        port,
+                        &options,
+                    )
+                    .await?;
+                    restarted = Some(started.elapsed().as_secs_f64());
+                } else if restarted.is_some() && started.elapsed() >= time && c.open == opened.ok {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok::<_, String>(())
+        };
+        let (published, watched) = tokio::join!(publishing, watching);
+        watched?;
+        let history_commands = (history(&mut redis).await - history0).max(0) as u64;
+        let per_channel = |c: usize| (0..streams).filter(|n| n % channels == c).count() as u64;
+        let expected = (published.per_channel.iter().enumerate())
+            .map(|(c, &events)| events * per_channel(c))
+            .sum();
+        let delivered = self
+            .delivered(
+                &mut subscribers,
+                &published,
+                expected,
+                Duration::from_secs(5),
+                (mark, &pids),
+            )
+            .await;
+        subscribers.quit().await;
+        for server in servers {
+            server.stop();
+        }
+        let (tally, latency, cpu) = delivered?;
+        let terminated = terminated.ok_or("the publishing ended before the restart")?;
+        // Back once no later sample is short of a stream.
+        let short = samples.iter().rposition(|s| s.open < opened.ok);
+        let back_after = match short {
+            Some(i) => samples.get(i + 1).map(|s| s.at - terminated),
+            None => Some(0.0),
+        };
+        Ok(Deploy {
+            drain,
+            streams,
+            channels,
+            rate,
+            seconds: time.as_secs(),
+            restart_at: restart_at.as_secs(),
+            opened: opened.ok,
+            published,
+            expected,
+            tally,
+            latency,
+            back_after,
+            restarted_after: restarted.map(|at| at - terminated),
+            peak_reconnects: peak(&samples, |s| s.reconnects as f64),
+            history_commands,
+            redis_peak: peak(&samples, |s| s.redis_cpu) * 100.0,
+            cpu,
+        })
+    }
+}
+
+pub fn section(r: &super::Results) -> Option<Section> {
+    let first = r.deploy.first()?;
+    let mut s = Section::new("Deploy: a restart under load");
+    s.text(format!(
+        "3 redisse servers behind nginx (the fleet's configuration), {} streams on {} channels opened through it, \
+         each reconnecting as a browser's EventSource does: after the server's `retry:` (else 3 s, Chrome's \
+         default), with the last id it saw as `Last-Event-Id`. {} events/s are published round-robin on the channels \
+         for {} s; after {} s one server gets SIGTERM, and once it has exited it is started again on its port. \
+         *Lost* are deliveries expected (each event × the streams of its channel) and never received, *duplicated* \
+         events a stream received again; *back after* runs from the SIGTERM until every stream is open again. \
+         *History commands* are the GETs and ZRANGEBYSCOREs Redis ran for the servers (its INFO commandstats, less the \
+         publish script's GET of the counter): a reconnection that reads alone costs {COMMANDS_PER_LONE_READ}.",
+        first.streams.cell(),
+        first.channels.cell(),
+        first.rate.cell(),
+        first.seconds.cell(),
+        first.restart_at.cell(),
+    ));
+    let mut t =
+        Table::new("restart | opened | published | received / expected | lost | duplicated")
+            .labels(1)
+            .columns("reconnects | back after s | new server up after s | peak reconnects/s")
+            .columns("history commands | per reconnect | redis CPU % at peak | p50 ms | p99 ms");
+    for d in &r.deploy {
+        let restart = match d.drain {
+            None => "no drain (0.4's way)".to_string(),
+            Some(s) => format!("`--drain {s}`"),
+        };
+        let received = format!("{} / {}", d.tally.received.cell(), d.expected.cell());
+        let row = t.row(&[
+            &restart,
+            &d.opened,
+            &d.published.ok,
+            &received,
+            &d.lost(),
+            &d.tally.duplicates,
+        ]);
+        row.extend([
+            d.tally.reconnects.cell(),
+            d.back_after.cell(),
+            d.restarted_after.cell(),
+            d.peak_reconnects.round().cell(),
+            d.history_commands.cell(),
+            d.commands_per_reconnect().cell(),
+            d.redis_peak.round().cell(),
+            d.latency.p50.cell(),
+            d.latency.p99.cell(),
+        ]);
+    }
+    s.table(&t);
+    s.text(
+        "The latencies include the events a stream missed while it reconnected and got from the history: \
+         they wait for the reconnection.",
+    );
+    Some(s)
+}
