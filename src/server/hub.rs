@@ -331,6 +331,27 @@ impl HubTask {
                     if received == 0 {
                         return Outcome::Stopped;
                     }
+                    // A stream that joins a channel already subscribed gets
+                    // only what Redis sends from now on: a PING's answer comes
+                    // after every message Redis sent before it, and those go
+                    // to the streams that were there. Else an event published
+                    // before the stream read the counter could reach it late,
+                    // after newer ones from its history.
+                    if batch.iter().any(|c| matches!(c, SubscriptionChange::Subscribe { .. })) {
+                        match tokio::time::timeout(REDIS_TIMEOUT, sink.clone().ping::<redis::Value>()).await {
+                            Ok(Ok(_)) => {}
+                            Ok(Err(e)) => return Outcome::Lost(e.to_string()),
+                            Err(_) => return Outcome::Lost("PING timed out".into()),
+                        }
+                        while let Some(message) = messages.next().now_or_never() {
+                            let Some(message) = message else {
+                                return Outcome::Lost("connection closed".into());
+                            };
+                            if let Err(lost) = dispatch_ready(listeners, message, &mut messages) {
+                                return lost;
+                            }
+                        }
+                    }
                     let applied = listeners.apply(&sink, batch.drain(..)).await;
                     metrics.channels.store(listeners.channels.len() as u64, Ordering::Relaxed);
                     if let Err(reason) = applied {
@@ -338,24 +359,9 @@ impl HubTask {
                     }
                 }
                 message = messages.next() => match message {
-                    Some(mut message) => {
-                        // Every message already here goes out as one batch:
-                        // a stream wakes once for all of its events in it,
-                        // and writes them at once.
-                        let mut to_wake = Vec::new();
-                        for _ in 0..MESSAGES_PER_BATCH {
-                            let channel: Vec<u8> = message.get_channel().unwrap_or_default();
-                            listeners.dispatch(&channel, message.get_payload_bytes(), &mut to_wake);
-                            match messages.next().now_or_never() {
-                                Some(Some(next)) => message = next,
-                                Some(None) => return Outcome::Lost("connection closed".into()),
-                                None => break,
-                            }
-                        }
-                        for mailbox in to_wake {
-                            mailbox.wake();
-                        }
-                    }
+                    Some(message) => if let Err(lost) = dispatch_ready(listeners, message, &mut messages) {
+                        return lost;
+                    },
                     None => return Outcome::Lost("connection closed".into()),
                 },
                 drain = drains.recv() => if let Some(request) = drain {
@@ -392,6 +398,30 @@ impl HubTask {
 }
 
 /// A subscriber while Redis is down gets a 503; a stream leaving has nothing to undo.
+/// Dispatches `message` and the messages already here after it (a batch
+/// at most): a stream wakes once for all of its events in the batch, and
+/// writes them at once.
+fn dispatch_ready(
+    listeners: &Listeners,
+    mut message: redis::Msg,
+    messages: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
+) -> Result<(), Outcome> {
+    let mut to_wake = Vec::new();
+    for _ in 0..MESSAGES_PER_BATCH {
+        let channel: Vec<u8> = message.get_channel().unwrap_or_default();
+        listeners.dispatch(&channel, message.get_payload_bytes(), &mut to_wake);
+        match messages.next().now_or_never() {
+            Some(Some(next)) => message = next,
+            Some(None) => return Err(Outcome::Lost("connection closed".into())),
+            None => break,
+        }
+    }
+    for mailbox in to_wake {
+        mailbox.wake();
+    }
+    Ok(())
+}
+
 fn answer_hub_down(command: SubscriptionChange) {
     if let SubscriptionChange::Subscribe { done, .. } = command {
         let _ = done.send(Err(SubscribeError::HubDown));
