@@ -32,8 +32,9 @@
 //!   (`hub`), the one command connection reading histories
 //!   (`history_reader`), where a stream's channels come from
 //!   (`channel_source`: the query, or Ruby in process), the counters behind
-//!   `/metrics` (`metrics`), and its life cycle on threads of its own
-//!   (`runtime`: logging, pid file, signals).
+//!   `/metrics` (`metrics`), memory given back after bursts (`heap`),
+//!   and its life cycle on threads of its own (`runtime`: logging, pid
+//!   file, signals).
 //! - [`cli`]: the command line's options and help, shared by the binary
 //!   and the gem's `redisse` executable.
 //!

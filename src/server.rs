@@ -15,6 +15,7 @@
 //! - `metrics`: the stats of 0.4, and more for Prometheus and health checks.
 //! - `hub`: the one pub/sub connection, fanning events out to mailboxes.
 //! - `history_reader`: the one command connection (counter, histories).
+//! - `heap`: gives the memory of a burst of openings back to the system.
 //! - `channel_source`: where a stream's channels come from (query or
 //!   application).
 //! - `runtime`: the server on threads of its own, for the binary and the gem.
@@ -22,6 +23,7 @@
 pub mod accept;
 pub mod channel_source;
 pub mod connection;
+pub mod heap;
 pub mod history_reader;
 pub mod hub;
 pub mod mailbox;
@@ -213,6 +215,7 @@ pub async fn run(listener: TcpListener, config: Config, mut stop: Stop) -> io::R
         streams: Arc::default(),
         draining: AtomicBool::new(false),
     });
+    tokio::spawn(heap::give_back_after_bursts(shared.metrics.clone(), ending.clone()));
     // Every connection holds a sender; all are gone once every connection ended.
     let (connection_alive, mut connections_done) = mpsc::channel::<()>(1);
     let mut acceptor = Acceptor::new(listener, shared.metrics.clone());
