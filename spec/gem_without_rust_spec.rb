@@ -76,7 +76,7 @@ RSpec.describe "The gems on a machine without Rust" do
       expect(spec.extensions).to be_empty
       expect(package.contents).to include("lib/redisse/#{abi}/#{extension}", "lib/redisse.rb", "exe/redisse",
                                           "LICENSE", "CHANGELOG.md", "README.md")
-      expect(package.contents).not_to include(a_string_matching(%r{\A(ext|src)/|\ACargo\.|\.rs\z}))
+      expect(package.contents).not_to include(a_string_matching(%r{\A(ext|src|crates)/|\ACargo\.|\.rs\z}))
       expect(package.contents.grep(/#{Regexp.escape(extension)}\z/)).to eq builds
     end
 
