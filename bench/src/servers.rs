@@ -89,11 +89,8 @@ impl Proc {
             .stderr(err)
             .spawn()
             .map_err(|e| format!("cannot run {name}: {e}"))?;
-        Ok(Proc {
-            child,
-            name: name.into(),
-            dir,
-        })
+        let name = name.into();
+        Ok(Proc { child, name, dir })
     }
 
     /// nginx in the foreground on the configuration `conf`, written next to `dir`.
@@ -184,12 +181,17 @@ pub fn start_redis(work: &Path) -> Result<(Proc, u16), String> {
         "127.0.0.1",
         "--save",
         "",
+    ]);
+    command.args([
         "--appendonly",
         "no",
+        "--daemonize",
+        "no",
+        "--maxclients",
+        "1000",
+        "--dir",
     ]);
-    command
-        .args(["--daemonize", "no", "--maxclients", "1000", "--dir"])
-        .arg(&dir);
+    command.arg(&dir);
     let mut proc = Proc::spawn("redis-server", &mut command, dir)?;
     let until = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
@@ -248,24 +250,23 @@ impl Server {
                     "-a",
                     "127.0.0.1",
                 ]);
-                command.args(["--heartbeat", &heartbeat.to_string(), "--stdout"]);
-                command.args(options);
+                command
+                    .args(["--heartbeat", &heartbeat.to_string(), "--stdout"])
+                    .args(options);
                 Proc::spawn(kind.name(), &mut command, dir)?
             }
             Kind::Nchan | Kind::NchanRedis => {
                 let template = fs::read_to_string(&env.nchan_conf)
                     .map_err(|e| format!("cannot read {}: {e}", env.nchan_conf.display()))?;
+                let use_redis = if kind == Kind::NchanRedis {
+                    "on"
+                } else {
+                    "off"
+                };
                 let conf = template
                     .replace("@PORT@", &port.to_string())
                     .replace("@REDIS_URL@", &env.redis_url())
-                    .replace(
-                        "@USE_REDIS@",
-                        if kind == Kind::NchanRedis {
-                            "on"
-                        } else {
-                            "off"
-                        },
-                    )
+                    .replace("@USE_REDIS@", use_redis)
                     .replace("@PING@", &heartbeat.to_string());
                 Proc::nginx(kind.name(), &conf, dir)?
             }

@@ -15,7 +15,7 @@ use crate::subscribe::{Answer, Counters, Opened};
 use crate::sys;
 
 /// Streams per subscriber process: well under the 20,000 open files a process may have.
-pub const STREAMS_PER_PROCESS: usize = 5000;
+const STREAMS_PER_PROCESS: usize = 5000;
 
 pub struct Spec {
     pub exe: PathBuf,
@@ -45,8 +45,9 @@ pub struct Subscribers {
     processes: Vec<Process>,
 }
 
-/// The source addresses 127.0.0.2..: the kernel gives each its own
-/// ephemeral ports, so tens of thousands of streams fit.
+/// The source addresses 127.0.0.2 and up, `n` of them (at most 250): the
+/// kernel gives each its own ephemeral ports, so tens of thousands of
+/// streams fit.
 pub fn source_addresses(n: usize) -> String {
     format!("127.0.0.2-127.0.0.{}", 1 + n.clamp(1, 250))
 }
@@ -66,14 +67,10 @@ impl Subscribers {
                 .args(["--channels", &spec.channels.to_string()])
                 .args(["--first", &first.to_string()])
                 .args(["--count", &per.min(spec.streams - first).to_string()])
-                .args(["--sources", &source_addresses(spec.sources)])
+                .args(["--sources", &spec.sources.clamp(1, 250).to_string()])
                 .args(["--concurrency", &spec.concurrency.to_string()])
-                .args([
-                    "--max-seconds",
-                    "1800",
-                    "--cookie-bytes",
-                    &spec.cookie_bytes.to_string(),
-                ])
+                .args(["--max-seconds", "1800"])
+                .args(["--cookie-bytes", &spec.cookie_bytes.to_string()])
                 .args(spec.reconnect.then_some("--reconnect"))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -89,10 +86,9 @@ impl Subscribers {
             });
         }
         let mut subscribers = Subscribers { processes };
+        let ready = |a| matches!(a, Answer::Ready).then_some(());
         subscribers
-            .answers("ready", Duration::from_secs(30), |a| {
-                matches!(a, Answer::Ready).then_some(())
-            })
+            .answers("ready", Duration::from_secs(30), ready)
             .await?;
         Ok(subscribers)
     }
@@ -170,14 +166,12 @@ impl Subscribers {
     /// Opens every stream; returns once every process has tried them all.
     pub async fn open(&mut self, timeout: Duration) -> Result<Opened, String> {
         self.send_all("open").await?;
-        let answers = self
-            .answers("opened", timeout, |a| match a {
-                Answer::Opened(opened) => Some(opened),
-                _ => None,
-            })
-            .await?;
+        let answers = self.answers("opened", timeout, |a| match a {
+            Answer::Opened(opened) => Some(opened),
+            _ => None,
+        });
         let mut all = Opened::default();
-        for a in answers {
+        for a in answers.await? {
             all.ok += a.ok;
             all.failed += a.failed;
             add(&mut all.errors, a.errors);
@@ -190,25 +184,21 @@ impl Subscribers {
     /// From now on only events tagged `tag` count.
     pub async fn phase(&mut self, tag: u32) -> Result<(), String> {
         self.send_all(&format!("phase {tag}")).await?;
-        self.answers("phase", Duration::from_secs(10), |a| {
-            matches!(a, Answer::Phase).then_some(())
-        })
-        .await
-        .map(|_| ())
+        let phase = |a| matches!(a, Answer::Phase).then_some(());
+        self.answers("phase", Duration::from_secs(10), phase)
+            .await
+            .map(drop)
     }
 
     /// The processes' counters added up; with the latencies for `report`.
     async fn tally(&mut self, command: &str) -> Result<Counters, String> {
         self.send_all(command).await?;
-        let answers = self
-            .answers(command, Duration::from_secs(10), |a| match a {
-                Answer::Stats(counters) => Some(counters),
-                _ => None,
-            })
-            .await?;
-        let mut all = Counters::default();
-        let mut latency = Hist::default();
-        for a in answers {
+        let answers = self.answers(command, Duration::from_secs(10), |a| match a {
+            Answer::Stats(counters) => Some(counters),
+            _ => None,
+        });
+        let (mut all, mut latency) = (Counters::default(), Hist::default());
+        for a in answers.await? {
             all.received += a.received;
             all.bytes += a.bytes;
             all.open += a.open;
@@ -216,9 +206,7 @@ impl Subscribers {
             all.reconnects += a.reconnects;
             all.duplicates += a.duplicates;
             add(&mut all.close_reasons, a.close_reasons);
-            if let Some(h) = &a.latency {
-                latency.merge(h);
-            }
+            a.latency.iter().for_each(|h| latency.merge(h));
         }
         all.latency = Some(latency);
         Ok(all)
@@ -260,10 +248,8 @@ impl Subscribers {
     pub async fn quit(mut self) {
         let _ = self.send_all("quit").await;
         for p in &mut self.processes {
-            if tokio::time::timeout(Duration::from_secs(10), p.child.wait())
-                .await
-                .is_err()
-            {
+            let exited = tokio::time::timeout(Duration::from_secs(10), p.child.wait()).await;
+            if exited.is_err() {
                 let _ = p.child.kill().await;
             }
         }

@@ -24,12 +24,10 @@ pub fn raise_nofile() -> u64 {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return 0;
         }
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-            return raised.rlim_cur;
+        let soft = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            return soft;
         }
     }
     limit.rlim_cur
@@ -108,9 +106,8 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         .into_iter()
         .flatten()
         .flatten();
-    let lists: Vec<String> = tasks
-        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
-        .collect();
+    let lists = tasks.map(|t| read(&t.path().join("children").to_string_lossy()));
+    let lists: Vec<String> = lists.collect();
     lists
         .iter()
         .flat_map(|l| l.split_whitespace().filter_map(|p| p.parse().ok()))
@@ -140,9 +137,8 @@ pub fn listen_drops() -> u64 {
 pub fn listen_backlog(port: u16) -> Option<u64> {
     let out = std::process::Command::new("ss")
         .args(["-ltnH", &format!("sport = :{port}")])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
+        .output();
+    String::from_utf8_lossy(&out.ok()?.stdout)
         .split_whitespace()
         .nth(2)?
         .parse()
@@ -171,7 +167,8 @@ pub fn machine_busy_seconds() -> f64 {
 /// Ports in net.ipv4.ip_local_port_range: how many connections one pair of
 /// (source address, destination address and port) can have at once.
 pub fn ephemeral_ports() -> u64 {
-    let range: Vec<u64> = read("/proc/sys/net/ipv4/ip_local_port_range")
+    let range = read("/proc/sys/net/ipv4/ip_local_port_range");
+    let range: Vec<u64> = range
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
