@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::Cell;
+
 const LINEAR: u64 = 128;
 const SUB_BITS: u32 = 6;
 /// Up to 2^40 µs, twelve days: any latency a run can see.
@@ -18,8 +20,9 @@ pub struct Hist {
 
 impl Default for Hist {
     fn default() -> Self {
+        let counts = vec![0; BUCKETS];
         Hist {
-            counts: vec![0; BUCKETS],
+            counts,
             total: 0,
             max: 0,
         }
@@ -53,6 +56,13 @@ pub struct Latency {
     pub p95: f64,
     pub p99: f64,
     pub max: f64,
+}
+
+impl Latency {
+    /// p50, p95, p99 and max, as table cells.
+    pub fn cells(&self) -> [String; 4] {
+        [self.p50, self.p95, self.p99, self.max].map(|ms| ms.cell())
+    }
 }
 
 impl Hist {
@@ -112,14 +122,9 @@ mod tests {
 
     #[test]
     fn quantiles_survive_the_pipe_and_merge() {
-        let mut a = Hist::default();
-        let mut b = Hist::default();
+        let (mut a, mut b) = (Hist::default(), Hist::default());
         for v in 1..=1000u64 {
-            if v % 2 == 0 {
-                a.record(v * 100)
-            } else {
-                b.record(v * 100)
-            }
+            [&mut a, &mut b][v as usize % 2].record(v * 100);
         }
         let sent = serde_json::to_string(&a).unwrap();
         let mut m: Hist = serde_json::from_str(&sent).unwrap();

@@ -122,31 +122,19 @@ fn run(o: RunOptions) -> Result<bool, String> {
     } else {
         Sizes::full()
     };
-    if !o.fanout_rates.is_empty() {
-        sizes.fanout_rates = o.fanout_rates;
-    }
+    sizes.fanout_rates = given(o.fanout_rates, sizes.fanout_rates);
+    sizes.fleet_sizes = given(o.fleet_streams, sizes.fleet_sizes);
     sizes.saturation_window = o.saturation_window.unwrap_or(sizes.saturation_window);
-    if let Some(s) = o.step_seconds {
-        sizes.fanout_step = Duration::from_secs_f64(s);
-    }
-    if !o.fleet_streams.is_empty() {
-        sizes.fleet_sizes = o.fleet_streams;
-    }
+    sizes.fanout_step = o
+        .step_seconds
+        .map_or(sizes.fanout_step, Duration::from_secs_f64);
     sizes.fleet_events = o.fleet_events.unwrap_or(sizes.fleet_events);
     sizes.fleet_interval = o
         .fleet_interval_ms
         .map_or(sizes.fleet_interval, Duration::from_millis);
     let sources = subscribers::source_addresses(sizes.sources);
-    let scenarios = if o.scenarios.is_empty() {
-        Scenario::value_variants().to_vec()
-    } else {
-        o.scenarios
-    };
-    let servers = if o.servers.is_empty() {
-        Kind::ALL.to_vec()
-    } else {
-        o.servers
-    };
+    let scenarios = given(o.scenarios, Scenario::value_variants().to_vec());
+    let servers = given(o.servers, Kind::ALL.to_vec());
     let fd_limit = sys::raise_nofile();
 
     let (mut redis, redis_port) = servers::start_redis(&work)?;
@@ -184,14 +172,8 @@ fn run(o: RunOptions) -> Result<bool, String> {
     });
     redis.stop(Duration::from_secs(5));
 
-    let meta = Meta::gather(
-        &root,
-        o.quick,
-        o.heartbeat,
-        sources,
-        fd_limit,
-        started.elapsed(),
-    );
+    let mut meta = Meta::gather(&root, o.quick, o.heartbeat, sources, fd_limit);
+    meta.duration = started.elapsed();
     let md = report::markdown(&bench, &meta);
     let path = out.join("REPORT.md");
     std::fs::write(&path, &md).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -199,11 +181,20 @@ fn run(o: RunOptions) -> Result<bool, String> {
     eprintln!("bench: report written to {}", path.display());
     let failures = &bench.results.failures;
     if !failures.is_empty() {
+        let n = failures.len();
         eprintln!(
-            "bench: {} case(s) did not run:\n  {}",
-            failures.len(),
+            "bench: {n} case(s) did not run:\n  {}",
             failures.join("\n  ")
         );
     }
     Ok(failures.is_empty())
+}
+
+/// The values given on the command line, else the defaults.
+fn given<T>(values: Vec<T>, default: Vec<T>) -> Vec<T> {
+    if values.is_empty() {
+        default
+    } else {
+        values
+    }
 }

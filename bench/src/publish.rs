@@ -75,47 +75,25 @@ impl Publisher {
     }
 
     /// One event on `channel`; `post` is the caller's connection to nchan.
-    async fn publish(
-        &self,
-        post: &mut Option<Post>,
-        channel: &str,
-        data: &str,
-    ) -> Result<(), String> {
-        match self {
-            Publisher::Redis { connection, script } => {
-                let text = EventText::new(data.as_bytes(), Some(b"message"), None)
-                    .map_err(|e| e.to_string())?;
-                let publish = prepare_publish(script, channel.as_bytes(), &text);
-                match publish.invoke_async::<u64>(&mut connection.clone()).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_timeout() => Err("redis: timeout".into()),
-                    Err(e) if e.is_io_error() || e.is_connection_dropped() => {
-                        Err("redis: io".into())
-                    }
-                    Err(e) => Err(format!("redis: {:?}", e.kind())),
-                }
-            }
+    async fn publish(&self, post: &mut Post, channel: &str, data: &str) -> Result<(), String> {
+        let (connection, script) = match self {
+            Publisher::Redis { connection, script } => (connection, script),
             Publisher::Http { server } => {
-                let post = post.get_or_insert_with(|| Post {
-                    server: *server,
-                    socket: None,
-                    buf: Vec::new(),
-                });
-                match post
-                    .send(&format!("/pub/{channel}"), data.as_bytes())
-                    .await?
-                {
+                let path = format!("/pub/{channel}");
+                return match post.send(*server, &path, data.as_bytes()).await? {
                     200..=299 => Ok(()),
                     status => Err(format!("status {status}")),
-                }
+                };
             }
-        }
-    }
-
-    fn workers(&self) -> u64 {
-        match self {
-            Publisher::Redis { .. } => REDIS_WORKERS,
-            Publisher::Http { .. } => HTTP_WORKERS,
+        };
+        let text =
+            EventText::new(data.as_bytes(), Some(b"message"), None).map_err(|e| e.to_string())?;
+        let publish = prepare_publish(script, channel.as_bytes(), &text);
+        match publish.invoke_async::<u64>(&mut connection.clone()).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_timeout() => Err("redis: timeout".into()),
+            Err(e) if e.is_io_error() || e.is_connection_dropped() => Err("redis: io".into()),
+            Err(e) => Err(format!("redis: {:?}", e.kind())),
         }
     }
 }
@@ -133,10 +111,15 @@ pub struct Published {
 }
 
 impl Published {
-    fn count(&mut self, channel: usize, outcome: Result<(), String>) {
-        if self.per_channel.len() <= channel {
-            self.per_channel.resize(channel + 1, 0);
+    fn new(channels: usize) -> Published {
+        let per_channel = vec![0; channels];
+        Published {
+            per_channel,
+            ..Published::default()
         }
+    }
+
+    fn count(&mut self, channel: usize, outcome: Result<(), String>) {
         match outcome {
             Ok(()) => {
                 self.ok += 1;
@@ -155,20 +138,15 @@ impl Published {
         channels: usize,
         limit: Duration,
     ) -> Published {
-        let mut all = Published {
-            per_channel: vec![0; channels],
-            ..Published::default()
-        };
+        let mut all = Published::new(channels);
         let until = Instant::now() + limit;
         for worker in workers {
             match tokio::time::timeout_at(until.into(), worker).await {
                 Ok(Ok(p)) => {
                     all.ok += p.ok;
                     all.failed += p.failed;
-                    all.per_channel
-                        .iter_mut()
-                        .zip(&p.per_channel)
-                        .for_each(|(a, b)| *a += b);
+                    let channels = all.per_channel.iter_mut().zip(&p.per_channel);
+                    channels.for_each(|(a, b)| *a += b);
                     add(&mut all.errors, p.errors);
                 }
                 _ => all.count(0, Err("publisher stuck".into())),
@@ -179,6 +157,18 @@ impl Published {
 
     pub fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-6)
+    }
+
+    /// The deliveries these events owe `streams` streams spread over the
+    /// channels, stream n on channel n % channels.
+    pub fn expected(&self, streams: u64) -> u64 {
+        let n = self.per_channel.len() as u64;
+        let on = |c: u64| (streams + n - 1 - c) / n;
+        self.per_channel
+            .iter()
+            .zip(0..)
+            .map(|(events, c)| events * on(c))
+            .sum()
     }
 }
 
@@ -194,14 +184,17 @@ pub async fn paced(
 ) -> Published {
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / rate.max(1e-3));
-    let workers = publisher.workers();
+    let workers = match publisher {
+        Publisher::Redis { .. } => REDIS_WORKERS,
+        Publisher::Http { .. } => HTTP_WORKERS,
+    };
     let handles = (0..workers.min(count))
         .map(|first| {
             let (publisher, channels) = (publisher.clone(), channels.to_vec());
             // Worker w sends events w, w + workers...: each on time unless
             // its previous publish is still under way.
             tokio::spawn(async move {
-                let (mut post, mut published) = (None, Published::default());
+                let (mut post, mut published) = (Post::default(), Published::new(channels.len()));
                 for seq in (first..count).step_by(workers as usize) {
                     let c = seq as usize % channels.len();
                     let at = started + interval * seq as u32;
@@ -210,9 +203,8 @@ pub async fn paced(
                         continue;
                     }
                     tokio::time::sleep_until(at.into()).await;
-                    let outcome = publisher
-                        .publish(&mut post, &channels[c], &Payload::text(tag, seq))
-                        .await;
+                    let data = Payload::text(tag, seq);
+                    let outcome = publisher.publish(&mut post, &channels[c], &data).await;
                     published.count(c, outcome);
                 }
                 published
@@ -224,6 +216,21 @@ pub async fn paced(
         .elapsed()
         .max(interval * count.saturating_sub(1) as u32);
     all
+}
+
+/// Publishes `count` events `interval` apart, as a broadcast does.
+pub async fn every(
+    publisher: &Publisher,
+    channels: &[String],
+    interval: Duration,
+    count: u64,
+    tag: u32,
+) -> Published {
+    let (rate, limit) = (
+        1.0 / interval.as_secs_f64(),
+        interval * count as u32 + Duration::from_secs(30),
+    );
+    paced(publisher, channels, rate, count, tag, limit).await
 }
 
 /// Publishes on every channel for `duration`, as fast as the streams take
@@ -238,14 +245,14 @@ pub async fn closed_loop(
     tag: u32,
     duration: Duration,
 ) -> Published {
-    let started = Instant::now();
+    let (started, n) = (Instant::now(), channels.len());
     let handles = seen
         .into_iter()
         .enumerate()
         .map(|(c, mut seen)| {
             let (publisher, channel) = (publisher.clone(), channels[c].clone());
             tokio::spawn(async move {
-                let (mut post, mut published) = (None, Published::default());
+                let (mut post, mut published) = (Post::default(), Published::new(n));
                 // At most a million events a second per channel: far above any server's pace.
                 for seq in 1..=duration.as_millis() as u64 * 1000 {
                     let room = seen.wait_for(|&s| s + window >= seq);
@@ -256,23 +263,22 @@ pub async fn closed_loop(
                         published.count(c, Err("no delivery for 5 s".into()));
                         break;
                     }
-                    let outcome = publisher
-                        .publish(&mut post, &channel, &Payload::text(tag, seq))
-                        .await;
+                    let data = Payload::text(tag, seq);
+                    let outcome = publisher.publish(&mut post, &channel, &data).await;
                     published.count(c, outcome);
                 }
                 published
             })
         })
         .collect();
-    let mut all = Published::gather(handles, channels.len(), duration + 2 * PUBLISH_TIMEOUT).await;
+    let mut all = Published::gather(handles, n, duration + 2 * PUBLISH_TIMEOUT).await;
     all.elapsed = started.elapsed();
     all
 }
 
 /// A keep-alive connection that POSTs messages to nchan, one at a time.
+#[derive(Default)]
 pub struct Post {
-    server: SocketAddr,
     socket: Option<TcpStream>,
     buf: Vec<u8>,
 }
@@ -280,10 +286,10 @@ pub struct Post {
 impl Post {
     /// POSTs `body` to `path`; returns the status. Reconnects once if the
     /// kept-alive connection was closed.
-    async fn send(&mut self, path: &str, body: &[u8]) -> Result<u16, String> {
+    async fn send(&mut self, server: SocketAddr, path: &str, body: &[u8]) -> Result<u16, String> {
         for _ in 0..2 {
             let fresh = self.socket.is_none();
-            match tokio::time::timeout(PUBLISH_TIMEOUT, self.try_send(path, body)).await {
+            match tokio::time::timeout(PUBLISH_TIMEOUT, self.try_send(server, path, body)).await {
                 Ok(Ok(status)) => return Ok(status),
                 Ok(Err(e)) if fresh => return Err(e.kind()),
                 Ok(Err(_)) => self.socket = None,
@@ -296,13 +302,17 @@ impl Post {
         Err("closed twice".into())
     }
 
-    async fn try_send(&mut self, path: &str, body: &[u8]) -> Result<u16, sse_client::Error> {
+    async fn try_send(
+        &mut self,
+        server: SocketAddr,
+        path: &str,
+        body: &[u8],
+    ) -> Result<u16, sse_client::Error> {
         if self.socket.is_none() {
-            self.socket = Some(sse_client::connect(self.server, None).await?);
+            self.socket = Some(sse_client::connect(server, None).await?);
             self.buf.clear();
         }
         let socket = self.socket.as_mut().expect("connected");
-        let server = self.server;
         let length = body.len();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: {server}\r\nContent-Type: text/plain\r\nContent-Length: {length}\r\n\r\n"

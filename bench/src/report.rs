@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::scenarios::Bench;
-use crate::servers::DEFAULT_HEARTBEAT;
+use crate::servers::{Kind, DEFAULT_HEARTBEAT};
 
 /// How a figure reads in a table: whole numbers with thousands separators,
 /// fractions to two or three significant digits, `-` for none.
@@ -34,6 +34,17 @@ macro_rules! whole_numbers {
 }
 whole_numbers!(u32, u64, usize);
 
+macro_rules! texts {
+    ($($t:ty),*) => {$(
+        impl Cell for $t {
+            fn cell(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+texts!(&str, String);
+
 impl Cell for f64 {
     fn cell(&self) -> String {
         match (*self, self.abs()) {
@@ -52,18 +63,6 @@ impl Cell for bool {
     }
 }
 
-impl Cell for &str {
-    fn cell(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Cell for String {
-    fn cell(&self) -> String {
-        self.clone()
-    }
-}
-
 impl<T: Cell> Cell for Option<T> {
     fn cell(&self) -> String {
         self.as_ref().map_or("-".into(), Cell::cell)
@@ -78,8 +77,19 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+/// redisse's figure over nchan's, and over nchan+redis's.
+pub fn ratios(figure: impl Fn(Kind) -> Option<f64>) -> [String; 2] {
+    let ours = figure(Kind::Redisse);
+    [Kind::Nchan, Kind::NchanRedis].map(|k| ratio(ours, figure(k)))
+}
+
 pub fn mib(kib: u64) -> String {
     format!("{:.1}", kib as f64 / 1024.0)
+}
+
+/// `a / b`, as in `received / expected`.
+pub fn of(a: impl Cell, b: impl Cell) -> String {
+    format!("{} / {}", a.cell(), b.cell())
 }
 
 /// `figure`, or `figure (timeout: 3, refused: 1)` when some went wrong.
@@ -102,25 +112,11 @@ pub struct Table {
 }
 
 impl Table {
-    /// A table with these columns (`"server | streams"`), the first a label.
-    pub fn new(head: &str) -> Table {
-        Table {
-            head: Vec::new(),
-            labels: 1,
-            rows: Vec::new(),
-        }
-        .columns(head)
-    }
-
-    /// The first `n` columns are labels.
-    pub fn labels(mut self, n: usize) -> Table {
-        self.labels = n;
-        self
-    }
-
-    pub fn columns(mut self, more: &str) -> Table {
-        self.head.extend(more.split(" | ").map(String::from));
-        self
+    /// A table with these columns (`"server | streams"`), the first `labels` of them labels.
+    pub fn new(labels: usize, head: &str) -> Table {
+        let head = head.split(" | ").map(String::from).collect();
+        let rows = Vec::new();
+        Table { head, labels, rows }
     }
 
     /// Adds a row; more cells may be pushed onto what it returns.
@@ -147,10 +143,8 @@ pub struct Section {
 
 impl Section {
     pub fn new(title: impl Into<String>) -> Section {
-        Section {
-            title: title.into(),
-            blocks: Vec::new(),
-        }
+        let (title, blocks) = (title.into(), Vec::new());
+        Section { title, blocks }
     }
 
     /// A heading within the section.
@@ -175,10 +169,6 @@ impl Section {
         self.text(items.iter().map(|i| format!("- {i}\n")).collect::<String>())
     }
 
-    pub fn code(&mut self, lines: &[String]) -> &mut Section {
-        self.text(format!("```\n{}\n```", lines.join("\n")))
-    }
-
     fn markdown(&self) -> String {
         let blocks: Vec<String> = self
             .blocks
@@ -194,9 +184,10 @@ pub struct Meta {
     pub quick: bool,
     pub date: String,
     pub commit: String,
+    /// The machine and the versions of what ran on it, as the setup says them.
     pub machine: String,
-    pub cores: usize,
     pub versions: String,
+    pub cores: usize,
     /// Seconds between heartbeats in the idle scenario.
     pub heartbeat: u32,
     /// The subscribers' source addresses, e.g. `127.0.0.2-127.0.0.41`.
@@ -211,38 +202,33 @@ impl Meta {
         heartbeat: u32,
         sources: String,
         fd_limit: u64,
-        duration: Duration,
     ) -> Meta {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let memory = crate::sys::memory_kib().0 as f64 / 1024.0 / 1024.0;
         let root = root.to_string_lossy();
         let git = |args: &[&str]| first_line("git", &[&["-C", root.as_ref()][..], args].concat());
-        let head = git(&["rev-parse", "--short", "HEAD"]);
-        let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
+        let mut commit = git(&["rev-parse", "--short", "HEAD"]);
+        if !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+            commit += " (with uncommitted changes)";
+        }
         let before = |text: String, end: &str| text.split(end).next().unwrap_or("").to_string();
+        let kernel = first_line("uname", &["-r"]);
+        let versions = [
+            before(first_line("redis-server", &["--version"]), " sha="),
+            first_line("nginx", &["-v"]).replace("nginx version: ", ""),
+            first_line("dpkg-query", &["-W", "-f=${Version}", "libnginx-mod-nchan"]),
+            before(first_line("rustc", &["--version"]), " ("),
+        ];
         Meta {
             quick,
             date: first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            commit: if dirty {
-                format!("{head} (with uncommitted changes)")
-            } else {
-                head
-            },
-            machine: format!(
-                "{cores} cores, {memory:.0} GiB, Linux {}, open-file limit {fd_limit} per process",
-                first_line("uname", &["-r"])
-            ),
+            commit,
+            machine: format!("{cores} cores, {memory:.0} GiB, Linux {kernel}, open-file limit {fd_limit} per process"),
+            versions: format!("{}; {} with nchan {}; {}", versions[0], versions[1], versions[2], versions[3]),
             cores,
-            versions: format!(
-                "{}; {} with nchan {}; {}",
-                before(first_line("redis-server", &["--version"]), " sha="),
-                first_line("nginx", &["-v"]).replace("nginx version: ", ""),
-                first_line("dpkg-query", &["-W", "-f=${Version}", "libnginx-mod-nchan"]),
-                before(first_line("rustc", &["--version"]), " (")
-            ),
             heartbeat,
             sources,
-            duration,
+            duration: Duration::ZERO,
         }
     }
 }
@@ -257,12 +243,8 @@ fn first_line(cmd: &str, args: &[&str]) -> String {
     } else {
         o.stdout
     };
-    String::from_utf8_lossy(&text)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string()
+    let text = String::from_utf8_lossy(&text);
+    text.lines().next().unwrap_or("").trim().to_string()
 }
 
 /// The whole report.
@@ -331,34 +313,36 @@ mod tests {
 
     #[test]
     fn figures_read_well() {
+        let figures = [
+            1_234_567u64.cell(),
+            12.0.cell(),
+            f64::NAN.cell(),
+            3.14159.cell(),
+            31.4159.cell(),
+        ];
+        assert_eq!(figures, ["1,234,567", "12", "-", "3.14", "31.4"]);
         assert_eq!(
-            (1_234_567u64.cell(), 12.0f64.cell(), f64::NAN.cell()),
-            ("1,234,567".into(), "12".into(), "-".into())
-        );
-        assert_eq!(
-            [3.14159f64.cell(), 31.4159.cell(), 314.159.cell()],
-            ["3.14", "31.4", "314"]
-        );
-        assert_eq!(
-            (ratio(Some(1.0), Some(4.0)), ratio(Some(1.0), None)),
-            ("0.25".into(), "-".into())
+            [
+                314.159.cell(),
+                ratio(Some(1.0), Some(4.0)),
+                ratio(Some(1.0), None)
+            ],
+            ["314", "0.25", "-"]
         );
         let kinds = BTreeMap::from([("timeout".to_string(), 3)]);
-        assert_eq!(
-            (
-                with_counts(5u64, &kinds),
-                with_counts(5u64, &BTreeMap::new())
-            ),
-            ("5 (timeout: 3)".into(), "5".into())
-        );
+        let counted = [
+            with_counts(5u64, &kinds),
+            with_counts(5u64, &BTreeMap::new()),
+        ];
+        assert_eq!(counted, ["5 (timeout: 3)", "5"]);
     }
 
     #[test]
     fn a_section_renders_to_markdown() {
-        let mut t = Table::new("server | streams").columns("ms");
+        let mut t = Table::new(1, "server | streams | ms");
         t.row(&[&"redisse", &19_000u64]).push(1.5.cell());
         let mut s = Section::new("Idle");
-        s.text("Streams.").table(&t).table(&Table::new("empty"));
+        s.text("Streams.").table(&t).table(&Table::new(1, "empty"));
         let table = "| server | streams | ms |\n|---|---:|---:|\n| redisse | 19,000 | 1.50 |\n\n";
         assert_eq!(s.markdown(), format!("## Idle\n\nStreams.\n\n{table}"));
     }

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use sse_client::EventStream;
 
-use super::{Bench, Case, Cpu, Results};
+use super::{Bench, Cpu, Results};
 use crate::hist::Latency;
-use crate::report::{ratio, with_counts, Cell, Section, Table};
+use crate::report::{ratios, with_counts, Cell, Section, Table};
 use crate::servers::{Kind, Server, DEFAULT_HEARTBEAT};
 use crate::subscribers::Subscribers;
 use crate::sys;
@@ -34,12 +34,6 @@ pub struct Avalanche {
     pub cpu: Cpu,
 }
 
-impl Case for Avalanche {
-    fn cpu(&self) -> &Cpu {
-        &self.cpu
-    }
-}
-
 impl Bench {
     pub(super) async fn avalanche(&mut self) {
         for kind in self.servers.clone() {
@@ -56,12 +50,12 @@ impl Bench {
         spec.concurrency = 0;
         let mut subscribers = Subscribers::spawn(&spec).await?;
         let idle_fds = server.fds();
-        let backlog = sys::listen_backlog(server.addr.port());
+        let listen_backlog = sys::listen_backlog(server.addr.port());
         let drops_before = sys::listen_drops();
         let mark = self.cpu_mark(&[server.pid], &subscribers);
         let opened = subscribers.open(Duration::from_secs(120)).await?;
-        let cpu = self.cpu_since(&mark, &[server.pid], &subscribers);
-        let drops = sys::listen_drops().saturating_sub(drops_before);
+        let cpu = self.cpu_since(&mark, &subscribers);
+        let listen_drops = sys::listen_drops().saturating_sub(drops_before);
         let closing = Instant::now();
         subscribers.quit().await;
         let mut all_closed_s = None;
@@ -74,16 +68,15 @@ impl Bench {
         }
         // On a channel nobody listens to: it waits behind whatever the
         // server still has to do for the streams that left.
-        let next_stream_ms = match all_closed_s {
-            Some(_) => {
-                let path = kind.stream_path(&format!("{}_after", self.prefix("ava")));
-                let start = Instant::now();
-                let open = EventStream::open(server.addr, None, &path, &[]);
-                let opened = tokio::time::timeout(Duration::from_secs(30), open).await;
-                matches!(opened, Ok(Ok(_))).then(|| round2(start.elapsed().as_secs_f64() * 1000.0))
+        let mut next_stream_ms = None;
+        if all_closed_s.is_some() {
+            let path = kind.stream_path(&format!("{}_after", self.prefix("ava")));
+            let start = Instant::now();
+            let open = EventStream::open(server.addr, None, &path, &[]);
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(30), open).await {
+                next_stream_ms = Some(round2(start.elapsed().as_secs_f64() * 1000.0));
             }
-            None => None,
-        };
+        }
         server.stop();
         if opened.ok == 0 {
             return Err(format!("no stream opened: {:?}", opened.errors));
@@ -97,8 +90,8 @@ impl Bench {
             all_opened_s: round2(opened.elapsed_s),
             all_closed_s,
             next_stream_ms,
-            listen_backlog: backlog,
-            listen_drops: drops,
+            listen_backlog,
+            listen_drops,
             cpu,
         })
     }
@@ -117,21 +110,15 @@ pub fn section(r: &Results) -> Option<Section> {
          before, and \"next stream\" is the time to open one more stream right after.",
         CHANNELS.cell()
     ));
-    let mut t = Table::new("server | streams | opened | failed | connect p50 ms | p95 ms | p99 ms | max ms")
-        .columns("all answered in s | all closed in s | next stream ms | listen backlog | SYNs dropped (ListenDrops)")
-        .columns("server CPU % | client CPU % | other CPU %");
+    let head = "server | streams | opened | failed | connect p50 ms | p95 ms | p99 ms | max ms | all answered in s";
+    let tail = "all closed in s | next stream ms | listen backlog | SYNs dropped (ListenDrops)";
+    let mut t = Table::new(
+        1,
+        &format!("{head} | {tail} | server CPU % | client CPU % | other CPU %"),
+    );
     for a in &r.avalanche {
-        let c = &a.connect;
-        let row = t.row(&[
-            &a.server.name(),
-            &a.streams,
-            &a.opened,
-            &a.failed,
-            &c.p50,
-            &c.p95,
-            &c.p99,
-            &c.max,
-        ]);
+        let row = t.row(&[&a.server.name(), &a.streams, &a.opened, &a.failed]);
+        row.extend(a.connect.cells());
         row.extend([
             a.all_opened_s.cell(),
             a.all_closed_s.cell(),
@@ -142,14 +129,11 @@ pub fn section(r: &Results) -> Option<Section> {
     }
     s.table(&t);
     let of = |k: Kind| r.avalanche.iter().find(|a| a.server == k);
-    let p95 = |k| of(k).map(|a| a.connect.p95);
-    let closed = |k| of(k).and_then(|a| a.all_closed_s);
+    let [p95_nchan, p95_redis] = ratios(|k| of(k).map(|a| a.connect.p95));
+    let [closed_nchan, closed_redis] = ratios(|k| of(k).and_then(|a| a.all_closed_s));
     s.text(format!(
-        "Ratio of connect p95 (redisse / other): nchan {}, nchan+redis {}. Ratio of all closed: nchan {}, nchan+redis {}.",
-        ratio(p95(Kind::Redisse), p95(Kind::Nchan)),
-        ratio(p95(Kind::Redisse), p95(Kind::NchanRedis)),
-        ratio(closed(Kind::Redisse), closed(Kind::Nchan)),
-        ratio(closed(Kind::Redisse), closed(Kind::NchanRedis)),
+        "Ratio of connect p95 (redisse / other): nchan {p95_nchan}, nchan+redis {p95_redis}. Ratio of all closed: \
+         nchan {closed_nchan}, nchan+redis {closed_redis}."
     ));
     if let (Some(ours), Some(theirs)) = (of(Kind::Redisse), of(Kind::Nchan)) {
         if ours.listen_backlog < theirs.listen_backlog && ours.listen_drops > theirs.listen_drops {

@@ -7,12 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Bench, Case, Cpu};
-use crate::hist::Latency;
-use crate::publish::{paced, Published, Publisher};
+use redis::aio::MultiplexedConnection;
+
+use super::{Bench, Delivered, Results};
+use crate::publish::{paced, Publisher};
 use crate::report::{Cell, Section, Table};
 use crate::servers::{Kind, Server, DEFAULT_HEARTBEAT};
-use crate::subscribe::Counters;
 use crate::sys;
 
 /// Commands a stream's reconnection costs Redis when it reads alone:
@@ -29,10 +29,7 @@ pub struct Deploy {
     pub seconds: u64,
     pub restart_at: u64,
     pub opened: u64,
-    pub published: Published,
-    pub expected: u64,
-    pub tally: Counters,
-    pub latency: Latency,
+    pub d: Delivered,
     /// Seconds from the SIGTERM until every stream was open again.
     pub back_after: Option<f64>,
     /// Seconds from the SIGTERM until the new server took streams.
@@ -42,22 +39,11 @@ pub struct Deploy {
     pub history_commands: u64,
     /// Redis's busiest second, % of one core.
     pub redis_peak: f64,
-    pub cpu: Cpu,
-}
-
-impl Case for Deploy {
-    fn cpu(&self) -> &Cpu {
-        &self.cpu
-    }
 }
 
 impl Deploy {
-    pub fn lost(&self) -> u64 {
-        self.expected.saturating_sub(self.tally.received)
-    }
-
     pub fn commands_per_reconnect(&self) -> Option<f64> {
-        let r = self.tally.reconnects;
+        let r = self.d.tally.reconnects;
         (r > 0).then(|| self.history_commands as f64 / r as f64)
     }
 }
@@ -82,21 +68,27 @@ fn peak(samples: &[Sample], value: impl Fn(&Sample) -> f64) -> f64 {
 }
 
 /// Calls of `commands` in Redis's INFO commandstats.
-async fn command_calls(redis: &mut redis::aio::MultiplexedConnection, commands: &[&str]) -> u64 {
+async fn command_calls(redis: &mut MultiplexedConnection, commands: &[&str]) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(redis)
         .await
         .unwrap_or_default();
-    info.lines()
-        .filter_map(|line| {
-            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.strip_prefix("calls=")?.split(',').next()?;
-            commands
-                .contains(&name)
-                .then(|| calls.parse::<u64>().ok())?
-        })
-        .sum()
+    let calls = info.lines().filter_map(|line| {
+        let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+        let calls = rest.strip_prefix("calls=")?.split(',').next()?;
+        commands
+            .contains(&name)
+            .then(|| calls.parse::<u64>().ok())?
+    });
+    calls.sum()
+}
+
+/// The history reads' commands Redis ran so far. The publish script GETs
+/// the counter too: one per EVALSHA, taken off.
+async fn history_commands(redis: &mut MultiplexedConnection) -> i64 {
+    command_calls(redis, &["get", "zrangebyscore"]).await as i64
+        - command_calls(redis, &["evalsha"]).await as i64
 }
 
 impl Bench {
@@ -119,66 +111,41 @@ impl Bench {
         let options: Vec<String> = drain
             .map(|s| vec!["--drain".into(), s.to_string()])
             .unwrap_or_default();
-        let mut servers = Vec::new();
-        for i in 1..=3 {
-            let (label, port) = (format!("deploy{i}"), crate::servers::free_port()?);
-            servers.push(
-                Server::start_on(
-                    Kind::Redisse,
-                    &self.env,
-                    &label,
-                    DEFAULT_HEARTBEAT,
-                    port,
-                    &options,
-                )
-                .await?,
-            );
-        }
-        let streams = self.sizes.deploy_streams;
-        let upstreams: Vec<_> = servers.iter().map(|s| s.addr).collect();
-        let (_front, front_addr, workers) = self
-            .front(&upstreams, super::fleet::workers_for(streams))
+        let (streams, channels) = (self.sizes.deploy_streams, self.sizes.deploy_channels);
+        let servers = self.redisse_servers("deploy", 3, &options).await?;
+        let mut f = self
+            .behind_nginx(servers, "deploy", channels, streams, true)
             .await?;
-        let prefix = self.prefix("deploy");
-        let channels = self.sizes.deploy_channels;
-        let mut spec = self.spec(&servers[0], &prefix, channels, streams);
-        (spec.server, spec.reconnect) = (front_addr, true);
-        let (mut subscribers, opened) = self.open(&spec).await?;
-        eprintln!(
-            "bench: deploy: {} streams open, {} failed, in {:.1} s",
-            opened.ok, opened.failed, opened.elapsed_s
-        );
-        // The last streams' openings settle.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-
         let url = self.env.redis_url();
         let mut redis = redis::Client::open(url.as_str())
             .map_err(|e| e.to_string())?
             .get_multiplexed_async_connection()
             .await
             .map_err(|e| format!("cannot connect to Redis: {e}"))?;
-        // The publish script GETs the counter too: one per EVALSHA, taken off.
-        const HISTORY: &[&str] = &["get", "zrangebyscore"];
-        let history = async |redis: &mut redis::aio::MultiplexedConnection| {
-            command_calls(redis, HISTORY).await as i64
-                - command_calls(redis, &["evalsha"]).await as i64
-        };
-        let tag = self.next_tag();
-        subscribers.phase(tag).await?;
         let publisher = Publisher::redis(&url).await?;
-        let history0 = history(&mut redis).await;
-        let pids: Vec<u32> = servers[1..].iter().map(|s| s.pid).chain(workers).collect();
-        let mark = self.cpu_mark(&pids, &subscribers);
+        let history0 = history_commands(&mut redis).await;
+        // The first server is replaced midway by a new process: the others' CPU is what counts.
+        let pids: Vec<u32> = f.servers[1..]
+            .iter()
+            .map(|s| s.pid)
+            .chain(f.workers.iter().copied())
+            .collect();
+        let (tag, mark) = self.phase(&mut f.subscribers, &pids).await?;
 
         let (rate, time) = (self.sizes.deploy_rate, self.sizes.deploy_time);
-        let names: Vec<String> = (0..channels).map(|c| format!("{prefix}_{c}")).collect();
-        let events = (rate * time.as_secs_f64()) as u64;
-        let publishing = paced(&publisher, &names, rate, events, tag, time * 2);
-        let started = Instant::now();
-        let restart_at = self.sizes.deploy_restart_at;
-        let env = &self.env;
-        let redis_pid = self.redis_pid;
+        let names: Vec<String> = (0..channels).map(|c| format!("{}_{c}", f.prefix)).collect();
+        let publishing = paced(
+            &publisher,
+            &names,
+            rate,
+            (rate * time.as_secs_f64()) as u64,
+            tag,
+            time * 2,
+        );
+        let (started, restart_at) = (Instant::now(), self.sizes.deploy_restart_at);
+        let (env, redis_pid, all) = (&self.env, self.redis_pid, f.opened.ok);
         let (mut samples, mut terminated, mut restarted) = (Vec::new(), None, None);
+        let (subscribers, servers) = (&mut f.subscribers, &mut f.servers);
         let watching = async {
             // A tenth of a second apart, until publishing is over and every
             // stream is back, for twice the publishing time at most.
@@ -197,8 +164,9 @@ impl Bench {
                     terminated = Some(at);
                 } else if terminated.is_some() && restarted.is_none() && !servers[0].alive() {
                     let port = servers[0].addr.port();
+                    let kind = Kind::Redisse;
                     servers[0] = Server::start_on(
-                        Kind::Redisse,
+                        kind,
                         env,
                         "deploy1-new",
                         DEFAULT_HEARTBEAT,
@@ -207,7 +175,7 @@ impl Bench {
                     )
                     .await?;
                     restarted = Some(started.elapsed().as_secs_f64());
-                } else if restarted.is_some() && started.elapsed() >= time && c.open == opened.ok {
+                } else if restarted.is_some() && started.elapsed() >= time && c.open == all {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -216,29 +184,18 @@ impl Bench {
         };
         let (published, watched) = tokio::join!(publishing, watching);
         watched?;
-        let history_commands = (history(&mut redis).await - history0).max(0) as u64;
-        let per_channel = |c: usize| (0..streams).filter(|n| n % channels == c).count() as u64;
-        let expected = (published.per_channel.iter().enumerate())
-            .map(|(c, &events)| events * per_channel(c))
-            .sum();
-        let delivered = self
-            .delivered(
-                &mut subscribers,
-                &published,
-                expected,
-                Duration::from_secs(5),
-                (mark, &pids),
-            )
+        let history_commands = (history_commands(&mut redis).await - history0).max(0) as u64;
+        let quiet = Duration::from_secs(5);
+        let d = self
+            .delivered(&mut f.subscribers, published, streams as u64, quiet, &mark)
             .await;
-        subscribers.quit().await;
-        for server in servers {
+        f.subscribers.quit().await;
+        for server in f.servers {
             server.stop();
         }
-        let (tally, latency, cpu) = delivered?;
         let terminated = terminated.ok_or("the publishing ended before the restart")?;
         // Back once no later sample is short of a stream.
-        let short = samples.iter().rposition(|s| s.open < opened.ok);
-        let back_after = match short {
+        let back_after = match samples.iter().rposition(|s| s.open < all) {
             Some(i) => samples.get(i + 1).map(|s| s.at - terminated),
             None => Some(0.0),
         };
@@ -249,22 +206,18 @@ impl Bench {
             rate,
             seconds: time.as_secs(),
             restart_at: restart_at.as_secs(),
-            opened: opened.ok,
-            published,
-            expected,
-            tally,
-            latency,
+            opened: all,
+            d: d?,
             back_after,
             restarted_after: restarted.map(|at| at - terminated),
             peak_reconnects: peak(&samples, |s| s.reconnects as f64),
             history_commands,
             redis_peak: peak(&samples, |s| s.redis_cpu) * 100.0,
-            cpu,
         })
     }
 }
 
-pub fn section(r: &super::Results) -> Option<Section> {
+pub fn section(r: &Results) -> Option<Section> {
     let first = r.deploy.first()?;
     let mut s = Section::new("Deploy: a restart under load");
     s.text(format!(
@@ -282,36 +235,36 @@ pub fn section(r: &super::Results) -> Option<Section> {
         first.seconds.cell(),
         first.restart_at.cell(),
     ));
-    let mut t =
-        Table::new("restart | opened | published | received / expected | lost | duplicated")
-            .labels(1)
-            .columns("reconnects | back after s | new server up after s | peak reconnects/s")
-            .columns("history commands | per reconnect | redis CPU % at peak | p50 ms | p99 ms");
-    for d in &r.deploy {
-        let restart = match d.drain {
-            None => "no drain (0.4's way)".to_string(),
-            Some(s) => format!("`--drain {s}`"),
-        };
-        let received = format!("{} / {}", d.tally.received.cell(), d.expected.cell());
+    let head = "restart | opened | published | received / expected | lost | duplicated | reconnects | back after s";
+    let tail = "history commands | per reconnect | redis CPU % at peak | p50 ms | p99 ms";
+    let mut t = Table::new(
+        1,
+        &format!("{head} | new server up after s | peak reconnects/s | {tail}"),
+    );
+    for x in &r.deploy {
+        let (d, tally) = (&x.d, &x.d.tally);
+        let restart = x
+            .drain
+            .map_or("no drain (0.4's way)".into(), |s| format!("`--drain {s}`"));
         let row = t.row(&[
             &restart,
-            &d.opened,
+            &x.opened,
             &d.published.ok,
-            &received,
-            &d.lost(),
-            &d.tally.duplicates,
+            &d.received(),
+            &d.missing(),
+            &tally.duplicates,
         ]);
         row.extend([
-            d.tally.reconnects.cell(),
-            d.back_after.cell(),
-            d.restarted_after.cell(),
-            d.peak_reconnects.round().cell(),
-            d.history_commands.cell(),
-            d.commands_per_reconnect().cell(),
-            d.redis_peak.round().cell(),
-            d.latency.p50.cell(),
-            d.latency.p99.cell(),
+            tally.reconnects.cell(),
+            x.back_after.cell(),
+            x.restarted_after.cell(),
         ]);
+        row.extend([x.peak_reconnects.round().cell(), x.history_commands.cell()]);
+        row.extend([
+            x.commands_per_reconnect().cell(),
+            x.redis_peak.round().cell(),
+        ]);
+        row.extend([d.latency.p50.cell(), d.latency.p99.cell()]);
     }
     s.table(&t);
     s.text(

@@ -3,7 +3,6 @@
 //! fast as the streams take the events; and, when asked, a profile of
 //! redisse at saturation.
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -12,12 +11,10 @@ use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Bench, Case, Cpu, CpuMark, Results, CPU_COLUMNS};
-use crate::hist::Latency;
-use crate::publish::{closed_loop, paced, Payload, Published, Publisher};
+use super::{Bench, CpuMark, Delivered, Results, Setup, CPU_COLUMNS};
+use crate::publish::{closed_loop, paced, Payload, Published};
 use crate::report::{ratio, with_counts, Cell, Meta, Section, Table};
-use crate::servers::{Kind, Server, DEFAULT_HEARTBEAT};
-use crate::subscribers::Subscribers;
+use crate::servers::{Kind, Server};
 
 /// A step is sustained with no loss, a p99 under this, and 95 % of the
 /// offered rate published.
@@ -28,31 +25,32 @@ pub struct Run {
     pub server: Kind,
     pub streams: usize,
     pub channels: usize,
-    pub publishes_per_s: f64,
-    pub publish_errors: BTreeMap<String, u64>,
-    pub deliveries_per_s: f64,
-    pub received: u64,
-    pub lost: u64,
-    pub closed: u64,
-    pub close_reasons: BTreeMap<String, u64>,
-    pub latency: Latency,
-    pub cpu: Cpu,
+    pub d: Delivered,
 }
 
 impl Run {
+    pub fn publishes_per_s(&self) -> f64 {
+        self.d.published.rate().round()
+    }
+
+    pub fn deliveries_per_s(&self) -> f64 {
+        let seconds = self.d.published.elapsed.as_secs_f64().max(1e-3);
+        (self.d.tally.received as f64 / seconds).round()
+    }
+
+    /// Publishes per second, with the publishing errors.
+    fn publishes(&self) -> String {
+        with_counts(self.publishes_per_s(), &self.d.published.errors)
+    }
+
     /// Latencies, CPU µs per delivery and CPU shares, as table cells.
     fn cells(&self) -> impl Iterator<Item = String> {
-        let l = &self.latency;
-        let figures = [
-            l.p50,
-            l.p99,
-            l.max,
-            self.cpu.server_us(self.received).unwrap_or(f64::NAN),
-        ];
+        let l = &self.d.latency;
+        let figures = [l.p50, l.p99, l.max, self.d.server_us().unwrap_or(f64::NAN)];
         figures
             .map(|x| x.cell())
             .into_iter()
-            .chain(self.cpu.cells())
+            .chain(self.d.cpu.cells())
     }
 }
 
@@ -69,34 +67,12 @@ pub struct Saturation {
     pub run: Run,
 }
 
-impl Case for Step {
-    fn cpu(&self) -> &Cpu {
-        &self.run.cpu
-    }
-}
-
-impl Case for Saturation {
-    fn cpu(&self) -> &Cpu {
-        &self.run.cpu
-    }
-}
-
 /// Where redisse spends its time at saturation.
 pub struct Profile {
     pub deliveries_per_s: f64,
     pub p99: f64,
     /// `perf report` lines, the busiest symbol first.
     pub top: Vec<String>,
-}
-
-/// The streams of a fan-out case and what publishes to them.
-struct Setup {
-    server: Server,
-    subscribers: Subscribers,
-    publisher: Publisher,
-    channels: Vec<String>,
-    /// Streams per channel: stream n listens to channel n % channels.
-    per_channel: Vec<u64>,
 }
 
 impl Bench {
@@ -108,59 +84,28 @@ impl Bench {
         }
         for kind in self.servers.clone() {
             let run = async |b: &mut Self| b.saturation(kind).await;
-            self.measure(
-                "fanout at saturation".into(),
-                kind,
-                |r| &mut r.saturation,
-                run,
-            )
-            .await;
+            let what = "fanout at saturation".into();
+            self.measure(what, kind, |r| &mut r.saturation, run).await;
         }
-    }
-
-    async fn setup(
-        &mut self,
-        kind: Kind,
-        label: &str,
-        streams: usize,
-        channels: usize,
-    ) -> Result<Setup, String> {
-        let server = Server::start(kind, &self.env, label, DEFAULT_HEARTBEAT).await?;
-        let prefix = self.prefix(label);
-        let (subscribers, _) = self
-            .open(&self.spec(&server, &prefix, channels, streams))
-            .await?;
-        let publisher = self.publisher_for(&server).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok(Setup {
-            per_channel: (0..channels)
-                .map(|c| ((streams + channels - 1 - c) / channels) as u64)
-                .collect(),
-            channels: (0..channels).map(|c| format!("{prefix}_{c}")).collect(),
-            server,
-            subscribers,
-            publisher,
-        })
     }
 
     /// Offered rates in steps, up to the first one the server cannot sustain.
     async fn scan(&mut self, kind: Kind) -> Result<(), String> {
         let (streams, channels) = (self.sizes.fanout_streams, self.sizes.fanout_channels);
-        let mut f = self.setup(kind, "fan", streams, channels).await?;
+        let mut f = self.setup(kind, "fan", channels, streams).await?;
         let step = self.sizes.fanout_step;
         for rate in self.sizes.fanout_rates.clone() {
             let run = async |b: &mut Self| {
-                let tag = b.next_tag();
-                f.subscribers.phase(tag).await?;
+                let (tag, mark) = b.phase(&mut f.subscribers, &[f.server.pid]).await?;
                 let count = (rate as f64 * step.as_secs_f64()).round() as u64;
-                let mark = b.cpu_mark(&[f.server.pid], &f.subscribers);
                 let limit = step + Duration::from_secs(10);
                 let published =
                     paced(&f.publisher, &f.channels, rate as f64, count, tag, limit).await;
                 let run = b.fanout_run(&mut f, published, mark).await?;
+                let d = &run.d;
                 let kept_up =
-                    run.publishes_per_s >= 0.95 * rate as f64 && run.publish_errors.is_empty();
-                let sustained = run.lost == 0 && run.latency.p99 < SUSTAINED_P99_MS && kept_up;
+                    run.publishes_per_s() >= 0.95 * rate as f64 && d.published.errors.is_empty();
+                let sustained = d.missing() == 0 && d.latency.p99 < SUSTAINED_P99_MS && kept_up;
                 Ok(Step {
                     offered: rate,
                     sustained,
@@ -175,18 +120,13 @@ impl Bench {
             }
             let open = f.subscribers.stats().await?.open;
             let run = &self.results.fanout.last().expect("a step").run;
-            let (lost, p99, achieved) = (run.lost, run.latency.p99, run.publishes_per_s);
-            if lost > 0
-                || p99 > SUSTAINED_P99_MS
-                || achieved < 0.8 * rate as f64
-                || !f.server.alive()
-                || open == 0
-            {
+            let (lost, p99, achieved) = (run.d.missing(), run.d.latency.p99, run.publishes_per_s());
+            let stop = lost > 0 || p99 > SUSTAINED_P99_MS || achieved < 0.8 * rate as f64;
+            if stop || !f.server.alive() || open == 0 {
                 break;
             }
         }
-        f.subscribers.quit().await;
-        match f.server.stop() {
+        match f.close().await {
             true => Ok(()),
             false => Err("the server died during the fan-out".into()),
         }
@@ -199,36 +139,16 @@ impl Bench {
         published: Published,
         mark: CpuMark,
     ) -> Result<Run, String> {
-        let expected: u64 = published
-            .per_channel
-            .iter()
-            .zip(&f.per_channel)
-            .map(|(p, s)| p * s)
-            .sum();
-        let (quiet, pids) = (Duration::from_secs(2), &[f.server.pid]);
-        let (tally, latency, cpu) = self
-            .delivered(
-                &mut f.subscribers,
-                &published,
-                expected,
-                quiet,
-                (mark, pids),
-            )
+        let (streams, quiet) = (f.streams, Duration::from_secs(2));
+        let d = self
+            .delivered(&mut f.subscribers, published, streams as u64, quiet, &mark)
             .await?;
+        let (server, channels) = (f.server.kind, f.channels.len());
         Ok(Run {
-            server: f.server.kind,
-            streams: f.per_channel.iter().sum::<u64>() as usize,
-            channels: f.channels.len(),
-            publishes_per_s: published.rate().round(),
-            deliveries_per_s: (tally.received as f64 / published.elapsed.as_secs_f64().max(1e-3))
-                .round(),
-            publish_errors: published.errors,
-            received: tally.received,
-            lost: expected.saturating_sub(tally.received),
-            closed: tally.closed,
-            close_reasons: tally.close_reasons,
-            latency,
-            cpu,
+            server,
+            streams,
+            channels,
+            d,
         })
     }
 
@@ -239,7 +159,7 @@ impl Bench {
             self.sizes.saturation_streams,
             self.sizes.saturation_channels,
         );
-        let mut f = self.setup(kind, "sat", streams, channels).await?;
+        let mut f = self.setup(kind, "sat", channels, streams).await?;
         let run = self.saturate(&mut f).await;
         if run.is_ok() && self.profile && kind == Kind::Redisse {
             match self.profile_saturation(&mut f).await {
@@ -247,8 +167,7 @@ impl Bench {
                 Err(e) => self.fail("profile", Some(kind), e),
             }
         }
-        f.subscribers.quit().await;
-        f.server.stop();
+        f.close().await;
         Ok(Saturation {
             window: self.sizes.saturation_window,
             run: run?,
@@ -274,11 +193,11 @@ impl Bench {
 
     async fn profile_saturation(&mut self, f: &mut Setup) -> Result<Profile, String> {
         let data = self.env.work.join("perf.data");
+        let seconds = self.sizes.saturation_time.as_secs_f64().to_string();
         let mut perf = Command::new("perf")
             .args(["record", "-e", "cpu-clock", "-F", "999", "-g", "-o"])
             .arg(&data)
-            .args(["-p", &f.server.pid.to_string(), "--", "sleep"])
-            .arg(self.sizes.saturation_time.as_secs_f64().to_string())
+            .args(["-p", &f.server.pid.to_string(), "--", "sleep", &seconds])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -297,12 +216,9 @@ impl Bench {
             "-g",
             "none",
         ]);
-        report
-            .args(["--percent-limit", "0.7", "-i"])
-            .arg(&data)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null());
-        let output = tokio::time::timeout(Duration::from_secs(120), report.output())
+        report.args(["--percent-limit", "0.7", "-i"]).arg(&data);
+        let report = report.stdin(Stdio::null()).stderr(Stdio::null()).output();
+        let output = tokio::time::timeout(Duration::from_secs(120), report)
             .await
             .map_err(|_| "perf report took too long".to_string())?
             .map_err(|e| format!("cannot run perf report: {e}"))?;
@@ -315,9 +231,10 @@ impl Bench {
         if top.is_empty() {
             return Err("perf recorded no samples".into());
         }
+        let (deliveries_per_s, p99) = (run.deliveries_per_s(), run.d.latency.p99);
         Ok(Profile {
-            deliveries_per_s: run.deliveries_per_s,
-            p99: run.latency.p99,
+            deliveries_per_s,
+            p99,
             top,
         })
     }
@@ -331,12 +248,8 @@ async fn probe(
     tag: u32,
 ) -> Result<(JoinHandle<()>, watch::Receiver<u64>), String> {
     let path = server.kind.stream_path(channel);
-    let mut stream = match tokio::time::timeout(
-        Duration::from_secs(10),
-        EventStream::open(server.addr, None, &path, &[]),
-    )
-    .await
-    {
+    let open = EventStream::open(server.addr, None, &path, &[]);
+    let mut stream = match tokio::time::timeout(Duration::from_secs(10), open).await {
         Ok(Ok(s)) if s.head.status == 200 => s,
         Ok(Ok(s)) => return Err(format!("probe stream: status {}", s.head.status)),
         Ok(Err(e)) => return Err(format!("probe stream: {}", e.kind())),
@@ -373,42 +286,40 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
             first.run.channels.cell(),
         ));
     }
-    let mut t = Table::new("server | offered /s | publishes /s | deliveries /s | lost | closed")
-        .columns("p50 ms | p99 ms | max ms | CPU µs / delivery")
-        .columns(CPU_COLUMNS)
-        .columns("sustained");
+    let head = "server | offered /s | publishes /s | deliveries /s | lost | closed | p50 ms | p99 ms | max ms";
+    let mut t = Table::new(
+        1,
+        &format!("{head} | CPU µs / delivery | {CPU_COLUMNS} | sustained"),
+    );
     for step in &r.fanout {
         let run = &step.run;
-        let publishes = with_counts(run.publishes_per_s, &run.publish_errors);
-        let closed = with_counts(run.closed, &run.close_reasons);
-        t.row(&[
-            &run.server.name(),
+        let closed = with_counts(run.d.tally.closed, &run.d.tally.close_reasons);
+        let (name, missing) = (run.server.name(), run.d.missing());
+        let row = t.row(&[
+            &name,
             &step.offered,
-            &publishes,
-            &run.deliveries_per_s,
-            &run.lost,
+            &run.publishes(),
+            &run.deliveries_per_s(),
+            &missing,
             &closed,
-        ])
-        .extend(run.cells().chain([step.sustained.cell()]));
+        ]);
+        row.extend(run.cells().chain([step.sustained.cell()]));
     }
     s.table(&t);
     let best = |k: Kind| {
-        r.fanout
-            .iter()
-            .filter(|f| f.run.server == k && f.sustained)
-            .map(|f| f.offered as f64)
-            .reduce(f64::max)
+        let sustained = r.fanout.iter().filter(|f| f.run.server == k && f.sustained);
+        sustained.map(|f| f.offered as f64).reduce(f64::max)
     };
-    let mut t = Table::new("server | highest sustained publishes /s | redisse ÷ this");
+    let mut t = Table::new(
+        1,
+        "server | highest sustained publishes /s | redisse ÷ this",
+    );
     for k in Kind::ALL
         .into_iter()
         .filter(|&k| r.fanout.iter().any(|f| f.run.server == k))
     {
-        t.row(&[
-            &k.name(),
-            &best(k).map_or("none".into(), |b| b.cell()),
-            &ratio(best(Kind::Redisse), best(k)),
-        ]);
+        let highest = best(k).map_or("none".into(), |b| b.cell());
+        t.row(&[&k.name(), &highest, &ratio(best(Kind::Redisse), best(k))]);
     }
     s.table(&t);
     if let Some(sat) = r.saturation.first() {
@@ -424,33 +335,37 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
         let nchan = r
             .saturation
             .iter()
-            .find(|s| s.run.server == Kind::Nchan)
-            .map(|s| &s.run);
-        let us = |run: &Run| run.cpu.server_us(run.received);
-        let mut t = Table::new("server | publishes /s | deliveries /s | lost | p50 ms | p99 ms | max ms | CPU µs / delivery")
-            .columns(CPU_COLUMNS)
-            .columns("deliveries ÷ nchan's | CPU / delivery ÷ nchan's");
+            .map(|s| &s.run)
+            .find(|run| run.server == Kind::Nchan);
+        let head = "server | publishes /s | deliveries /s | lost | p50 ms | p99 ms | max ms | CPU µs / delivery";
+        let ratios = "deliveries ÷ nchan's | CPU / delivery ÷ nchan's";
+        let mut t = Table::new(1, &format!("{head} | {CPU_COLUMNS} | {ratios}"));
         for run in r.saturation.iter().map(|s| &s.run) {
-            let publishes = with_counts(run.publishes_per_s, &run.publish_errors);
             let row = t.row(&[
                 &run.server.name(),
-                &publishes,
-                &run.deliveries_per_s,
-                &run.lost,
+                &run.publishes(),
+                &run.deliveries_per_s(),
+                &run.d.missing(),
             ]);
             row.extend(run.cells());
             row.push(ratio(
-                Some(run.deliveries_per_s),
-                nchan.map(|n| n.deliveries_per_s),
+                Some(run.deliveries_per_s()),
+                nchan.map(Run::deliveries_per_s),
             ));
-            row.push(ratio(us(run), nchan.and_then(us)));
+            row.push(ratio(
+                run.d.server_us(),
+                nchan.and_then(|n| n.d.server_us()),
+            ));
         }
         s.table(&t);
     }
     let mut notes = Vec::new();
     for (i, step) in r.fanout.iter().enumerate() {
         let (run, all) = (&step.run, meta.cores as f64 * 100.0);
-        let busy = run.cpu.pct(run.cpu.server + run.cpu.client + run.cpu.redis);
+        let busy = run
+            .d
+            .cpu
+            .pct(run.d.cpu.server + run.d.cpu.client + run.d.cpu.redis);
         if !r.fanout[i + 1..].iter().any(|f| f.run.server == run.server) && busy > 0.85 * all {
             notes.push(format!(
                 "{} at {}/s (its last step): server, client and Redis together used {busy:.0} % of the machine's \
@@ -474,7 +389,7 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
             p.deliveries_per_s.cell(),
             p.p99.cell()
         ));
-        s.code(&p.top);
+        s.text(format!("```\n{}\n```", p.top.join("\n")));
     }
     Some(s)
 }

@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::{Bench, Case, Cpu, FleetSize, Results};
-use crate::hist::Latency;
-use crate::publish::{paced, Published, Publisher};
-use crate::report::{mib, with_counts, Cell, Meta, Section, Table};
+use super::{Bench, Delivered, FleetSize, Results};
+use crate::publish::{every, Publisher};
+use crate::report::{mib, of, with_counts, Cell, Meta, Section, Table};
 use crate::servers::{free_port, Kind, Proc, Server, DEFAULT_HEARTBEAT};
-use crate::subscribe::{Counters, Opened};
+use crate::subscribe::Opened;
+use crate::subscribers::Subscribers;
 use crate::sys;
 
 /// The open files every process here may have (nginx's workers included).
@@ -38,10 +38,7 @@ pub struct FleetCase {
     /// The case that fills the servers: as many streams as they take together.
     pub full: bool,
     pub opened: Opened,
-    pub tally: Counters,
-    pub published: Published,
-    pub expected: u64,
-    pub latency: Latency,
+    pub d: Delivered,
     pub servers: Vec<FleetServer>,
     /// RSS (KiB) and descriptors of each nginx worker.
     pub workers: Vec<(u64, usize)>,
@@ -55,7 +52,6 @@ pub struct FleetCase {
     /// The servers' and the nginx workers' CPU seconds.
     pub redisse_cpu: f64,
     pub nginx_cpu: f64,
-    pub cpu: Cpu,
     /// Events of the broadcast, ms between them, clients' source addresses.
     pub broadcast: (u64, u64, usize),
 }
@@ -73,15 +69,20 @@ pub struct FleetServer {
     pub fds: usize,
 }
 
-impl Case for FleetCase {
-    fn cpu(&self) -> &Cpu {
-        &self.cpu
-    }
+/// Redisse servers behind one nginx, with streams open through it.
+pub(super) struct Fleet {
+    pub servers: Vec<Server>,
+    pub nginx: Proc,
+    pub workers: Vec<u32>,
+    pub subscribers: Subscribers,
+    pub opened: Opened,
+    /// The streams' channels are `{prefix}_0` and up.
+    pub prefix: String,
 }
 
 /// nginx workers for `streams`: at least two, so that the spread over
 /// workers is exercised even in a quick run.
-pub(super) fn workers_for(streams: usize) -> usize {
+fn workers_for(streams: usize) -> usize {
     streams.div_ceil(STREAMS_PER_WORKER).clamp(2, 32)
 }
 
@@ -124,165 +125,171 @@ impl Bench {
                 FleetSize::Streams(n) => format!("{n} streams"),
                 FleetSize::Full => "as many streams as they take".into(),
             };
-            let servers = self.sizes.fleet_servers;
-            let what = format!("fleet of {servers} servers behind nginx, {streams}");
+            let what = format!(
+                "fleet of {} servers behind nginx, {streams}",
+                self.sizes.fleet_servers
+            );
             let run = async |b: &mut Self| b.fleet_one(size).await;
             self.measure(what, Kind::Redisse, |r| &mut r.fleet, run)
                 .await;
         }
     }
 
-    /// Starts nginx in front of `upstreams` and waits for every worker.
-    pub(super) async fn front(
+    /// `n` redisse servers, `label1` and up, with `options`.
+    pub(super) async fn redisse_servers(
         &self,
-        upstreams: &[SocketAddr],
-        workers: usize,
-    ) -> Result<(Proc, SocketAddr, Vec<u32>), String> {
-        let port = free_port()?;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let template = std::fs::read_to_string(&self.env.fleet_conf)
-            .map_err(|e| format!("cannot read {}: {e}", self.env.fleet_conf.display()))?;
-        let conf = render(&template, port, workers, upstreams);
-        let mut proc = Proc::nginx("nginx (fleet)", &conf, self.env.work.join("fleet-nginx"))?;
-        proc.wait_for_stream(addr, "/?bench_probe").await?;
-        // A stream answered, so one worker forked; the others follow within moments.
-        for _ in 0..50 {
-            let found = sys::children_of(proc.pid());
-            if found.len() == workers {
-                // Let the probe's close settle so the baseline is quiet.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                return Ok((proc, addr, found));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(format!("nginx did not start its {workers} workers"))
-    }
-
-    async fn fleet_one(&mut self, size: FleetSize) -> Result<FleetCase, String> {
+        label: &str,
+        n: usize,
+        options: &[String],
+    ) -> Result<Vec<Server>, String> {
         let mut servers = Vec::new();
-        for i in 1..=self.sizes.fleet_servers {
+        for i in 1..=n {
+            let (label, port) = (format!("{label}{i}"), free_port()?);
             servers.push(
-                Server::start(
+                Server::start_on(
                     Kind::Redisse,
                     &self.env,
-                    &format!("fleet{i}"),
+                    &label,
                     DEFAULT_HEARTBEAT,
+                    port,
+                    options,
                 )
                 .await?,
             );
         }
+        Ok(servers)
+    }
+
+    /// Starts nginx in front of `servers`, waits for every worker, then
+    /// opens `streams` streams through it over `channels` channels.
+    pub(super) async fn behind_nginx(
+        &self,
+        servers: Vec<Server>,
+        label: &str,
+        channels: usize,
+        streams: usize,
+        reconnect: bool,
+    ) -> Result<Fleet, String> {
+        let (port, workers) = (free_port()?, workers_for(streams));
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let template = std::fs::read_to_string(&self.env.fleet_conf)
+            .map_err(|e| format!("cannot read {}: {e}", self.env.fleet_conf.display()))?;
+        let upstreams: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+        let conf = render(&template, port, workers, &upstreams);
+        let mut nginx = Proc::nginx("nginx (fleet)", &conf, self.env.work.join("fleet-nginx"))?;
+        nginx.wait_for_stream(addr, "/?bench_probe").await?;
+        // A stream answered, so one worker forked; the others follow within moments.
+        let mut found = Vec::new();
+        for _ in 0..50 {
+            found = sys::children_of(nginx.pid());
+            if found.len() == workers {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if found.len() != workers {
+            return Err(format!("nginx did not start its {workers} workers"));
+        }
+        // Let the probe's close settle so the baseline is quiet.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let prefix = self.prefix(label);
+        let mut spec = self.spec(&servers[0], &prefix, channels, streams);
+        (spec.server, spec.reconnect) = (addr, reconnect);
+        let (subscribers, opened) = self.open(&spec).await?;
+        let (ok, failed, seconds) = (opened.ok, opened.failed, opened.elapsed_s);
+        eprintln!("bench: {label}: {ok} streams open, {failed} failed, in {seconds:.1} s");
+        // The last streams' openings (their lastEventId events) settle.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(Fleet {
+            servers,
+            nginx,
+            workers: found,
+            subscribers,
+            opened,
+            prefix,
+        })
+    }
+
+    async fn fleet_one(&mut self, size: FleetSize) -> Result<FleetCase, String> {
+        let servers = self
+            .redisse_servers("fleet", self.sizes.fleet_servers, &[])
+            .await?;
         let streams = match size {
             FleetSize::Streams(n) => n,
             FleetSize::Full => {
-                let capacity: usize = servers
-                    .iter()
-                    .map(|s| s.max_streams().map(|m| m as usize))
-                    .sum::<Option<usize>>()
-                    .ok_or("a server did not say how many streams it takes")?;
+                let capacity: Option<u64> = servers.iter().map(Server::max_streams).sum();
+                let capacity =
+                    capacity.ok_or("a server did not say how many streams it takes")? as usize;
                 // Each worker round-robins on its own, so one server may get
                 // up to one stream per worker more than the average.
                 capacity.saturating_sub(servers.len() * workers_for(capacity))
             }
         };
-        let upstreams: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
-        let (mut front, front_addr, workers) = self.front(&upstreams, workers_for(streams)).await?;
-        let prefix = self.prefix("fleet");
-        let mut spec = self.spec(&servers[0], &prefix, 1, streams);
-        spec.server = front_addr;
-        let (mut subscribers, opened) = self.open(&spec).await?;
-        eprintln!(
-            "bench: fleet: {} streams open, {} failed, in {:.1} s",
-            opened.ok, opened.failed, opened.elapsed_s
-        );
-        // The last streams' openings (their lastEventId events) settle.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let mut before = Vec::new();
-        for s in &servers {
-            before.push((redisse_stats(s.addr).await, s.rss_kib(), s.fds()));
+        let mut f = self
+            .behind_nginx(servers, "fleet", 1, streams, false)
+            .await?;
+        let mut servers = Vec::new();
+        for s in &f.servers {
+            let stats = redisse_stats(s.addr).await;
+            servers.push(FleetServer {
+                port: s.addr.port(),
+                connected: stats.as_ref().map(|s| s.connected),
+                // The events it had written so far, until the broadcast is over.
+                events_sent: stats.map(|s| s.events),
+                max_streams: s.max_streams(),
+                rss_kib: s.rss_kib(),
+                fds: s.fds(),
+            });
         }
-        let worker_use: Vec<(u64, usize)> = workers
-            .iter()
-            .map(|&p| (sys::rss_kib(p).unwrap_or(0), sys::fd_count(p).unwrap_or(0)))
-            .collect();
+        let workers = f.workers.iter();
+        let workers =
+            workers.map(|&p| (sys::rss_kib(p).unwrap_or(0), sys::fd_count(p).unwrap_or(0)));
+        let workers: Vec<(u64, usize)> = workers.collect();
         let (tcp, memory) = (sys::tcp_sockets(), sys::memory_kib());
-        let (master_rss_kib, client_rss) = (
-            sys::rss_kib(front.pid()).unwrap_or(0),
-            subscribers.rss_kib(),
-        );
+        let master_rss_kib = sys::rss_kib(f.nginx.pid()).unwrap_or(0);
+        let clients = (f.subscribers.count(), f.subscribers.rss_kib());
 
-        let tag = self.next_tag();
-        subscribers.phase(tag).await?;
         let publisher = Publisher::redis(&self.env.redis_url()).await?;
-        let redisse_pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
-        let all_pids: Vec<u32> = redisse_pids.iter().chain(&workers).copied().collect();
-        let mark = self.cpu_mark(&all_pids, &subscribers);
+        let redisse_pids: Vec<u32> = f.servers.iter().map(|s| s.pid).collect();
+        let all_pids: Vec<u32> = redisse_pids.iter().chain(&f.workers).copied().collect();
+        let (tag, mark) = self.phase(&mut f.subscribers, &all_pids).await?;
         let (redisse0, nginx0) = (
             sys::cpu_seconds_of(&redisse_pids),
-            sys::cpu_seconds_of(&workers),
+            sys::cpu_seconds_of(&f.workers),
         );
         let (events, interval) = (self.sizes.fleet_events, self.sizes.fleet_interval);
-        let limit = interval * events as u32 + Duration::from_secs(30);
-        let channel = [format!("{prefix}_0")];
-        let published = paced(
-            &publisher,
-            &channel,
-            1.0 / interval.as_secs_f64(),
-            events,
-            tag,
-            limit,
-        )
-        .await;
-        let expected = published.ok * opened.ok;
+        let channel = [format!("{}_0", f.prefix)];
+        let published = every(&publisher, &channel, interval, events, tag).await;
         let quiet = Duration::from_secs(5);
-        let delivered = self
-            .delivered(
-                &mut subscribers,
-                &published,
-                expected,
-                quiet,
-                (mark, &all_pids),
-            )
+        let d = self
+            .delivered(&mut f.subscribers, published, f.opened.ok, quiet, &mark)
             .await;
         let redisse_cpu = sys::cpu_seconds_of(&redisse_pids) - redisse0;
-        let nginx_cpu = sys::cpu_seconds_of(&workers) - nginx0;
-        let clients = (subscribers.count(), client_rss);
-        subscribers.quit().await;
-        front.stop(Duration::from_secs(10));
-        let mut fleet_servers = Vec::new();
-        for (server, (stats, rss_kib, fds)) in servers.into_iter().zip(before) {
+        let nginx_cpu = sys::cpu_seconds_of(&f.workers) - nginx0;
+        f.subscribers.quit().await;
+        f.nginx.stop(Duration::from_secs(10));
+        for (server, record) in f.servers.into_iter().zip(&mut servers) {
             let after = redisse_stats(server.addr).await;
-            fleet_servers.push(FleetServer {
-                port: server.addr.port(),
-                connected: stats.as_ref().map(|s| s.connected),
-                events_sent: stats
-                    .zip(after)
-                    .map(|(b, a)| a.events.saturating_sub(b.events)),
-                max_streams: server.max_streams(),
-                rss_kib,
-                fds,
-            });
+            record.events_sent = record
+                .events_sent
+                .zip(after)
+                .map(|(b, a)| a.events.saturating_sub(b));
             server.stop();
         }
-        let (tally, latency, cpu) = delivered?;
-        let broadcast = (events, interval.as_millis() as u64, self.sizes.sources);
         Ok(FleetCase {
             streams,
             full: size == FleetSize::Full,
-            opened,
-            tally,
-            published,
-            expected,
-            latency,
-            servers: fleet_servers,
-            workers: worker_use,
+            opened: f.opened,
+            d: d?,
+            servers,
+            workers,
             master_rss_kib,
             clients,
             tcp,
             memory,
             redisse_cpu,
             nginx_cpu,
-            cpu,
-            broadcast,
+            broadcast: (events, interval.as_millis() as u64, self.sizes.sources),
         })
     }
 }
@@ -329,37 +336,38 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
         WORKER_CONNECTIONS.cell(),
         interval_ms.cell(),
     ));
+    let head =
+        "streams | nginx workers | opened | failed | closed | all open in s | connect p50 / p99 ms";
+    let tail = "redisse CPU % | nginx CPU % | client CPU % | redis CPU % | other CPU %";
+    let latency = "p50 ms | p95 ms | p99 ms | max ms";
     let mut t = Table::new(
-        "streams | nginx workers | opened | failed | closed | all open in s | connect p50 / p99 ms",
-    )
-    .columns("received / expected | missing | p50 ms | p95 ms | p99 ms | max ms")
-    .columns("redisse CPU % | nginx CPU % | client CPU % | redis CPU % | other CPU %");
+        1,
+        &format!("{head} | received / expected | missing | {latency} | {tail}"),
+    );
     for f in &r.fleet {
-        let (o, l, c, connect) = (&f.opened, &f.latency, &f.cpu, f.opened.connect.ms());
-        let streams = f.streams.cell()
-            + if f.full {
-                " (the servers' capacity)"
-            } else {
-                ""
-            };
-        let failed = with_counts(o.failed, &o.errors);
-        let connect = format!("{} / {}", connect.p50.cell(), connect.p99.cell());
+        let (o, d, c) = (&f.opened, &f.d, &f.d.cpu);
+        let capacity = if f.full {
+            " (the servers' capacity)"
+        } else {
+            ""
+        };
+        let streams = f.streams.cell() + capacity;
+        let connect = o.connect.ms();
+        let (failed, connect) = (
+            with_counts(o.failed, &o.errors),
+            of(connect.p50, connect.p99),
+        );
         let row = t.row(&[
             &streams,
             &f.workers.len(),
             &o.ok,
             &failed,
-            &f.tally.closed,
+            &d.tally.closed,
             &o.elapsed_s,
             &connect,
         ]);
-        row.push(format!(
-            "{} / {}",
-            f.tally.received.cell(),
-            f.expected.cell()
-        ));
-        row.push(f.expected.saturating_sub(f.tally.received).cell());
-        row.extend([l.p50, l.p95, l.p99, l.max].map(|x| x.cell()));
+        row.extend([d.received(), d.missing().cell()]);
+        row.extend(d.latency.cells());
         row.extend(
             [f.redisse_cpu, f.nginx_cpu, c.client, c.redis, c.other].map(|x| c.pct(x).cell()),
         );
@@ -378,7 +386,10 @@ fn processes(s: &mut Section, f: &FleetCase) {
          upstream socket each):",
         opened.cell()
     ));
-    let mut t = Table::new("process | streams | RSS (MiB) | fds | events written in the broadcast");
+    let mut t = Table::new(
+        1,
+        "process | streams | RSS (MiB) | fds | events written in the broadcast",
+    );
     for server in &f.servers {
         let name = format!("redisse :{}", server.port);
         t.row(&[
@@ -402,8 +413,9 @@ fn processes(s: &mut Section, f: &FleetCase) {
         &bold(&events),
     ]);
     for (i, (rss, fds)) in f.workers.iter().enumerate() {
+        let name = format!("nginx worker {}", i + 1);
         t.row(&[
-            &format!("nginx worker {}", i + 1),
+            &name,
             &format!("~{}", (fds / 2).cell()),
             &mib(*rss),
             fds,
@@ -430,7 +442,7 @@ fn processes(s: &mut Section, f: &FleetCase) {
         connected.cell(),
         opened.cell(),
         events.cell(),
-        f.tally.received.cell(),
+        f.d.tally.received.cell(),
     ));
 }
 
@@ -455,12 +467,10 @@ fn limits(s: &mut Section, f: &FleetCase, meta: &Meta) {
     let per_stream = held as f64 / f.opened.ok.max(1) as f64;
     let gib = |kib: u64| format!("{:.1} GiB", kib as f64 / 1024.0 / 1024.0);
     let fullest_worker = f.workers.iter().map(|w| w.1).max().unwrap_or(0);
+    let (max, ok, free) = (max_streams.cell(), f.opened.ok, f.memory.1);
     let mut ceilings = [
         (
-            format!(
-                "each server's descriptors: `--max-streams` {} × {n} servers",
-                max_streams.cell()
-            ),
+            format!("each server's descriptors: `--max-streams` {max} × {n} servers"),
             max_streams.map_or(u64::MAX, |m| m * n),
             format!("{} in the busiest server", busiest.cell()),
         ),
@@ -478,10 +488,7 @@ fn limits(s: &mut Section, f: &FleetCase, meta: &Meta) {
                 ports.cell()
             ),
             ports * sources,
-            format!(
-                "{} per address",
-                f.opened.ok.div_ceil(sources.max(1)).cell()
-            ),
+            format!("{} per address", ok.div_ceil(sources.max(1)).cell()),
         ),
         (
             format!(
@@ -497,9 +504,9 @@ fn limits(s: &mut Section, f: &FleetCase, meta: &Meta) {
         (
             format!(
                 "memory: {per_stream:.1} KiB per stream (RSS and socket buffers), {} free",
-                gib(f.memory.1)
+                gib(free)
             ),
-            f.opened.ok + (f.memory.1 as f64 / per_stream.max(1e-3)) as u64,
+            ok + (free as f64 / per_stream.max(1e-3)) as u64,
             format!("{} held of {}", gib(held), gib(f.memory.0)),
         ),
     ];
@@ -509,12 +516,12 @@ fn limits(s: &mut Section, f: &FleetCase, meta: &Meta) {
         "What bounds the count on this machine, where every process may have {} open files (the lowest: **{lowest}**):",
         FD_LIMIT.cell(),
     ));
-    let mut t = Table::new("limit | streams it allows | used here");
+    let mut t = Table::new(1, "limit | streams it allows | used here");
     for (limit, most, used) in &ceilings {
         t.row(&[limit, most, used]);
     }
     s.table(&t);
-    let (c, events) = (&f.cpu, f.published.ok.max(1) as f64);
+    let (c, events) = (&f.d.cpu, f.d.published.ok.max(1) as f64);
     let busy = f.redisse_cpu + f.nginx_cpu + c.client + c.redis;
     s.text(format!(
         "Clients and nginx leave the source port to connect() (`IP_BIND_ADDRESS_NO_PORT`), so a port is taken for \
@@ -524,10 +531,10 @@ fn limits(s: &mut Section, f: &FleetCase, meta: &Meta) {
          delivery all told, about {:.2} s of the whole machine per event; deliveries took p50 {} ms and at most {} ms.",
         c.pct(busy),
         meta.cores * 100,
-        busy * 1e6 / f.tally.received.max(1) as f64,
+        busy * 1e6 / f.d.tally.received.max(1) as f64,
         busy / events / meta.cores as f64,
-        f.latency.p50.cell(),
-        f.latency.max.cell()
+        f.d.latency.p50.cell(),
+        f.d.latency.max.cell()
     ));
 }
 

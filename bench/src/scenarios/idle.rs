@@ -2,8 +2,8 @@
 //! and the same streams opened by requests that carry a session cookie,
 //! which a server has no reason to keep.
 
-use super::{Bench, Case, Cpu, Results, CPU_COLUMNS};
-use crate::report::{mib, ratio, with_counts, Cell, Meta, Section, Table};
+use super::{Bench, Cpu, Results, CPU_COLUMNS};
+use crate::report::{mib, ratio, ratios, with_counts, Cell, Meta, Section, Table};
 use crate::servers::{Kind, Server};
 use crate::subscribe::Opened;
 
@@ -21,12 +21,6 @@ pub struct Idle {
     pub heartbeat_bytes_per_s: f64,
     pub alive: bool,
     pub cpu: Cpu,
-}
-
-impl Case for Idle {
-    fn cpu(&self) -> &Cpu {
-        &self.cpu
-    }
 }
 
 impl Bench {
@@ -47,13 +41,8 @@ impl Bench {
             .filter(|&k| k != Kind::NchanRedis)
         {
             let run = async |b: &mut Self| b.idle_one(kind, n, cookie).await;
-            self.measure(
-                format!("idle {n} with a {cookie}-byte cookie"),
-                kind,
-                |r| &mut r.cookie,
-                run,
-            )
-            .await;
+            let what = format!("idle {n} with a {cookie}-byte cookie");
+            self.measure(what, kind, |r| &mut r.cookie, run).await;
         }
     }
 
@@ -63,26 +52,25 @@ impl Bench {
         n: usize,
         cookie_bytes: usize,
     ) -> Result<Idle, String> {
-        let mut server =
-            Server::start(kind, &self.env, &format!("idle{n}"), self.env.heartbeat).await?;
-        let rss_before = server.rss_kib();
+        let label = format!("idle{n}");
+        let mut server = Server::start(kind, &self.env, &label, self.env.heartbeat).await?;
+        let rss_before_kib = server.rss_kib();
         let channels = self.sizes.idle_channels;
-        let mut spec = self.spec(&server, &self.prefix(&format!("idle{n}")), channels, n);
+        let mut spec = self.spec(&server, &self.prefix(&label), channels, n);
         spec.cookie_bytes = cookie_bytes;
         let (mut subscribers, opened) = self.open(&spec).await?;
         tokio::time::sleep(self.sizes.idle_settle).await;
-        let (rss_with, fds) = (server.rss_kib(), server.fds());
+        let (rss_with_kib, fds) = (server.rss_kib(), server.fds());
         let before = subscribers.stats().await?;
         let mark = self.cpu_mark(&[server.pid], &subscribers);
         tokio::time::sleep(self.sizes.idle_window).await;
-        let cpu = self.cpu_since(&mark, &[server.pid], &subscribers);
+        let cpu = self.cpu_since(&mark, &subscribers);
         let after = subscribers.stats().await?;
         subscribers.quit().await;
         let alive = server.alive();
         server.stop();
-        let kib_per_stream = per_stream(rss_with as f64 - rss_before as f64, opened.ok);
-        let heartbeat_bytes_per_s =
-            (after.bytes.saturating_sub(before.bytes) as f64 / cpu.window).round();
+        let per_stream = (rss_with_kib as f64 - rss_before_kib as f64) / opened.ok.max(1) as f64;
+        let heartbeat_bytes = after.bytes.saturating_sub(before.bytes) as f64;
         Ok(Idle {
             server: kind,
             streams: n,
@@ -90,24 +78,15 @@ impl Bench {
             cookie_bytes,
             opened,
             closed: after.closed,
-            rss_before_kib: rss_before,
-            rss_with_kib: rss_with,
-            kib_per_stream,
+            rss_before_kib,
+            rss_with_kib,
+            kib_per_stream: (per_stream * 100.0).round() / 100.0,
             fds,
-            heartbeat_bytes_per_s,
+            heartbeat_bytes_per_s: (heartbeat_bytes / cpu.window).round(),
             alive,
             cpu,
         })
     }
-}
-
-/// `kib` over `streams`, to 1/100.
-fn per_stream(kib: f64, streams: u64) -> f64 {
-    (kib / streams.max(1) as f64 * 100.0).round() / 100.0
-}
-
-fn of(list: &[Idle], server: Kind, n: usize) -> Option<&Idle> {
-    list.iter().find(|i| i.server == server && i.streams == n)
 }
 
 pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
@@ -120,12 +99,11 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
         first.cpu.window,
         meta.heartbeat
     ));
+    let head = "server | streams | opened | failed | closed | RSS before (MiB) | RSS with (MiB) | KiB / stream | fds";
     let mut t = Table::new(
-        "server | streams | opened | failed | closed | RSS before (MiB) | RSS with (MiB)",
-    )
-    .columns("KiB / stream | fds")
-    .columns(CPU_COLUMNS)
-    .columns("heartbeat bytes/s received");
+        1,
+        &format!("{head} | {CPU_COLUMNS} | heartbeat bytes/s received"),
+    );
     for i in &r.idle {
         let failed = with_counts(i.opened.failed, &i.opened.errors);
         let row = t.row(&[
@@ -141,35 +119,23 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
             i.kib_per_stream.cell(),
             i.fds.cell(),
         ]);
-        row.extend(
-            i.cpu
-                .cells()
-                .into_iter()
-                .chain([i.heartbeat_bytes_per_s.cell()]),
-        );
+        row.extend(i.cpu.cells());
+        row.push(i.heartbeat_bytes_per_s.cell());
     }
     s.table(&t);
-    let mut ratios = Table::new(
-        "streams | KiB / stream ÷ nchan | ÷ nchan+redis | server CPU ÷ nchan | ÷ nchan+redis",
-    );
+    let of = |k: Kind, n: usize| r.idle.iter().find(|i| i.server == k && i.streams == n);
+    let head =
+        "streams | KiB / stream ÷ nchan | ÷ nchan+redis | server CPU ÷ nchan | ÷ nchan+redis";
+    let mut ratio_table = Table::new(1, head);
     let mut counts: Vec<usize> = r.idle.iter().map(|i| i.streams).collect();
     counts.dedup();
     for n in counts {
-        let kib = |k| of(&r.idle, k, n).map(|i| i.kib_per_stream);
-        let cpu = |k| of(&r.idle, k, n).map(|i| i.cpu.server);
-        let (ours_kib, ours_cpu) = (kib(Kind::Redisse), cpu(Kind::Redisse));
-        let row = ratios.row(&[
-            &n,
-            &ratio(ours_kib, kib(Kind::Nchan)),
-            &ratio(ours_kib, kib(Kind::NchanRedis)),
-        ]);
-        row.extend([
-            ratio(ours_cpu, cpu(Kind::Nchan)),
-            ratio(ours_cpu, cpu(Kind::NchanRedis)),
-        ]);
+        let row = ratio_table.row(&[&n]);
+        row.extend(ratios(|k| of(k, n).map(|i| i.kib_per_stream)));
+        row.extend(ratios(|k| of(k, n).map(|i| i.cpu.server)));
     }
     s.text("Ratios (redisse / other; lower is better):")
-        .table(&ratios);
+        .table(&ratio_table);
     if let Some(c) = r.cookie.first() {
         s.text(format!(
             "With a session cookie: the same streams, each request carrying a {}-byte `Cookie` header (as a Rails \
@@ -177,16 +143,21 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
              cookie. The server needs none of it once the stream is open.",
             c.cookie_bytes.cell()
         ));
-        let mut t = Table::new(
-            "server | streams | opened | failed | KiB / stream, no cookie | with the cookie",
-        )
-        .columns("with ÷ without");
+        let head = "server | streams | opened | failed | KiB / stream, no cookie | with the cookie | with ÷ without";
+        let mut t = Table::new(1, head);
         for c in &r.cookie {
-            let plain = of(&r.idle, c.server, c.streams).map(|i| i.kib_per_stream);
+            let plain = of(c.server, c.streams).map(|i| i.kib_per_stream);
             let (o, ours) = (&c.opened, Some(c.kib_per_stream));
             let failed = with_counts(o.failed, &o.errors);
-            let row = t.row(&[&c.server.name(), &c.streams, &o.ok, &failed, &plain, &ours]);
-            row.push(ratio(ours, plain));
+            t.row(&[
+                &c.server.name(),
+                &c.streams,
+                &o.ok,
+                &failed,
+                &plain,
+                &ours,
+                &ratio(ours, plain),
+            ]);
         }
         s.table(&t);
     }

@@ -1,9 +1,8 @@
 //! The scenarios, each run against every server in turn with the same
 //! client. A scenario is one module: it measures its cases into
 //! [`Results`] and builds its section of the report, tables and all, from
-//! them. Adding one (a `deploy` scenario, say) is a module, a [`Scenario`]
-//! value, a field of [`Results`] and a line in `Bench::run` and
-//! `Bench::sections` (as `deploy` was).
+//! them. Adding one is a module, a [`Scenario`] value, a field of
+//! [`Results`] and a line in `Bench::run` and `Bench::sections`.
 
 mod avalanche;
 mod broadcast;
@@ -22,8 +21,8 @@ pub use sizes::{FleetSize, Sizes};
 
 use crate::hist::Latency;
 use crate::publish::{Published, Publisher};
-use crate::report::{Cell, Meta, Section};
-use crate::servers::{Env, Kind, Server};
+use crate::report::{of, Cell, Meta, Section};
+use crate::servers::{Env, Kind, Server, DEFAULT_HEARTBEAT};
 use crate::subscribe::{Counters, Opened};
 use crate::subscribers::{Spec, Subscribers};
 use crate::sys;
@@ -75,9 +74,29 @@ pub struct Bench {
 }
 
 /// A case's record, which `Bench::measure` takes again while other
-/// processes disturbed it.
+/// processes disturbed it: it tells the CPU the case used.
 trait Case {
     fn cpu(&self) -> &Cpu;
+}
+
+macro_rules! cases {
+    ($($case:ty => $($cpu:ident).+;)*) => {$(
+        impl Case for $case {
+            fn cpu(&self) -> &Cpu {
+                &self.$($cpu).+
+            }
+        }
+    )*};
+}
+
+cases! {
+    idle::Idle => cpu;
+    broadcast::Broadcast => d.cpu;
+    fanout::Step => run.d.cpu;
+    fanout::Saturation => run.d.cpu;
+    avalanche::Avalanche => cpu;
+    fleet::FleetCase => d.cpu;
+    deploy::Deploy => d.cpu;
 }
 
 /// More than a quarter of a core went to other processes during a case.
@@ -150,25 +169,50 @@ impl Bench {
         Ok((subscribers, opened))
     }
 
+    /// A fresh server of `kind` with `streams` streams over `channels`
+    /// channels named after `label`, a publisher to it, half a second to settle.
+    async fn setup(
+        &mut self,
+        kind: Kind,
+        label: &str,
+        channels: usize,
+        streams: usize,
+    ) -> Result<Setup, String> {
+        let server = Server::start(kind, &self.env, label, DEFAULT_HEARTBEAT).await?;
+        let prefix = self.prefix(label);
+        let (subscribers, opened) = self
+            .open(&self.spec(&server, &prefix, channels, streams))
+            .await?;
+        let publisher = match kind {
+            Kind::Redisse => Publisher::redis(&self.env.redis_url()).await?,
+            _ => Publisher::Http {
+                server: server.addr,
+            },
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let channels = (0..channels).map(|c| format!("{prefix}_{c}")).collect();
+        Ok(Setup {
+            server,
+            subscribers,
+            opened,
+            publisher,
+            channels,
+            streams,
+        })
+    }
+
     fn fail(&mut self, what: &str, server: Option<Kind>, error: String) {
         let line = format!("{what} / {}: {error}", server.map_or("-", Kind::name));
         eprintln!("bench: FAILED: {line}");
         self.results.failures.push(line);
     }
 
-    async fn publisher_for(&self, server: &Server) -> Result<Publisher, String> {
-        match server.kind {
-            Kind::Redisse => Publisher::redis(&self.env.redis_url()).await,
-            _ => Ok(Publisher::Http {
-                server: server.addr,
-            }),
-        }
-    }
-
-    fn cpu_mark(&self, server_pids: &[u32], subscribers: &Subscribers) -> CpuMark {
+    /// The CPU seconds of `pids` (the servers), the client and Redis now.
+    fn cpu_mark(&self, pids: &[u32], subscribers: &Subscribers) -> CpuMark {
         CpuMark {
             at: Instant::now(),
-            server: sys::cpu_seconds_of(server_pids),
+            pids: pids.to_vec(),
+            server: sys::cpu_seconds_of(pids),
             client: sys::self_cpu_seconds() + subscribers.cpu_s(),
             redis: sys::cpu_seconds(self.redis_pid).unwrap_or(0.0),
             machine: sys::machine_busy_seconds(),
@@ -176,45 +220,60 @@ impl Bench {
     }
 
     /// What each party used since `mark`.
-    fn cpu_since(&self, mark: &CpuMark, server_pids: &[u32], subscribers: &Subscribers) -> Cpu {
-        let now = self.cpu_mark(server_pids, subscribers);
-        let (server, client, redis) = (
-            now.server - mark.server,
-            now.client - mark.client,
-            now.redis - mark.redis,
-        );
-        let other = (now.machine - mark.machine - server - client - redis).max(0.0);
-        let window = now.at.duration_since(mark.at).as_secs_f64();
+    fn cpu_since(&self, mark: &CpuMark, subscribers: &Subscribers) -> Cpu {
+        let now = self.cpu_mark(&mark.pids, subscribers);
+        let (server, client) = (now.server - mark.server, now.client - mark.client);
+        let redis = now.redis - mark.redis;
         Cpu {
             server,
             client,
             redis,
-            other,
-            window,
+            other: (now.machine - mark.machine - server - client - redis).max(0.0),
+            window: now.at.duration_since(mark.at).as_secs_f64(),
         }
     }
 
-    /// Waits for `expected` deliveries of what was `published` (until none
-    /// came for `quiet`, at most ten times that), then tells what the
+    /// Starts a phase: from now on the subscribers count only events with
+    /// the tag it returns, and the mark is where its CPU counts from.
+    async fn phase(
+        &mut self,
+        subscribers: &mut Subscribers,
+        pids: &[u32],
+    ) -> Result<(u32, CpuMark), String> {
+        let tag = self.next_tag();
+        subscribers.phase(tag).await?;
+        Ok((tag, self.cpu_mark(pids, subscribers)))
+    }
+
+    /// Waits for the deliveries `published` owes `streams` streams (until
+    /// none came for `quiet`, at most ten times that), then tells what the
     /// subscribers received and what CPU each party used since `mark`.
     async fn delivered(
         &self,
         subscribers: &mut Subscribers,
-        published: &Published,
-        expected: u64,
+        published: Published,
+        streams: u64,
         quiet: Duration,
-        (mark, pids): (CpuMark, &[u32]),
-    ) -> Result<(Counters, Latency, Cpu), String> {
+        mark: &CpuMark,
+    ) -> Result<Delivered, String> {
+        let expected = published.expected(streams);
         subscribers.wait_for(expected, quiet, quiet * 10).await?;
-        let cpu = self.cpu_since(&mark, pids, subscribers);
+        let cpu = self.cpu_since(mark, subscribers);
         let (tally, latency) = subscribers.report().await?;
         if tally.received == 0 {
+            let (ok, errors) = (published.ok, &published.errors);
             return Err(format!(
-                "no event delivered ({} published, errors {:?})",
-                published.ok, published.errors
+                "no event delivered ({ok} published, errors {errors:?})"
             ));
         }
-        Ok((tally, latency.ms(), cpu))
+        let latency = latency.ms();
+        Ok(Delivered {
+            published,
+            expected,
+            tally,
+            latency,
+            cpu,
+        })
     }
 
     /// Waits until the rest of the machine is quiet (under 20 % of a core
@@ -231,11 +290,9 @@ impl Bench {
                 break;
             }
         }
-        if started.elapsed() > Duration::from_secs(2) {
-            eprintln!(
-                "bench: waited {:.0} s for the machine to be quiet",
-                started.elapsed().as_secs_f64()
-            );
+        let waited = started.elapsed().as_secs_f64();
+        if waited > 2.0 {
+            eprintln!("bench: waited {waited:.0} s for the machine to be quiet");
         }
     }
 
@@ -250,27 +307,27 @@ impl Bench {
         mut run: impl AsyncFnMut(&mut Self) -> Result<C, String>,
     ) -> bool {
         eprintln!("bench: {what} / {}", kind.name());
-        let (mut best, attempts): (Option<C>, u32) = (
-            None,
-            if self.sizes.quiet_wait.is_zero() {
-                1
-            } else {
-                2
-            },
-        );
+        let attempts = if self.sizes.quiet_wait.is_zero() {
+            1
+        } else {
+            2
+        };
+        let mut best: Option<C> = None;
         for attempt in 1..=attempts {
             self.wait_quiet().await;
             match run(self).await {
-                Ok(c) if best.as_ref().is_none_or(|b| c.cpu().other < b.cpu().other) => {
-                    best = Some(c)
-                }
-                Ok(_) => {}
                 Err(e) => {
                     self.fail(&what, Some(kind), e);
                     return false;
                 }
+                Ok(c)
+                    if best
+                        .as_ref()
+                        .is_some_and(|b| b.cpu().other <= c.cpu().other) => {}
+                Ok(c) => best = Some(c),
             }
-            let other = best.as_ref().map_or(0.0, |b| b.cpu().pct(b.cpu().other));
+            let cpu = best.as_ref().expect("a case").cpu();
+            let other = cpu.pct(cpu.other);
             if other <= DISTURBED_PCT || attempt == attempts {
                 break;
             }
@@ -280,10 +337,31 @@ impl Bench {
     }
 }
 
-/// CPU seconds of the server, the client (this process and its subscriber
-/// processes) and Redis at one moment.
+/// A fresh server with streams open on it, and what publishes to it.
+struct Setup {
+    server: Server,
+    subscribers: Subscribers,
+    opened: Opened,
+    publisher: Publisher,
+    /// Stream n listens to channel n % channels.len().
+    channels: Vec<String>,
+    /// The streams asked for.
+    streams: usize,
+}
+
+impl Setup {
+    /// Closes the streams and stops the server; false if it had died before.
+    async fn close(self) -> bool {
+        self.subscribers.quit().await;
+        self.server.stop()
+    }
+}
+
+/// CPU seconds of the servers (`pids`), the client (this process and its
+/// subscriber processes), Redis and the whole machine at one moment.
 struct CpuMark {
     at: Instant,
+    pids: Vec<u32>,
     server: f64,
     client: f64,
     redis: f64,
@@ -313,20 +391,35 @@ impl Cpu {
     }
 
     /// Server, client, Redis and other CPU %, as table cells.
-    pub fn cells(&self) -> Vec<String> {
-        [self.server, self.client, self.redis, self.other]
-            .map(|s| self.pct(s).cell())
-            .into()
+    pub fn cells(&self) -> [String; 4] {
+        [self.server, self.client, self.redis, self.other].map(|s| self.pct(s).cell())
     }
 }
 
 /// The column names of `Cpu::cells`.
 pub const CPU_COLUMNS: &str = "server CPU % | client CPU % | redis CPU % | other CPU %";
 
-/// A count as case names give it: `10k`, `1500`.
-pub fn thousands(n: usize) -> String {
-    match n {
-        n if n >= 1000 && n.is_multiple_of(1000) => format!("{}k", n / 1000),
-        n => n.to_string(),
+/// What a phase's events did: published, owed to the streams, received,
+/// how late, and the CPU it took.
+pub struct Delivered {
+    pub published: Published,
+    pub expected: u64,
+    pub tally: Counters,
+    pub latency: Latency,
+    pub cpu: Cpu,
+}
+
+impl Delivered {
+    pub fn missing(&self) -> u64 {
+        self.expected.saturating_sub(self.tally.received)
+    }
+
+    /// `received / expected`.
+    pub fn received(&self) -> String {
+        of(self.tally.received, self.expected)
+    }
+
+    pub fn server_us(&self) -> Option<f64> {
+        self.cpu.server_us(self.tally.received)
     }
 }

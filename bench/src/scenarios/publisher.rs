@@ -34,11 +34,11 @@ impl Bench {
     }
 
     async fn publisher_rates(&mut self) -> Result<Rates, String> {
-        let seconds = self.sizes.publisher_seconds;
+        let (seconds, script) = (self.sizes.publisher_seconds, "bench/publisher.rb");
         let run = tokio::process::Command::new("ruby")
             .arg("-I")
             .arg(self.root.join("lib"))
-            .arg(self.root.join("bench/publisher.rb"))
+            .arg(self.root.join(script))
             .args([
                 "--redis",
                 &self.env.redis_url(),
@@ -52,18 +52,15 @@ impl Bench {
             .output();
         let output = tokio::time::timeout(Duration::from_secs_f64(seconds * 8.0 + 60.0), run)
             .await
-            .map_err(|_| "bench/publisher.rb did not finish in time".to_string())?
+            .map_err(|_| format!("{script} did not finish in time"))?
             .map_err(|e| format!("cannot run ruby: {e}"))?;
         if !output.status.success() {
-            return Err(format!("bench/publisher.rb failed ({})", output.status));
+            return Err(format!("{script} failed ({})", output.status));
         }
         let text = String::from_utf8_lossy(&output.stdout);
-        let line = text
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .ok_or("bench/publisher.rb printed no JSON line")?;
-        serde_json::from_str(line).map_err(|e| format!("bench/publisher.rb: {e}"))
+        let line = text.lines().rev().find(|l| l.starts_with('{'));
+        let line = line.ok_or(format!("{script} printed no JSON line"))?;
+        serde_json::from_str(line).map_err(|e| format!("{script}: {e}"))
     }
 }
 
@@ -81,7 +78,7 @@ pub fn section(r: &Results) -> Option<Section> {
         1e6 / p.new_1.max(1) as f64,
         1e6 / p.old_1.max(1) as f64,
     ));
-    let mut t = Table::new("threads | Redisse.publish /s | 0.4 way /s | ratio");
+    let mut t = Table::new(1, "threads | Redisse.publish /s | 0.4 way /s | ratio");
     t.row(&[&1u32, &p.new_1, &p.old_1, &p.ratio_1]);
     t.row(&[&8u32, &p.new_8, &p.old_8, &p.ratio_8]);
     s.table(&t);
