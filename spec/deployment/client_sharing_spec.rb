@@ -19,6 +19,19 @@ RSpec.describe "The browser client's stream shared by the tabs of a browser" do
     deployment.redisse.stats.fetch("connected")
   end
 
+  # When (ms) the tab of `others` that leads once the leader is gone opened
+  # its stream, as the leader, at `since` or later.
+  def new_leaders_stream_opened_at(others, since)
+    leader = wait_until("another tab leads", timeout: 5) { in_each_tab(others) { client_role }.key("leader") }
+    wait_until("the new leader's stream opens", timeout: 5) do
+      in_tab(leader) do
+        roles, states = page_log.values_at("roles", "states")
+        became_leader = roles.reverse.find { |role, _at| role == "leader" }&.last
+        became_leader && states.find { |state, at| state == "open" && at >= [became_leader, since].max }&.last
+      end
+    end
+  end
+
   # The tabs of the example before are closed, their streams not always
   # yet: the server's count starts from none.
   before { wait_until("the streams of the example before have closed", timeout: 10) { connected.zero? } }
@@ -90,14 +103,7 @@ RSpec.describe "The browser client's stream shared by the tabs of a browser" do
     in_tab(leader) { driver.close }
     others = tabs - [leader]
 
-    new_leader = wait_until("another tab leads", timeout: 5) { in_each_tab(others) { client_role }.key("leader") }
-    opened_at = wait_until("the new leader's stream opens", timeout: 5) do
-      in_tab(new_leader) do
-        roles, states = page_log.values_at("roles", "states")
-        became_leader = roles.reverse.find { |role, _at| role == "leader" }&.last
-        became_leader && states.find { |state, at| state == "open" && at >= became_leader }&.last
-      end
-    end
+    opened_at = new_leaders_stream_opened_at(others, closed_at)
     expect(opened_at - closed_at).to be < 2000
 
     expect(publishing.join(10)).to be_truthy
@@ -121,10 +127,7 @@ RSpec.describe "The browser client's stream shared by the tabs of a browser" do
       nil # the tab is gone before it could answer
     end
     others = tabs - [leader]
-    new_leader = wait_until("another tab leads", timeout: 5) { in_each_tab(others) { client_role }.key("leader") }
-    opened_at = wait_until("the new leader's stream opens", timeout: 5) do
-      in_tab(new_leader) { page_log["states"].find { |state, at| state == "open" && at >= crashed_at }&.last }
-    end
+    opened_at = new_leaders_stream_opened_at(others, crashed_at)
     expect(opened_at - crashed_at).to be < 2000
 
     after = publisher.publish("global", "after")
@@ -144,10 +147,7 @@ RSpec.describe "The browser client's stream shared by the tabs of a browser" do
     in_tab(leader) { driver.execute_cdp("Page.setWebLifecycleState", state: "frozen") }
     begin
       others = tabs - [leader]
-      new_leader = wait_until("another tab leads", timeout: 5) { in_each_tab(others) { client_role }.key("leader") }
-      opened_at = wait_until("the new leader's stream opens", timeout: 5) do
-        in_tab(new_leader) { page_log["states"].find { |state, at| state == "open" && at >= frozen_at }&.last }
-      end
+      opened_at = new_leaders_stream_opened_at(others, frozen_at)
       expect(opened_at - frozen_at).to be < 2000
 
       during = Array.new(3) { |index| publisher.publish("global", "while frozen #{index}") }

@@ -2,25 +2,17 @@
 
 require_relative "../support/deployment/headless_chromium"
 require_relative "../support/deployment/rails_deployment"
+require_relative "../support/deployment/deployment_helpers"
 
 # The Rails example's page with `redisse_stream_from "messages"`, in tabs
 # of one Chromium, its stream signed by the app and straight to the redisse
 # server.
 RSpec.describe "Turbo Streams over redisse in a Rails page" do
+  include DeploymentHelpers
   include BrowserHelpers
 
-  before(:context) do
-    skip "bundler is not installed" unless RailsApp.available?
-
-    @deployment = RailsDeployment.new(secret: "the Rails deployment's secret").start
-  end
-
-  after(:context) do
-    @deployment&.stop
-    @deployment&.cleanup
-  end
-
-  let(:deployment) { @deployment }
+  before(:context) { skip "bundler is not installed" unless RailsApp.available? }
+  with_deployment(type: RailsDeployment, secret: "the Rails deployment's secret")
   with_browser
 
   let(:publisher) { new_redisse(redis_server: deployment.redis.url) }

@@ -14,13 +14,14 @@ module DeploymentHelpers
 
   module GroupMethods
     # One deployment for the group's examples, as `deployment`.
-    # @param options see Deployment.new
-    def with_deployment(**options)
+    # @param type Deployment, or RailsDeployment
+    # @param options see its `new`
+    def with_deployment(type: Deployment, **options)
       before(:context) do
-        @deployment = Deployment.new(**options).start
+        @deployment = type.new(**options).start
         # With an event counter in Redis, every stream starts with a
         # `lastEventId` event: the sign that it is subscribed.
-        new_redisse(redis_server: @deployment.redis_url).publish("warm-up", "")
+        new_redisse(redis_server: @deployment.redis.url).publish("warm-up", "")
       end
 
       after(:context) do
