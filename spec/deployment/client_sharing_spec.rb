@@ -19,6 +19,16 @@ RSpec.describe "The browser client's stream shared by the tabs of a browser" do
     deployment.redisse.stats.fetch("connected")
   end
 
+  # Three tabs that got one event: the tabs, the leader, the event's id.
+  def three_tabs_with_an_event
+    tabs = open_tabs(deployment.app_url("/direct"), 3)
+    wait_until_open(tabs)
+    leader = in_each_tab(tabs) { client_role }.key("leader")
+    before = publisher.publish("global", "before")
+    wait_for_ids(tabs, [before])
+    [tabs, leader, before]
+  end
+
   # When (ms) the tab of `others` that leads once the leader is gone opened
   # its stream, as the leader, at `since` or later.
   def new_leaders_stream_opened_at(others, since)
@@ -114,11 +124,7 @@ RSpec.describe "The browser client's stream shared by the tabs of a browser" do
   end
 
   it "hands the stream over within 2 s when the leader tab crashes" do
-    tabs = open_tabs(deployment.app_url("/direct"), 3)
-    wait_until_open(tabs)
-    leader = in_each_tab(tabs) { client_role }.key("leader")
-    before = publisher.publish("global", "before")
-    wait_for_ids(tabs, [before])
+    tabs, leader, before = three_tabs_with_an_event
 
     crashed_at = now_ms
     in_tab(leader) do
@@ -137,11 +143,7 @@ RSpec.describe "The browser client's stream shared by the tabs of a browser" do
   end
 
   it "hands the stream over within 2 s when the browser freezes the leader tab, which catches up when it thaws" do
-    tabs = open_tabs(deployment.app_url("/direct"), 3)
-    wait_until_open(tabs)
-    leader = in_each_tab(tabs) { client_role }.key("leader")
-    before = publisher.publish("global", "before")
-    wait_for_ids(tabs, [before])
+    tabs, leader, before = three_tabs_with_an_event
 
     frozen_at = now_ms
     in_tab(leader) { driver.execute_cdp("Page.setWebLifecycleState", state: "frozen") }
