@@ -173,25 +173,13 @@ impl Drop for Proc {
 pub fn start_redis(work: &Path) -> Result<(Proc, u16), String> {
     let port = free_port()?;
     let dir = work.join("redis");
+    let options =
+        format!("--port {port} --bind 127.0.0.1 --appendonly no --daemonize no --maxclients 1000");
     let mut command = Command::new("redis-server");
-    command.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-    ]);
-    command.args([
-        "--appendonly",
-        "no",
-        "--daemonize",
-        "no",
-        "--maxclients",
-        "1000",
-        "--dir",
-    ]);
-    command.arg(&dir);
+    command
+        .args(options.split(' '))
+        .args(["--save", "", "--dir"])
+        .arg(&dir);
     let mut proc = Proc::spawn("redis-server", &mut command, dir)?;
     let until = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {

@@ -32,75 +32,65 @@ fn targets(r: &Results) -> Vec<(String, Measured)> {
         let at = format!("{ours:.2} KiB at {} streams", largest.cell());
         (at + &nchan.unwrap_or_default(), ours <= 3.0)
     });
-    let cookie = r
-        .cookie
-        .iter()
-        .find(|c| c.server == Kind::Redisse)
-        .and_then(|c| {
-            let (with, without) = (c.kib_per_stream, kib(Kind::Redisse, c.streams)?);
-            let ratio = ratio(Some(with), Some(without));
-            let figure = format!(
-                "{with:.2} KiB vs {without:.2} KiB at {} streams: ratio {ratio}",
-                c.streams.cell()
-            );
-            Some((figure, c.opened.failed == 0 && with <= without * 1.1))
-        });
+    let cookie = r.cookie.iter().find(|c| c.server == Kind::Redisse);
+    let cookie = cookie.and_then(|c| {
+        let (with, without) = (c.kib_per_stream, kib(Kind::Redisse, c.streams)?);
+        let at = format!(" at {} streams", c.streams.cell());
+        let figure = vs(
+            format!("{with:.2} KiB"),
+            format!("{without:.2} KiB{at}"),
+            with,
+            without,
+        );
+        Some((figure, c.opened.failed == 0 && with <= without * 1.1))
+    });
     let broadcast = |k| {
         r.broadcast
             .iter()
             .find(|b| b.server == k && b.subscribers == 10_000)
     };
-    let broadcast = broadcast(Kind::Redisse)
-        .zip(broadcast(Kind::NchanRedis))
-        .map(|(a, b)| {
-            let (x, y, missing) = (a.d.latency.p99, b.d.latency.p99, a.d.missing());
-            let figure = format!(
-                "{x:.1} ms vs {y:.1} ms: ratio {}, {missing} missing",
-                ratio(Some(x), Some(y))
-            );
-            (figure, x <= 0.4 * y && missing == 0)
-        });
+    let broadcast = broadcast(Kind::Redisse).zip(broadcast(Kind::NchanRedis));
+    let broadcast = broadcast.map(|(a, b)| {
+        let (x, y, missing) = (a.d.latency.p99, b.d.latency.p99, a.d.missing());
+        let figure = vs(format!("{x:.1} ms"), format!("{y:.1} ms"), x, y);
+        (
+            format!("{figure}, {missing} missing"),
+            x <= 0.4 * y && missing == 0,
+        )
+    });
     let saturation = |k| {
         r.saturation
             .iter()
-            .find(|s| s.run.server == k)
             .map(|s| &s.run)
+            .find(|run| run.server == k)
     };
     let saturated = saturation(Kind::Redisse).zip(saturation(Kind::Nchan));
     let deliveries = saturated.map(|(a, b)| {
         let (x, y, p99) = (a.deliveries_per_s(), b.deliveries_per_s(), a.d.latency.p99);
-        let figure = format!(
-            "{}/s vs {}/s: ratio {}; p99 {} ms",
-            x.cell(),
-            y.cell(),
-            ratio(Some(x), Some(y)),
-            p99.cell()
-        );
-        (figure, x >= 3.0 * y && p99 < 100.0 && a.d.missing() == 0)
+        let figure = vs(format!("{}/s", x.cell()), format!("{}/s", y.cell()), x, y);
+        let met = x >= 3.0 * y && p99 < 100.0 && a.d.missing() == 0;
+        (format!("{figure}; p99 {} ms", p99.cell()), met)
     });
     let cpu = saturated.and_then(|(a, b)| {
         let (x, y) = (a.d.server_us()?, b.d.server_us()?);
         Some((
-            format!("{x:.2} µs vs {y:.2} µs: ratio {}", ratio(Some(x), Some(y))),
+            vs(format!("{x:.2} µs"), format!("{y:.2} µs"), x, y),
             x <= 0.3 * y,
         ))
     });
     let publish = |threads: u32, at_least: f64| {
-        r.publisher.as_ref().map(|p| {
-            let (new, old, ratio) = match threads {
-                1 => (p.new_1, p.old_1, p.ratio_1),
-                _ => (p.new_8, p.old_8, p.ratio_8),
-            };
-            (
-                format!(
-                    "{}/s vs {}/s: ratio {}",
-                    new.cell(),
-                    old.cell(),
-                    ratio.cell()
-                ),
-                ratio >= at_least,
-            )
-        })
+        let p = r.publisher.as_ref()?;
+        let (new, old, ratio) = match threads {
+            1 => (p.new_1, p.old_1, p.ratio_1),
+            _ => (p.new_8, p.old_8, p.ratio_8),
+        };
+        let figure = format!(
+            "{}/s vs {}/s: ratio {}",
+            new.cell(),
+            old.cell(),
+            ratio.cell()
+        );
+        Some((figure, ratio >= at_least))
     };
     // A smaller fleet (a quick run, --fleet-streams) says nothing of the aim.
     let fleet = r.fleet.iter().find(|f| f.streams >= 50_000 && !f.full).map(|f| {
@@ -141,16 +131,10 @@ fn targets(r: &Results) -> Vec<(String, Measured)> {
         (figures.collect::<Vec<_>>().join("; "), met)
     });
     let one_process = idle(Kind::Redisse, 19_000).map(|i| {
-        let (o, closed, alive) = (&i.opened, i.closed, i.alive.cell());
-        let figure = format!(
-            "{} opened, {} failed, {closed} closed, server alive: {alive}",
-            o.ok.cell(),
-            o.failed
-        );
-        (
-            figure,
-            o.ok == 19_000 && o.failed == 0 && closed == 0 && i.alive,
-        )
+        let (ok, failed, closed, alive) = (i.opened.ok, i.opened.failed, i.closed, i.alive);
+        let figure = format!("{} opened, {failed} failed, {closed} closed", ok.cell());
+        let met = ok == 19_000 && failed == 0 && closed == 0 && alive;
+        (format!("{figure}, server alive: {}", alive.cell()), met)
     });
     let deploy_aim = "deploy: a restart of 1 of 3 servers under load, with and without --drain, loses and doubles no \
                       event; history commands per reconnect at most a tenth of a lone read's";
@@ -168,4 +152,9 @@ fn targets(r: &Results) -> Vec<(String, Measured)> {
     ]
     .map(|(aim, measured)| (aim.to_string(), measured))
     .into()
+}
+
+/// `a vs b: ratio a / b`.
+fn vs(a: String, b: String, x: f64, y: f64) -> String {
+    format!("{a} vs {b}: ratio {}", ratio(Some(x), Some(y)))
 }

@@ -207,15 +207,7 @@ impl Bench {
         let run = self.saturate(f).await?;
         let _ = tokio::time::timeout(Duration::from_secs(30), perf.wait()).await;
         let mut report = Command::new("perf");
-        report.args([
-            "report",
-            "--stdio",
-            "--no-children",
-            "--sort",
-            "symbol",
-            "-g",
-            "none",
-        ]);
+        report.args("report --stdio --no-children --sort symbol -g none".split(' '));
         report.args(["--percent-limit", "0.7", "-i"]).arg(&data);
         let report = report.stdin(Stdio::null()).stderr(Stdio::null()).output();
         let output = tokio::time::timeout(Duration::from_secs(120), report)
