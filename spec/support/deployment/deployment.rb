@@ -8,6 +8,21 @@ require_relative "../redis_server"
 require_relative "../server_process"
 require_relative "../sse_reader"
 
+# Starts a deployment whole or not at all: should a part fail to start,
+# what was started is stopped and the files removed, and the error (whose
+# message holds the end of the logs) goes on. The class says how in
+# `start_parts`.
+module StartedWhole
+  def start
+    start_parts
+    self
+  rescue StandardError
+    stop
+    cleanup
+    raise
+  end
+end
+
 # The example deployment on free ports of 127.0.0.1: redis-server, the
 # redisse server (the gem's executable), the example app (puma) and nginx in
 # front of them, each a child process with its log in a temporary directory.
@@ -56,17 +71,13 @@ class Deployment
     )
   end
 
-  def start
+  include StartedWhole
+
+  def start_parts
     redis.start
     start_redisse
     start_app
     start_nginx
-    self
-  rescue StandardError
-    # The error message holds the end of the logs.
-    stop
-    cleanup
-    raise
   end
 
   # Stops everything; safe to call twice, and a no-op in forked children.

@@ -6,6 +6,7 @@ require_relative "../redis_server"
 require_relative "../server_process"
 require_relative "../rails_app"
 require_relative "../sse_reader"
+require_relative "deployment"
 
 # The Rails example served by puma under its own bundle (RailsApp), with
 # redis-server and the redisse server, on free ports of 127.0.0.1. With a
@@ -39,18 +40,15 @@ class RailsDeployment
     )
   end
 
-  def start
+  include StartedWhole
+
+  def start_parts
     @rails_app.install
     redis.start
     redisse.start
     @app.start.wait_until_ready("the Rails app answers on port #{app_port}", timeout: START_TIMEOUT) do
       SseReader.fetch(app_port, "/", { "Accept" => "application/json" })&.status == 200
     end
-    self
-  rescue StandardError
-    stop
-    cleanup
-    raise
   end
 
   def app_url(path = "/")
