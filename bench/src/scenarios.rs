@@ -10,7 +10,7 @@ mod deploy;
 mod fanout;
 mod fleet;
 mod idle;
-mod publisher;
+mod ruby_publishing;
 mod sizes;
 
 use std::path::PathBuf;
@@ -49,7 +49,7 @@ pub struct Results {
     pub saturation: Vec<fanout::Saturation>,
     pub profile: Option<fanout::Profile>,
     pub avalanche: Vec<avalanche::Avalanche>,
-    pub publisher: Option<publisher::Rates>,
+    pub publisher: Option<ruby_publishing::Rates>,
     pub fleet: Vec<fleet::FleetCase>,
     pub deploy: Vec<deploy::Deploy>,
     /// One line per case that could not run.
@@ -127,7 +127,7 @@ impl Bench {
             broadcast::section(r),
             fanout::section(r, meta),
             avalanche::section(r),
-            publisher::section(r),
+            ruby_publishing::section(r),
             fleet::section(r, meta),
             deploy::section(r),
         ];
