@@ -20,6 +20,10 @@ pub fn section(r: &Results) -> Section {
     }
     let mut s = Section::new("Targets");
     s.table(&t);
+    s.text(
+        "Where the time goes when a target is missed, from profiles of the server and of the publishing thread: \
+         [doc/performance.md](../doc/performance.md#where-it-falls-short).",
+    );
     s
 }
 

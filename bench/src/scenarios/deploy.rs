@@ -269,7 +269,9 @@ pub fn section(r: &Results) -> Option<Section> {
     s.table(&t);
     s.text(
         "The latencies include the events a stream missed while it reconnected and got from the history: \
-         they wait for the reconnection.",
+         they wait for the reconnection. Reads are shared by the streams that reconnect within the same burst \
+         (a server gathers them for up to 20 ms): without a drain they come back together and share; drained, \
+         they come back a few at a time, spread over the window, and each reads nearly alone.",
     );
     Some(s)
 }
