@@ -63,6 +63,9 @@ pub struct Options {
 
 /// Milliseconds a reconnecting stream waits when the server sent no `retry:`.
 const DEFAULT_RETRY_MS: u64 = 3000;
+/// The least a stream waits between two attempts, whatever `retry:` says:
+/// a server sending `retry: 0` must not make it hammer the server.
+const LEAST_RETRY_MS: u64 = 100;
 
 /// How long a stream may take to open, until its response head.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -253,7 +256,7 @@ async fn stream(shared: Rc<Shared>, n: usize) {
         if !o.reconnect {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(retry_ms)).await;
+        tokio::time::sleep(Duration::from_millis(retry_ms.max(LEAST_RETRY_MS))).await;
     }
 }
 
