@@ -67,8 +67,10 @@ fn peak(samples: &[Sample], value: impl Fn(&Sample) -> f64) -> f64 {
     best
 }
 
-/// Calls of `commands` in Redis's INFO commandstats.
-async fn command_calls(redis: &mut MultiplexedConnection, commands: &[&str]) -> u64 {
+/// The history reads' commands (GET, ZRANGEBYSCORE) Redis ran so far, from
+/// one INFO commandstats. The publish script GETs the counter too: one per
+/// EVALSHA, taken off (read in the same INFO, so no publish falls between).
+async fn history_commands(redis: &mut MultiplexedConnection) -> i64 {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(redis)
@@ -76,19 +78,19 @@ async fn command_calls(redis: &mut MultiplexedConnection, commands: &[&str]) -> 
         .unwrap_or_default();
     let calls = info.lines().filter_map(|line| {
         let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-        let calls = rest.strip_prefix("calls=")?.split(',').next()?;
-        commands
-            .contains(&name)
-            .then(|| calls.parse::<u64>().ok())?
+        let calls: i64 = rest
+            .strip_prefix("calls=")?
+            .split(',')
+            .next()?
+            .parse()
+            .ok()?;
+        match name {
+            "get" | "zrangebyscore" => Some(calls),
+            "evalsha" => Some(-calls),
+            _ => None,
+        }
     });
     calls.sum()
-}
-
-/// The history reads' commands Redis ran so far. The publish script GETs
-/// the counter too: one per EVALSHA, taken off.
-async fn history_commands(redis: &mut MultiplexedConnection) -> i64 {
-    command_calls(redis, &["get", "zrangebyscore"]).await as i64
-        - command_calls(redis, &["evalsha"]).await as i64
 }
 
 impl Bench {
