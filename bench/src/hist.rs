@@ -21,11 +21,7 @@ pub struct Hist {
 impl Default for Hist {
     fn default() -> Self {
         let counts = vec![0; BUCKETS];
-        Hist {
-            counts,
-            total: 0,
-            max: 0,
-        }
+        Hist { counts, total: 0, max: 0 }
     }
 }
 

@@ -29,10 +29,7 @@ use crate::scenarios::{Bench, FleetSize, Scenario, Sizes};
 use crate::servers::{Env, Kind};
 
 #[derive(Parser)]
-#[command(
-    name = "redisse-bench",
-    about = "Benchmarks redisse against nchan on this machine"
-)]
+#[command(name = "redisse-bench", about = "Benchmarks redisse against nchan on this machine")]
 enum Command {
     /// Runs the scenarios and writes REPORT.md into --out.
     Run(RunOptions),
@@ -112,26 +109,16 @@ fn run(o: RunOptions) -> Result<bool, String> {
         Some(root) => root,
         None => std::env::current_dir().map_err(|e| e.to_string())?,
     };
-    let out = o.out.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("redisse-bench-{}", std::process::id()))
-    });
+    let out = o.out.unwrap_or_else(|| std::env::temp_dir().join(format!("redisse-bench-{}", std::process::id())));
     let work = out.join("work");
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    let mut sizes = if o.quick {
-        Sizes::quick()
-    } else {
-        Sizes::full()
-    };
+    let mut sizes = if o.quick { Sizes::quick() } else { Sizes::full() };
     sizes.fanout_rates = given(o.fanout_rates, sizes.fanout_rates);
     sizes.fleet_sizes = given(o.fleet_streams, sizes.fleet_sizes);
     sizes.saturation_window = o.saturation_window.unwrap_or(sizes.saturation_window);
-    sizes.fanout_step = o
-        .step_seconds
-        .map_or(sizes.fanout_step, Duration::from_secs_f64);
+    sizes.fanout_step = o.step_seconds.map_or(sizes.fanout_step, Duration::from_secs_f64);
     sizes.fleet_events = o.fleet_events.unwrap_or(sizes.fleet_events);
-    sizes.fleet_interval = o
-        .fleet_interval_ms
-        .map_or(sizes.fleet_interval, Duration::from_millis);
+    sizes.fleet_interval = o.fleet_interval_ms.map_or(sizes.fleet_interval, Duration::from_millis);
     let sources = subscribers::source_addresses(sizes.sources);
     let scenarios = given(o.scenarios, Scenario::value_variants().to_vec());
     let servers = given(o.servers, Kind::ALL.to_vec());
@@ -147,11 +134,11 @@ fn run(o: RunOptions) -> Result<bool, String> {
         redis_port,
     };
     let kind = if o.quick { "quick" } else { "full" };
-    eprintln!("bench: {kind} run, open-file limit {fd_limit}, redis-server on port {redis_port}, work files in {}", work.display());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "bench: {kind} run, open-file limit {fd_limit}, redis-server on port {redis_port}, work files in {}",
+        work.display()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let run_id = (sys::now_us() / 1_000_000 % 100_000) as u32;
     let mut bench = Bench {
         env,
@@ -182,10 +169,7 @@ fn run(o: RunOptions) -> Result<bool, String> {
     let failures = &bench.results.failures;
     if !failures.is_empty() {
         let n = failures.len();
-        eprintln!(
-            "bench: {n} case(s) did not run:\n  {}",
-            failures.join("\n  ")
-        );
+        eprintln!("bench: {n} case(s) did not run:\n  {}", failures.join("\n  "));
     }
     Ok(failures.is_empty())
 }

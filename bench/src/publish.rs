@@ -40,24 +40,16 @@ impl Payload {
 
     pub fn parse(data: &[u8]) -> Option<Payload> {
         let mut it = std::str::from_utf8(data).ok()?.split(' ');
-        let p = Payload {
-            tag: it.next()?.parse().ok()?,
-            seq: it.next()?.parse().ok()?,
-            sent_us: it.next()?.parse().ok()?,
-        };
+        let p =
+            Payload { tag: it.next()?.parse().ok()?, seq: it.next()?.parse().ok()?, sent_us: it.next()?.parse().ok()? };
         it.next().is_none().then_some(p)
     }
 }
 
 #[derive(Clone)]
 pub enum Publisher {
-    Redis {
-        connection: redis::aio::MultiplexedConnection,
-        script: Arc<redis::Script>,
-    },
-    Http {
-        server: SocketAddr,
-    },
+    Redis { connection: redis::aio::MultiplexedConnection, script: Arc<redis::Script> },
+    Http { server: SocketAddr },
 }
 
 impl Publisher {
@@ -86,8 +78,7 @@ impl Publisher {
                 };
             }
         };
-        let text =
-            EventText::new(data.as_bytes(), Some(b"message"), None).map_err(|e| e.to_string())?;
+        let text = EventText::new(data.as_bytes(), Some(b"message"), None).map_err(|e| e.to_string())?;
         let publish = prepare_publish(script, channel.as_bytes(), &text);
         match publish.invoke_async::<u64>(&mut connection.clone()).await {
             Ok(_) => Ok(()),
@@ -113,10 +104,7 @@ pub struct Published {
 impl Published {
     fn new(channels: usize) -> Published {
         let per_channel = vec![0; channels];
-        Published {
-            per_channel,
-            ..Published::default()
-        }
+        Published { per_channel, ..Published::default() }
     }
 
     fn count(&mut self, channel: usize, outcome: Result<(), String>) {
@@ -133,11 +121,7 @@ impl Published {
     }
 
     /// Adds up what the workers published.
-    async fn gather(
-        workers: Vec<JoinHandle<Published>>,
-        channels: usize,
-        limit: Duration,
-    ) -> Published {
+    async fn gather(workers: Vec<JoinHandle<Published>>, channels: usize, limit: Duration) -> Published {
         let mut all = Published::new(channels);
         let until = Instant::now() + limit;
         for worker in workers {
@@ -164,11 +148,7 @@ impl Published {
     pub fn expected(&self, streams: u64) -> u64 {
         let n = self.per_channel.len() as u64;
         let on = |c: u64| (streams + n - 1 - c) / n;
-        self.per_channel
-            .iter()
-            .zip(0..)
-            .map(|(events, c)| events * on(c))
-            .sum()
+        self.per_channel.iter().zip(0..).map(|(events, c)| events * on(c)).sum()
     }
 }
 
@@ -212,24 +192,13 @@ pub async fn paced(
         })
         .collect();
     let mut all = Published::gather(handles, channels.len(), limit + PUBLISH_TIMEOUT).await;
-    all.elapsed = started
-        .elapsed()
-        .max(interval * count.saturating_sub(1) as u32);
+    all.elapsed = started.elapsed().max(interval * count.saturating_sub(1) as u32);
     all
 }
 
 /// Publishes `count` events `interval` apart, as a broadcast does.
-pub async fn every(
-    publisher: &Publisher,
-    channels: &[String],
-    interval: Duration,
-    count: u64,
-    tag: u32,
-) -> Published {
-    let (rate, limit) = (
-        1.0 / interval.as_secs_f64(),
-        interval * count as u32 + Duration::from_secs(30),
-    );
+pub async fn every(publisher: &Publisher, channels: &[String], interval: Duration, count: u64, tag: u32) -> Published {
+    let (rate, limit) = (1.0 / interval.as_secs_f64(), interval * count as u32 + Duration::from_secs(30));
     paced(publisher, channels, rate, count, tag, limit).await
 }
 
@@ -302,12 +271,7 @@ impl Post {
         Err("closed twice".into())
     }
 
-    async fn try_send(
-        &mut self,
-        server: SocketAddr,
-        path: &str,
-        body: &[u8],
-    ) -> Result<u16, sse_client::Error> {
+    async fn try_send(&mut self, server: SocketAddr, path: &str, body: &[u8]) -> Result<u16, sse_client::Error> {
         if self.socket.is_none() {
             self.socket = Some(sse_client::connect(server, None).await?);
             self.buf.clear();

@@ -94,10 +94,7 @@ pub fn of(a: impl Cell, b: impl Cell) -> String {
 
 /// `figure`, or `figure (timeout: 3, refused: 1)` when some went wrong.
 pub fn with_counts(figure: impl Cell, kinds: &BTreeMap<String, u64>) -> String {
-    let kinds: Vec<String> = kinds
-        .iter()
-        .map(|(kind, n)| format!("{kind}: {}", n.cell()))
-        .collect();
+    let kinds: Vec<String> = kinds.iter().map(|(kind, n)| format!("{kind}: {}", n.cell())).collect();
     match kinds.is_empty() {
         true => figure.cell(),
         false => format!("{} ({})", figure.cell(), kinds.join(", ")),
@@ -127,9 +124,7 @@ impl Table {
 
     fn markdown(&self) -> String {
         let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
-        let rule: String = (0..self.head.len())
-            .map(|i| if i < self.labels { "|---" } else { "|---:" })
-            .collect();
+        let rule: String = (0..self.head.len()).map(|i| if i < self.labels { "|---" } else { "|---:" }).collect();
         let rows: Vec<String> = self.rows.iter().map(|r| line(r)).collect();
         line(&self.head) + &rule + "|\n" + &rows.concat()
     }
@@ -170,11 +165,7 @@ impl Section {
     }
 
     fn markdown(&self) -> String {
-        let blocks: Vec<String> = self
-            .blocks
-            .iter()
-            .map(|b| b.trim_end().to_string() + "\n\n")
-            .collect();
+        let blocks: Vec<String> = self.blocks.iter().map(|b| b.trim_end().to_string() + "\n\n").collect();
         format!("## {}\n\n{}", self.title, blocks.concat())
     }
 }
@@ -196,13 +187,7 @@ pub struct Meta {
 }
 
 impl Meta {
-    pub fn gather(
-        root: &Path,
-        quick: bool,
-        heartbeat: u32,
-        sources: String,
-        fd_limit: u64,
-    ) -> Meta {
+    pub fn gather(root: &Path, quick: bool, heartbeat: u32, sources: String, fd_limit: u64) -> Meta {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let memory = crate::sys::memory_kib().0 as f64 / 1024.0 / 1024.0;
         let root = root.to_string_lossy();
@@ -238,11 +223,7 @@ fn first_line(cmd: &str, args: &[&str]) -> String {
     let Ok(o) = Command::new(cmd).args(args).output() else {
         return "?".into();
     };
-    let text = if o.stdout.is_empty() {
-        o.stderr
-    } else {
-        o.stdout
-    };
+    let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
     let text = String::from_utf8_lossy(&text);
     text.lines().next().unwrap_or("").trim().to_string()
 }
@@ -255,10 +236,7 @@ pub fn markdown(bench: &Bench, meta: &Meta) -> String {
                little about performance.\n\n";
     }
     let seconds = meta.duration.as_secs_f64();
-    md += &format!(
-        "Written by `bin/bench` on {} at commit {} ({seconds:.0} s).\n\n",
-        meta.date, meta.commit
-    );
+    md += &format!("Written by `bin/bench` on {} at commit {} ({seconds:.0} s).\n\n", meta.date, meta.commit);
     let mut sections = vec![setup(meta), crate::targets::section(&bench.results)];
     sections.extend(bench.sections(meta));
     if !bench.results.failures.is_empty() {
@@ -313,27 +291,11 @@ mod tests {
 
     #[test]
     fn figures_read_well() {
-        let figures = [
-            1_234_567u64.cell(),
-            12.0.cell(),
-            f64::NAN.cell(),
-            3.14159.cell(),
-            31.4159.cell(),
-        ];
+        let figures = [1_234_567u64.cell(), 12.0.cell(), f64::NAN.cell(), 3.14159.cell(), 31.4159.cell()];
         assert_eq!(figures, ["1,234,567", "12", "-", "3.14", "31.4"]);
-        assert_eq!(
-            [
-                314.159.cell(),
-                ratio(Some(1.0), Some(4.0)),
-                ratio(Some(1.0), None)
-            ],
-            ["314", "0.25", "-"]
-        );
+        assert_eq!([314.159.cell(), ratio(Some(1.0), Some(4.0)), ratio(Some(1.0), None)], ["314", "0.25", "-"]);
         let kinds = BTreeMap::from([("timeout".to_string(), 3)]);
-        let counted = [
-            with_counts(5u64, &kinds),
-            with_counts(5u64, &BTreeMap::new()),
-        ];
+        let counted = [with_counts(5u64, &kinds), with_counts(5u64, &BTreeMap::new())];
         assert_eq!(counted, ["5 (timeout: 3)", "5"]);
     }
 

@@ -171,34 +171,17 @@ impl Bench {
 
     /// A fresh server of `kind` with `streams` streams over `channels`
     /// channels named after `label`, a publisher to it, half a second to settle.
-    async fn setup(
-        &mut self,
-        kind: Kind,
-        label: &str,
-        channels: usize,
-        streams: usize,
-    ) -> Result<Setup, String> {
+    async fn setup(&mut self, kind: Kind, label: &str, channels: usize, streams: usize) -> Result<Setup, String> {
         let server = Server::start(kind, &self.env, label, DEFAULT_HEARTBEAT).await?;
         let prefix = self.prefix(label);
-        let (subscribers, opened) = self
-            .open(&self.spec(&server, &prefix, channels, streams))
-            .await?;
+        let (subscribers, opened) = self.open(&self.spec(&server, &prefix, channels, streams)).await?;
         let publisher = match kind {
             Kind::Redisse => Publisher::redis(&self.env.redis_url()).await?,
-            _ => Publisher::Http {
-                server: server.addr,
-            },
+            _ => Publisher::Http { server: server.addr },
         };
         tokio::time::sleep(Duration::from_millis(500)).await;
         let channels = (0..channels).map(|c| format!("{prefix}_{c}")).collect();
-        Ok(Setup {
-            server,
-            subscribers,
-            opened,
-            publisher,
-            channels,
-            streams,
-        })
+        Ok(Setup { server, subscribers, opened, publisher, channels, streams })
     }
 
     fn fail(&mut self, what: &str, server: Option<Kind>, error: String) {
@@ -235,11 +218,7 @@ impl Bench {
 
     /// Starts a phase: from now on the subscribers count only events with
     /// the tag it returns, and the mark is where its CPU counts from.
-    async fn phase(
-        &mut self,
-        subscribers: &mut Subscribers,
-        pids: &[u32],
-    ) -> Result<(u32, CpuMark), String> {
+    async fn phase(&mut self, subscribers: &mut Subscribers, pids: &[u32]) -> Result<(u32, CpuMark), String> {
         let tag = self.next_tag();
         subscribers.phase(tag).await?;
         Ok((tag, self.cpu_mark(pids, subscribers)))
@@ -262,18 +241,10 @@ impl Bench {
         let (tally, latency) = subscribers.report().await?;
         if tally.received == 0 {
             let (ok, errors) = (published.ok, &published.errors);
-            return Err(format!(
-                "no event delivered ({ok} published, errors {errors:?})"
-            ));
+            return Err(format!("no event delivered ({ok} published, errors {errors:?})"));
         }
         let latency = latency.ms();
-        Ok(Delivered {
-            published,
-            expected,
-            tally,
-            latency,
-            cpu,
-        })
+        Ok(Delivered { published, expected, tally, latency, cpu })
     }
 
     /// Waits until the rest of the machine is quiet (under 20 % of a core
@@ -307,11 +278,7 @@ impl Bench {
         mut run: impl AsyncFnMut(&mut Self) -> Result<C, String>,
     ) -> bool {
         eprintln!("bench: {what} / {}", kind.name());
-        let attempts = if self.sizes.quiet_wait.is_zero() {
-            1
-        } else {
-            2
-        };
+        let attempts = if self.sizes.quiet_wait.is_zero() { 1 } else { 2 };
         let mut best: Option<C> = None;
         for attempt in 1..=attempts {
             self.wait_quiet().await;
@@ -320,10 +287,7 @@ impl Bench {
                     self.fail(&what, Some(kind), e);
                     return false;
                 }
-                Ok(c)
-                    if best
-                        .as_ref()
-                        .is_some_and(|b| b.cpu().other <= c.cpu().other) => {}
+                Ok(c) if best.as_ref().is_some_and(|b| b.cpu().other <= c.cpu().other) => {}
                 Ok(c) => best = Some(c),
             }
             let cpu = best.as_ref().expect("a case").cpu();

@@ -119,10 +119,7 @@ impl Proc {
         sys::signal(self.pid(), libc::SIGTERM);
         while !self.exited() {
             if Instant::now() > until {
-                eprintln!(
-                    "bench: {} did not stop within {grace:?}; killing it",
-                    self.name
-                );
+                eprintln!("bench: {} did not stop within {grace:?}; killing it", self.name);
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 return;
@@ -138,11 +135,7 @@ impl Proc {
         loop {
             if self.exited() {
                 let logs = self.dir.join("logs");
-                return Err(format!(
-                    "{} exited at start (see {})",
-                    self.name,
-                    logs.display()
-                ));
+                return Err(format!("{} exited at start (see {})", self.name, logs.display()));
             }
             let open = EventStream::open(addr, None, path, &[]);
             let status = match tokio::time::timeout(Duration::from_secs(1), open).await {
@@ -152,10 +145,7 @@ impl Proc {
                 Err(_) => "timeout".into(),
             };
             if Instant::now() > until {
-                return Err(format!(
-                    "{} did not open a stream within 15 s: {status}",
-                    self.name
-                ));
+                return Err(format!("{} did not open a stream within 15 s: {status}", self.name));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -173,21 +163,14 @@ impl Drop for Proc {
 pub fn start_redis(work: &Path) -> Result<(Proc, u16), String> {
     let port = free_port()?;
     let dir = work.join("redis");
-    let options =
-        format!("--port {port} --bind 127.0.0.1 --appendonly no --daemonize no --maxclients 1000");
+    let options = format!("--port {port} --bind 127.0.0.1 --appendonly no --daemonize no --maxclients 1000");
     let mut command = Command::new("redis-server");
-    command
-        .args(options.split(' '))
-        .args(["--save", "", "--dir"])
-        .arg(&dir);
+    command.args(options.split(' ')).args(["--save", "", "--dir"]).arg(&dir);
     let mut proc = Proc::spawn("redis-server", &mut command, dir)?;
     let until = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
         if proc.exited() || Instant::now() > until {
-            return Err(format!(
-                "redis-server did not start (see {})",
-                proc.dir.display()
-            ));
+            return Err(format!("redis-server did not start (see {})", proc.dir.display()));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -205,12 +188,7 @@ pub struct Server {
 
 impl Server {
     /// Starts a server; `heartbeat` is the seconds between heartbeats (redisse) or pings (nchan).
-    pub async fn start(
-        kind: Kind,
-        env: &Env,
-        label: &str,
-        heartbeat: u32,
-    ) -> Result<Server, String> {
+    pub async fn start(kind: Kind, env: &Env, label: &str, heartbeat: u32) -> Result<Server, String> {
         Server::start_on(kind, env, label, heartbeat, free_port()?, &[]).await
     }
 
@@ -224,33 +202,18 @@ impl Server {
         options: &[String],
     ) -> Result<Server, String> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let dir = env
-            .work
-            .join(format!("{label}-{}", kind.name().replace('+', "-")));
+        let dir = env.work.join(format!("{label}-{}", kind.name().replace('+', "-")));
         let mut proc = match kind {
             Kind::Redisse => {
                 let mut command = Command::new(&env.redisse_bin);
-                command.args([
-                    "--redis",
-                    &env.redis_url(),
-                    "-p",
-                    &port.to_string(),
-                    "-a",
-                    "127.0.0.1",
-                ]);
-                command
-                    .args(["--heartbeat", &heartbeat.to_string(), "--stdout"])
-                    .args(options);
+                command.args(["--redis", &env.redis_url(), "-p", &port.to_string(), "-a", "127.0.0.1"]);
+                command.args(["--heartbeat", &heartbeat.to_string(), "--stdout"]).args(options);
                 Proc::spawn(kind.name(), &mut command, dir)?
             }
             Kind::Nchan | Kind::NchanRedis => {
                 let template = fs::read_to_string(&env.nchan_conf)
                     .map_err(|e| format!("cannot read {}: {e}", env.nchan_conf.display()))?;
-                let use_redis = if kind == Kind::NchanRedis {
-                    "on"
-                } else {
-                    "off"
-                };
+                let use_redis = if kind == Kind::NchanRedis { "on" } else { "off" };
                 let conf = template
                     .replace("@PORT@", &port.to_string())
                     .replace("@REDIS_URL@", &env.redis_url())
@@ -259,8 +222,7 @@ impl Server {
                 Proc::nginx(kind.name(), &conf, dir)?
             }
         };
-        proc.wait_for_stream(addr, &kind.stream_path("bench_probe"))
-            .await?;
+        proc.wait_for_stream(addr, &kind.stream_path("bench_probe")).await?;
         let pid = match (kind, &sys::children_of(proc.pid())[..]) {
             (Kind::Redisse, _) => proc.pid(),
             (_, [worker]) => *worker,
@@ -268,12 +230,7 @@ impl Server {
         };
         // Let the probe's close settle so the baseline is quiet.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        Ok(Server {
-            kind,
-            addr,
-            proc,
-            pid,
-        })
+        Ok(Server { kind, addr, proc, pid })
     }
 
     pub fn alive(&mut self) -> bool {

@@ -123,10 +123,7 @@ struct Shared {
 
 pub fn run(options: Options) -> u8 {
     sys::raise_nofile();
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => tokio::task::LocalSet::new().block_on(&runtime, serve(options)),
         Err(e) => {
             eprintln!("subscribe: cannot start the runtime: {e}");
@@ -241,11 +238,7 @@ async fn stream(shared: Rc<Shared>, n: usize) {
             let mut c = shared.counters.borrow_mut();
             match &opened {
                 Ok(_) => (c.open, c.reconnects) = (c.open + 1, c.reconnects + 1),
-                Err(e) => {
-                    *c.close_reasons
-                        .entry(format!("reopening: {e}"))
-                        .or_default() += 1
-                }
+                Err(e) => *c.close_reasons.entry(format!("reopening: {e}")).or_default() += 1,
             }
         }
         match opened {
@@ -281,12 +274,7 @@ fn tried(shared: &Shared, opened: &Result<EventStream, String>, started: Instant
 
 /// Counts a stream's events until it ends: each event of the phase once,
 /// one whose id the stream saw before as a duplicate.
-async fn read_events(
-    shared: &Shared,
-    mut stream: EventStream,
-    last_id: &mut Option<u64>,
-    retry_ms: &mut u64,
-) {
+async fn read_events(shared: &Shared, mut stream: EventStream, last_id: &mut Option<u64>, retry_ms: &mut u64) {
     let reason = loop {
         let read = stream.read(|item| {
             let event = match item {
@@ -294,12 +282,9 @@ async fn read_events(
                 Item::Retry(ms) => return *retry_ms = ms,
                 Item::Comment(_) => return,
             };
-            let id = event
-                .id
-                .and_then(|id| std::str::from_utf8(id).ok()?.parse::<u64>().ok());
+            let id = event.id.and_then(|id| std::str::from_utf8(id).ok()?.parse::<u64>().ok());
             // Only a reconnecting stream can be sent an event twice.
-            let seen = shared.options.reconnect
-                && id.is_some_and(|id| last_id.is_some_and(|last| id <= last));
+            let seen = shared.options.reconnect && id.is_some_and(|id| last_id.is_some_and(|last| id <= last));
             *last_id = id.or(*last_id).max(*last_id);
             let Some(p) = Payload::parse(event.data).filter(|p| p.tag == shared.tag.get()) else {
                 return;
@@ -334,9 +319,7 @@ fn session_cookie(bytes: usize) -> String {
     const DIGEST: usize = 40;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut random = move |n: u64| {
-        seed = seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         (seed >> 32) as usize % n as usize
     };
     let mut cookie = String::from("_app_session=");

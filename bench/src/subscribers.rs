@@ -54,10 +54,7 @@ pub fn source_addresses(n: usize) -> String {
 
 impl Subscribers {
     pub async fn spawn(spec: &Spec) -> Result<Subscribers, String> {
-        let count = spec
-            .streams
-            .div_ceil(STREAMS_PER_PROCESS)
-            .max(spec.streams.min(2));
+        let count = spec.streams.div_ceil(STREAMS_PER_PROCESS).max(spec.streams.min(2));
         let per = spec.streams.div_ceil(count.max(1));
         let mut processes = Vec::new();
         for first in (0..spec.streams).step_by(per.max(1)) {
@@ -87,9 +84,7 @@ impl Subscribers {
         }
         let mut subscribers = Subscribers { processes };
         let ready = |a| matches!(a, Answer::Ready).then_some(());
-        subscribers
-            .answers("ready", Duration::from_secs(30), ready)
-            .await?;
+        subscribers.answers("ready", Duration::from_secs(30), ready).await?;
         Ok(subscribers)
     }
 
@@ -99,18 +94,12 @@ impl Subscribers {
 
     /// Resident memory of all the processes, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        self.processes
-            .iter()
-            .filter_map(|p| sys::rss_kib(p.pid))
-            .sum()
+        self.processes.iter().filter_map(|p| sys::rss_kib(p.pid)).sum()
     }
 
     /// CPU seconds used by the processes so far.
     pub fn cpu_s(&self) -> f64 {
-        self.processes
-            .iter()
-            .filter_map(|p| sys::cpu_seconds(p.pid))
-            .sum()
+        self.processes.iter().filter_map(|p| sys::cpu_seconds(p.pid)).sum()
     }
 
     async fn send_all(&mut self, command: &str) -> Result<(), String> {
@@ -139,9 +128,7 @@ impl Subscribers {
                         return Err(format!("subscriber process {} ended", p.pid));
                     };
                     match serde_json::from_str(&line) {
-                        Ok(Answer::Error { message }) => {
-                            return Err(format!("subscriber process: {message}"))
-                        }
+                        Ok(Answer::Error { message }) => return Err(format!("subscriber process: {message}")),
                         Ok(answer) => {
                             if let Some(picked) = pick(answer) {
                                 return Ok(picked);
@@ -152,12 +139,7 @@ impl Subscribers {
                 }
             })
             .await
-            .map_err(|_| {
-                format!(
-                    "subscriber process {} did not answer {event:?} within {timeout:?}",
-                    p.pid
-                )
-            })??;
+            .map_err(|_| format!("subscriber process {} did not answer {event:?} within {timeout:?}", p.pid))??;
             out.push(answer);
         }
         Ok(out)
@@ -185,9 +167,7 @@ impl Subscribers {
     pub async fn phase(&mut self, tag: u32) -> Result<(), String> {
         self.send_all(&format!("phase {tag}")).await?;
         let phase = |a| matches!(a, Answer::Phase).then_some(());
-        self.answers("phase", Duration::from_secs(10), phase)
-            .await
-            .map(drop)
+        self.answers("phase", Duration::from_secs(10), phase).await.map(drop)
     }
 
     /// The processes' counters added up; with the latencies for `report`.
@@ -225,12 +205,7 @@ impl Subscribers {
 
     /// Waits until `expected` deliveries arrived, or nothing arrived for
     /// `quiet`, or `limit` passed.
-    pub async fn wait_for(
-        &mut self,
-        expected: u64,
-        quiet: Duration,
-        limit: Duration,
-    ) -> Result<(), String> {
+    pub async fn wait_for(&mut self, expected: u64, quiet: Duration, limit: Duration) -> Result<(), String> {
         let start = tokio::time::Instant::now();
         let mut last = self.stats().await?.received;
         let mut last_change = start;

@@ -8,17 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Microseconds since the epoch: the clock that events carry, shared by
 /// the publisher and the subscribers (one machine).
 pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Raises the soft open-file limit to the hard one; returns the limit now in force.
 pub fn raise_nofile() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain system calls on a local struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
@@ -39,10 +34,7 @@ fn read(path: &str) -> String {
 
 /// The number after `name` in a line of words starting with `prefix`.
 fn after(text: &str, prefix: &str, name: &str) -> Option<u64> {
-    let mut words = text
-        .lines()
-        .find(|l| l.starts_with(prefix))?
-        .split_whitespace();
+    let mut words = text.lines().find(|l| l.starts_with(prefix))?.split_whitespace();
     words.position(|w| w == name)?;
     words.next()?.parse().ok()
 }
@@ -102,16 +94,10 @@ pub fn fd_count(pid: u32) -> Option<usize> {
 
 /// The children of a process (nginx's workers, say).
 pub fn children_of(pid: u32) -> Vec<u32> {
-    let tasks = fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten();
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
     let lists = tasks.map(|t| read(&t.path().join("children").to_string_lossy()));
     let lists: Vec<String> = lists.collect();
-    lists
-        .iter()
-        .flat_map(|l| l.split_whitespace().filter_map(|p| p.parse().ok()))
-        .collect()
+    lists.iter().flat_map(|l| l.split_whitespace().filter_map(|p| p.parse().ok())).collect()
 }
 
 pub fn signal(pid: u32, sig: i32) {
@@ -128,21 +114,14 @@ pub fn listen_drops() -> u64 {
         return 0;
     };
     let at = names.split_whitespace().position(|n| n == "ListenDrops");
-    at.and_then(|i| values.split_whitespace().nth(i)?.parse().ok())
-        .unwrap_or(0)
+    at.and_then(|i| values.split_whitespace().nth(i)?.parse().ok()).unwrap_or(0)
 }
 
 /// The accept-queue length a listening socket on 127.0.0.1:port was given
 /// (`ss` shows it as Send-Q).
 pub fn listen_backlog(port: u16) -> Option<u64> {
-    let out = std::process::Command::new("ss")
-        .args(["-ltnH", &format!("sport = :{port}")])
-        .output();
-    String::from_utf8_lossy(&out.ok()?.stdout)
-        .split_whitespace()
-        .nth(2)?
-        .parse()
-        .ok()
+    let out = std::process::Command::new("ss").args(["-ltnH", &format!("sport = :{port}")]).output();
+    String::from_utf8_lossy(&out.ok()?.stdout).split_whitespace().nth(2)?.parse().ok()
 }
 
 /// CPU seconds the whole machine spent busy (all cores, every process and
@@ -152,15 +131,8 @@ pub fn machine_busy_seconds() -> f64 {
     let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
         return 0.0;
     };
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let busy: u64 = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|&i| ticks.get(i))
-        .sum();
+    let ticks: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| ticks.get(i)).sum();
     busy as f64 / ticks_per_second()
 }
 
@@ -168,10 +140,7 @@ pub fn machine_busy_seconds() -> f64 {
 /// (source address, destination address and port) can have at once.
 pub fn ephemeral_ports() -> u64 {
     let range = read("/proc/sys/net/ipv4/ip_local_port_range");
-    let range: Vec<u64> = range
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let range: Vec<u64> = range.split_whitespace().filter_map(|x| x.parse().ok()).collect();
     match range[..] {
         [low, high] if high >= low => high - low + 1,
         _ => 0,

@@ -40,34 +40,17 @@ fn targets(r: &Results) -> Vec<(String, Measured)> {
     let cookie = cookie.and_then(|c| {
         let (with, without) = (c.kib_per_stream, kib(Kind::Redisse, c.streams)?);
         let at = format!(" at {} streams", c.streams.cell());
-        let figure = vs(
-            format!("{with:.2} KiB"),
-            format!("{without:.2} KiB{at}"),
-            with,
-            without,
-        );
+        let figure = vs(format!("{with:.2} KiB"), format!("{without:.2} KiB{at}"), with, without);
         Some((figure, c.opened.failed == 0 && with <= without * 1.1))
     });
-    let broadcast = |k| {
-        r.broadcast
-            .iter()
-            .find(|b| b.server == k && b.subscribers == 10_000)
-    };
+    let broadcast = |k| r.broadcast.iter().find(|b| b.server == k && b.subscribers == 10_000);
     let broadcast = broadcast(Kind::Redisse).zip(broadcast(Kind::NchanRedis));
     let broadcast = broadcast.map(|(a, b)| {
         let (x, y, missing) = (a.d.latency.p99, b.d.latency.p99, a.d.missing());
         let figure = vs(format!("{x:.1} ms"), format!("{y:.1} ms"), x, y);
-        (
-            format!("{figure}, {missing} missing"),
-            x <= 0.4 * y && missing == 0,
-        )
+        (format!("{figure}, {missing} missing"), x <= 0.4 * y && missing == 0)
     });
-    let saturation = |k| {
-        r.saturation
-            .iter()
-            .map(|s| &s.run)
-            .find(|run| run.server == k)
-    };
+    let saturation = |k| r.saturation.iter().map(|s| &s.run).find(|run| run.server == k);
     let saturated = saturation(Kind::Redisse).zip(saturation(Kind::Nchan));
     let deliveries = saturated.map(|(a, b)| {
         let (x, y, p99) = (a.deliveries_per_s(), b.deliveries_per_s(), a.d.latency.p99);
@@ -77,10 +60,7 @@ fn targets(r: &Results) -> Vec<(String, Measured)> {
     });
     let cpu = saturated.and_then(|(a, b)| {
         let (x, y) = (a.d.server_us()?, b.d.server_us()?);
-        Some((
-            vs(format!("{x:.2} µs"), format!("{y:.2} µs"), x, y),
-            x <= 0.3 * y,
-        ))
+        Some((vs(format!("{x:.2} µs"), format!("{y:.2} µs"), x, y), x <= 0.3 * y))
     });
     let publish = |threads: u32, at_least: f64| {
         let p = r.publisher.as_ref()?;
@@ -88,12 +68,7 @@ fn targets(r: &Results) -> Vec<(String, Measured)> {
             1 => (p.new_1, p.old_1, p.ratio_1),
             _ => (p.new_8, p.old_8, p.ratio_8),
         };
-        let figure = format!(
-            "{}/s vs {}/s: ratio {}",
-            new.cell(),
-            old.cell(),
-            ratio.cell()
-        );
+        let figure = format!("{}/s vs {}/s: ratio {}", new.cell(), old.cell(), ratio.cell());
         Some((figure, ratio >= at_least))
     };
     // A smaller fleet (a quick run, --fleet-streams) says nothing of the aim.
@@ -119,17 +94,13 @@ fn targets(r: &Results) -> Vec<(String, Measured)> {
     let deploys: Vec<_> = r.deploy.iter().filter(|d| d.streams >= 15_000).collect();
     let deploy = (deploys.len() == 2).then(|| {
         let figures = deploys.iter().map(|d| {
-            let drain = d
-                .drain
-                .map_or("no drain".into(), |s| format!("--drain {s}"));
+            let drain = d.drain.map_or("no drain".into(), |s| format!("--drain {s}"));
             let (lost, duplicated) = (d.d.missing(), d.d.tally.duplicates);
             let per = d.commands_per_reconnect().cell();
             format!("{drain}: {lost} lost, {duplicated} duplicated, {per} commands per reconnect")
         });
         let met = deploys.iter().all(|d| {
-            let cheap = d
-                .commands_per_reconnect()
-                .is_some_and(|c| c <= COMMANDS_PER_LONE_READ / 10.0);
+            let cheap = d.commands_per_reconnect().is_some_and(|c| c <= COMMANDS_PER_LONE_READ / 10.0);
             d.d.missing() == 0 && d.d.tally.duplicates == 0 && cheap
         });
         (figures.collect::<Vec<_>>().join("; "), met)

@@ -38,8 +38,7 @@ impl Bench {
     pub(super) async fn avalanche(&mut self) {
         for kind in self.servers.clone() {
             let run = async |b: &mut Self| b.avalanche_one(kind).await;
-            self.measure("avalanche".into(), kind, |r| &mut r.avalanche, run)
-                .await;
+            self.measure("avalanche".into(), kind, |r| &mut r.avalanche, run).await;
         }
     }
 
@@ -112,18 +111,11 @@ pub fn section(r: &Results) -> Option<Section> {
     ));
     let head = "server | streams | opened | failed | connect p50 ms | p95 ms | p99 ms | max ms | all answered in s";
     let tail = "all closed in s | next stream ms | listen backlog | SYNs dropped (ListenDrops)";
-    let mut t = Table::new(
-        1,
-        &format!("{head} | {tail} | server CPU % | client CPU % | other CPU %"),
-    );
+    let mut t = Table::new(1, &format!("{head} | {tail} | server CPU % | client CPU % | other CPU %"));
     for a in &r.avalanche {
         let row = t.row(&[&a.server.name(), &a.streams, &a.opened, &a.failed]);
         row.extend(a.connect.cells());
-        row.extend([
-            a.all_opened_s.cell(),
-            a.all_closed_s.cell(),
-            a.next_stream_ms.cell(),
-        ]);
+        row.extend([a.all_opened_s.cell(), a.all_closed_s.cell(), a.next_stream_ms.cell()]);
         row.extend([a.listen_backlog.cell(), a.listen_drops.cell()]);
         row.extend([a.cpu.server, a.cpu.client, a.cpu.other].map(|x| a.cpu.pct(x).cell()));
     }

@@ -39,9 +39,7 @@ impl Bench {
         let (tag, mark) = self.phase(&mut f.subscribers, &[f.server.pid]).await?;
         let published = every(&f.publisher, &f.channels, interval, events, tag).await;
         let quiet = Duration::from_secs(3);
-        let d = self
-            .delivered(&mut f.subscribers, published, f.opened.ok, quiet, &mark)
-            .await;
+        let d = self.delivered(&mut f.subscribers, published, f.opened.ok, quiet, &mark).await;
         let opened = std::mem::take(&mut f.opened);
         f.close().await;
         let (thousands, ms) = (n / 1000, interval.as_millis());
@@ -50,13 +48,7 @@ impl Bench {
             _ => n.to_string(),
         };
         let case = format!("{subscribers} subscribers, {events} events {ms} ms apart");
-        Ok(Broadcast {
-            server: kind,
-            case,
-            subscribers: n,
-            opened,
-            d: d?,
-        })
+        Ok(Broadcast { server: kind, case, subscribers: n, opened, d: d? })
     }
 }
 
@@ -69,21 +61,11 @@ pub fn section(r: &Results) -> Option<Section> {
          the time one event takes to reach every stream.",
     );
     let head = "case | server | streams opened | failed | received / expected | missing | p50 ms | p95 ms | p99 ms";
-    let mut t = Table::new(
-        2,
-        &format!("{head} | max ms | CPU µs / delivery | {CPU_COLUMNS}"),
-    );
+    let mut t = Table::new(2, &format!("{head} | max ms | CPU µs / delivery | {CPU_COLUMNS}"));
     for b in &r.broadcast {
         let (d, o) = (&b.d, &b.opened);
         let failed = with_counts(o.failed, &o.errors);
-        let row = t.row(&[
-            &b.case,
-            &b.server.name(),
-            &o.ok,
-            &failed,
-            &d.received(),
-            &d.missing(),
-        ]);
+        let row = t.row(&[&b.case, &b.server.name(), &o.ok, &failed, &d.received(), &d.missing()]);
         row.extend(d.latency.cells());
         row.push(d.server_us().cell());
         row.extend(d.cpu.cells());
@@ -99,7 +81,6 @@ pub fn section(r: &Results) -> Option<Section> {
         row.extend(ratios(|k| of(k).map(|b| b.d.latency.p99)));
         row.extend(ratios(|k| of(k).and_then(|b| b.d.server_us())));
     }
-    s.text("Ratios (redisse / other; lower is better):")
-        .table(&ratio_table);
+    s.text("Ratios (redisse / other; lower is better):").table(&ratio_table);
     Some(s)
 }

@@ -71,19 +71,10 @@ fn peak(samples: &[Sample], value: impl Fn(&Sample) -> f64) -> f64 {
 /// one INFO commandstats. The publish script GETs the counter too: one per
 /// EVALSHA, taken off (read in the same INFO, so no publish falls between).
 async fn history_commands(redis: &mut MultiplexedConnection) -> i64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(redis)
-        .await
-        .unwrap_or_default();
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(redis).await.unwrap_or_default();
     let calls = info.lines().filter_map(|line| {
         let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-        let calls: i64 = rest
-            .strip_prefix("calls=")?
-            .split(',')
-            .next()?
-            .parse()
-            .ok()?;
+        let calls: i64 = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
         match name {
             "get" | "zrangebyscore" => Some(calls),
             "evalsha" => Some(-calls),
@@ -104,20 +95,15 @@ impl Bench {
                 Some(s) => format!("deploy, a restart with --drain {s}"),
             };
             let run = async |b: &mut Self| b.deploy_one(drain).await;
-            self.measure(what, Kind::Redisse, |r| &mut r.deploy, run)
-                .await;
+            self.measure(what, Kind::Redisse, |r| &mut r.deploy, run).await;
         }
     }
 
     async fn deploy_one(&mut self, drain: Option<u64>) -> Result<Deploy, String> {
-        let options: Vec<String> = drain
-            .map(|s| vec!["--drain".into(), s.to_string()])
-            .unwrap_or_default();
+        let options: Vec<String> = drain.map(|s| vec!["--drain".into(), s.to_string()]).unwrap_or_default();
         let (streams, channels) = (self.sizes.deploy_streams, self.sizes.deploy_channels);
         let servers = self.redisse_servers("deploy", 3, &options).await?;
-        let mut f = self
-            .behind_nginx(servers, "deploy", channels, streams, true)
-            .await?;
+        let mut f = self.behind_nginx(servers, "deploy", channels, streams, true).await?;
         let url = self.env.redis_url();
         let mut redis = redis::Client::open(url.as_str())
             .map_err(|e| e.to_string())?
@@ -127,23 +113,12 @@ impl Bench {
         let publisher = Publisher::redis(&url).await?;
         let history0 = history_commands(&mut redis).await;
         // The first server is replaced midway by a new process: the others' CPU is what counts.
-        let pids: Vec<u32> = f.servers[1..]
-            .iter()
-            .map(|s| s.pid)
-            .chain(f.workers.iter().copied())
-            .collect();
+        let pids: Vec<u32> = f.servers[1..].iter().map(|s| s.pid).chain(f.workers.iter().copied()).collect();
         let (tag, mark) = self.phase(&mut f.subscribers, &pids).await?;
 
         let (rate, time) = (self.sizes.deploy_rate, self.sizes.deploy_time);
         let names: Vec<String> = (0..channels).map(|c| format!("{}_{c}", f.prefix)).collect();
-        let publishing = paced(
-            &publisher,
-            &names,
-            rate,
-            (rate * time.as_secs_f64()) as u64,
-            tag,
-            time * 2,
-        );
+        let publishing = paced(&publisher, &names, rate, (rate * time.as_secs_f64()) as u64, tag, time * 2);
         let (started, restart_at) = (Instant::now(), self.sizes.deploy_restart_at);
         let (env, redis_pid, all) = (&self.env, self.redis_pid, f.opened.ok);
         let (mut samples, mut terminated, mut restarted) = (Vec::new(), None, None);
@@ -155,27 +130,14 @@ impl Bench {
                 let at = started.elapsed().as_secs_f64();
                 let c = subscribers.stats().await?;
                 let redis_cpu = sys::cpu_seconds(redis_pid).unwrap_or(0.0);
-                samples.push(Sample {
-                    at,
-                    open: c.open,
-                    reconnects: c.reconnects,
-                    redis_cpu,
-                });
+                samples.push(Sample { at, open: c.open, reconnects: c.reconnects, redis_cpu });
                 if terminated.is_none() && started.elapsed() >= restart_at {
                     servers[0].terminate();
                     terminated = Some(at);
                 } else if terminated.is_some() && restarted.is_none() && !servers[0].alive() {
                     let port = servers[0].addr.port();
                     let kind = Kind::Redisse;
-                    servers[0] = Server::start_on(
-                        kind,
-                        env,
-                        "deploy1-new",
-                        DEFAULT_HEARTBEAT,
-                        port,
-                        &options,
-                    )
-                    .await?;
+                    servers[0] = Server::start_on(kind, env, "deploy1-new", DEFAULT_HEARTBEAT, port, &options).await?;
                     restarted = Some(started.elapsed().as_secs_f64());
                 } else if restarted.is_some() && started.elapsed() >= time && c.open == all {
                     break;
@@ -188,9 +150,7 @@ impl Bench {
         watched?;
         let history_commands = (history_commands(&mut redis).await - history0).max(0) as u64;
         let quiet = Duration::from_secs(5);
-        let d = self
-            .delivered(&mut f.subscribers, published, streams as u64, quiet, &mark)
-            .await;
+        let d = self.delivered(&mut f.subscribers, published, streams as u64, quiet, &mark).await;
         f.subscribers.quit().await;
         for server in f.servers {
             server.stop();
@@ -239,33 +199,14 @@ pub fn section(r: &Results) -> Option<Section> {
     ));
     let head = "restart | opened | published | received / expected | lost | duplicated | reconnects | back after s";
     let tail = "history commands | per reconnect | redis CPU % at peak | p50 ms | p99 ms";
-    let mut t = Table::new(
-        1,
-        &format!("{head} | new server up after s | peak reconnects/s | {tail}"),
-    );
+    let mut t = Table::new(1, &format!("{head} | new server up after s | peak reconnects/s | {tail}"));
     for x in &r.deploy {
         let (d, tally) = (&x.d, &x.d.tally);
-        let restart = x
-            .drain
-            .map_or("no drain (0.4's way)".into(), |s| format!("`--drain {s}`"));
-        let row = t.row(&[
-            &restart,
-            &x.opened,
-            &d.published.ok,
-            &d.received(),
-            &d.missing(),
-            &tally.duplicates,
-        ]);
-        row.extend([
-            tally.reconnects.cell(),
-            x.back_after.cell(),
-            x.restarted_after.cell(),
-        ]);
+        let restart = x.drain.map_or("no drain (0.4's way)".into(), |s| format!("`--drain {s}`"));
+        let row = t.row(&[&restart, &x.opened, &d.published.ok, &d.received(), &d.missing(), &tally.duplicates]);
+        row.extend([tally.reconnects.cell(), x.back_after.cell(), x.restarted_after.cell()]);
         row.extend([x.peak_reconnects.round().cell(), x.history_commands.cell()]);
-        row.extend([
-            x.commands_per_reconnect().cell(),
-            x.redis_peak.round().cell(),
-        ]);
+        row.extend([x.commands_per_reconnect().cell(), x.redis_peak.round().cell()]);
         row.extend([d.latency.p50.cell(), d.latency.p99.cell()]);
     }
     s.table(&t);

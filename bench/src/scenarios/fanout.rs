@@ -47,10 +47,7 @@ impl Run {
     fn cells(&self) -> impl Iterator<Item = String> {
         let l = &self.d.latency;
         let figures = [l.p50, l.p99, l.max, self.d.server_us().unwrap_or(f64::NAN)];
-        figures
-            .map(|x| x.cell())
-            .into_iter()
-            .chain(self.d.cpu.cells())
+        figures.map(|x| x.cell()).into_iter().chain(self.d.cpu.cells())
     }
 }
 
@@ -99,23 +96,14 @@ impl Bench {
                 let (tag, mark) = b.phase(&mut f.subscribers, &[f.server.pid]).await?;
                 let count = (rate as f64 * step.as_secs_f64()).round() as u64;
                 let limit = step + Duration::from_secs(10);
-                let published =
-                    paced(&f.publisher, &f.channels, rate as f64, count, tag, limit).await;
+                let published = paced(&f.publisher, &f.channels, rate as f64, count, tag, limit).await;
                 let run = b.fanout_run(&mut f, published, mark).await?;
                 let d = &run.d;
-                let kept_up =
-                    run.publishes_per_s() >= 0.95 * rate as f64 && d.published.errors.is_empty();
+                let kept_up = run.publishes_per_s() >= 0.95 * rate as f64 && d.published.errors.is_empty();
                 let sustained = d.missing() == 0 && d.latency.p99 < SUSTAINED_P99_MS && kept_up;
-                Ok(Step {
-                    offered: rate,
-                    sustained,
-                    run,
-                })
+                Ok(Step { offered: rate, sustained, run })
             };
-            if !self
-                .measure(format!("fanout {rate}/s"), kind, |r| &mut r.fanout, run)
-                .await
-            {
+            if !self.measure(format!("fanout {rate}/s"), kind, |r| &mut r.fanout, run).await {
                 break;
             }
             let open = f.subscribers.stats().await?.open;
@@ -133,32 +121,17 @@ impl Bench {
     }
 
     /// What `published` delivered.
-    async fn fanout_run(
-        &mut self,
-        f: &mut Setup,
-        published: Published,
-        mark: CpuMark,
-    ) -> Result<Run, String> {
+    async fn fanout_run(&mut self, f: &mut Setup, published: Published, mark: CpuMark) -> Result<Run, String> {
         let (streams, quiet) = (f.streams, Duration::from_secs(2));
-        let d = self
-            .delivered(&mut f.subscribers, published, streams as u64, quiet, &mark)
-            .await?;
+        let d = self.delivered(&mut f.subscribers, published, streams as u64, quiet, &mark).await?;
         let (server, channels) = (f.server.kind, f.channels.len());
-        Ok(Run {
-            server,
-            streams,
-            channels,
-            d,
-        })
+        Ok(Run { server, streams, channels, d })
     }
 
     /// As many events as the streams take, for `saturation_time`; then, when
     /// asked, the same again for redisse under `perf record`.
     async fn saturation(&mut self, kind: Kind) -> Result<Saturation, String> {
-        let (streams, channels) = (
-            self.sizes.saturation_streams,
-            self.sizes.saturation_channels,
-        );
+        let (streams, channels) = (self.sizes.saturation_streams, self.sizes.saturation_channels);
         let mut f = self.setup(kind, "sat", channels, streams).await?;
         let run = self.saturate(&mut f).await;
         if run.is_ok() && self.profile && kind == Kind::Redisse {
@@ -168,10 +141,7 @@ impl Bench {
             }
         }
         f.close().await;
-        Ok(Saturation {
-            window: self.sizes.saturation_window,
-            run: run?,
-        })
+        Ok(Saturation { window: self.sizes.saturation_window, run: run? })
     }
 
     async fn saturate(&mut self, f: &mut Setup) -> Result<Run, String> {
@@ -224,21 +194,13 @@ impl Bench {
             return Err("perf recorded no samples".into());
         }
         let (deliveries_per_s, p99) = (run.deliveries_per_s(), run.d.latency.p99);
-        Ok(Profile {
-            deliveries_per_s,
-            p99,
-            top,
-        })
+        Ok(Profile { deliveries_per_s, p99, top })
     }
 }
 
 /// A stream on `channel` that tells the highest event number tagged `tag`
 /// it received, so that the publisher knows what was delivered.
-async fn probe(
-    server: &Server,
-    channel: &str,
-    tag: u32,
-) -> Result<(JoinHandle<()>, watch::Receiver<u64>), String> {
+async fn probe(server: &Server, channel: &str, tag: u32) -> Result<(JoinHandle<()>, watch::Receiver<u64>), String> {
     let path = server.kind.stream_path(channel);
     let open = EventStream::open(server.addr, None, &path, &[]);
     let mut stream = match tokio::time::timeout(Duration::from_secs(10), open).await {
@@ -257,9 +219,7 @@ async fn probe(
                 }
             }
         };
-        while let Ok(Ok(Read::Data(_))) =
-            tokio::time::timeout_at(until.into(), stream.read(&mut on)).await
-        {}
+        while let Ok(Ok(Read::Data(_))) = tokio::time::timeout_at(until.into(), stream.read(&mut on)).await {}
     });
     Ok((task, receiver))
 }
@@ -279,22 +239,12 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
         ));
     }
     let head = "server | offered /s | publishes /s | deliveries /s | lost | closed | p50 ms | p99 ms | max ms";
-    let mut t = Table::new(
-        1,
-        &format!("{head} | CPU µs / delivery | {CPU_COLUMNS} | sustained"),
-    );
+    let mut t = Table::new(1, &format!("{head} | CPU µs / delivery | {CPU_COLUMNS} | sustained"));
     for step in &r.fanout {
         let run = &step.run;
         let closed = with_counts(run.d.tally.closed, &run.d.tally.close_reasons);
         let (name, missing) = (run.server.name(), run.d.missing());
-        let row = t.row(&[
-            &name,
-            &step.offered,
-            &run.publishes(),
-            &run.deliveries_per_s(),
-            &missing,
-            &closed,
-        ]);
+        let row = t.row(&[&name, &step.offered, &run.publishes(), &run.deliveries_per_s(), &missing, &closed]);
         row.extend(run.cells().chain([step.sustained.cell()]));
     }
     s.table(&t);
@@ -302,14 +252,8 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
         let sustained = r.fanout.iter().filter(|f| f.run.server == k && f.sustained);
         sustained.map(|f| f.offered as f64).reduce(f64::max)
     };
-    let mut t = Table::new(
-        1,
-        "server | highest sustained publishes /s | redisse ÷ this",
-    );
-    for k in Kind::ALL
-        .into_iter()
-        .filter(|&k| r.fanout.iter().any(|f| f.run.server == k))
-    {
+    let mut t = Table::new(1, "server | highest sustained publishes /s | redisse ÷ this");
+    for k in Kind::ALL.into_iter().filter(|&k| r.fanout.iter().any(|f| f.run.server == k)) {
         let highest = best(k).map_or("none".into(), |b| b.cell());
         t.row(&[&k.name(), &highest, &ratio(best(Kind::Redisse), best(k))]);
     }
@@ -324,40 +268,22 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
             sat.run.channels.cell(),
             sat.window.cell(),
         ));
-        let nchan = r
-            .saturation
-            .iter()
-            .map(|s| &s.run)
-            .find(|run| run.server == Kind::Nchan);
+        let nchan = r.saturation.iter().map(|s| &s.run).find(|run| run.server == Kind::Nchan);
         let head = "server | publishes /s | deliveries /s | lost | p50 ms | p99 ms | max ms | CPU µs / delivery";
         let ratios = "deliveries ÷ nchan's | CPU / delivery ÷ nchan's";
         let mut t = Table::new(1, &format!("{head} | {CPU_COLUMNS} | {ratios}"));
         for run in r.saturation.iter().map(|s| &s.run) {
-            let row = t.row(&[
-                &run.server.name(),
-                &run.publishes(),
-                &run.deliveries_per_s(),
-                &run.d.missing(),
-            ]);
+            let row = t.row(&[&run.server.name(), &run.publishes(), &run.deliveries_per_s(), &run.d.missing()]);
             row.extend(run.cells());
-            row.push(ratio(
-                Some(run.deliveries_per_s()),
-                nchan.map(Run::deliveries_per_s),
-            ));
-            row.push(ratio(
-                run.d.server_us(),
-                nchan.and_then(|n| n.d.server_us()),
-            ));
+            row.push(ratio(Some(run.deliveries_per_s()), nchan.map(Run::deliveries_per_s)));
+            row.push(ratio(run.d.server_us(), nchan.and_then(|n| n.d.server_us())));
         }
         s.table(&t);
     }
     let mut notes = Vec::new();
     for (i, step) in r.fanout.iter().enumerate() {
         let (run, all) = (&step.run, meta.cores as f64 * 100.0);
-        let busy = run
-            .d
-            .cpu
-            .pct(run.d.cpu.server + run.d.cpu.client + run.d.cpu.redis);
+        let busy = run.d.cpu.pct(run.d.cpu.server + run.d.cpu.client + run.d.cpu.redis);
         if !r.fanout[i + 1..].iter().any(|f| f.run.server == run.server) && busy > 0.85 * all {
             notes.push(format!(
                 "{} at {}/s (its last step): server, client and Redis together used {busy:.0} % of the machine's \

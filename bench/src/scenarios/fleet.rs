@@ -88,10 +88,7 @@ fn workers_for(streams: usize) -> usize {
 
 /// The configuration: `template` with its fields filled in.
 fn render(template: &str, port: u16, workers: usize, upstreams: &[SocketAddr]) -> String {
-    let servers: Vec<String> = upstreams
-        .iter()
-        .map(|a| format!("        server {a} max_fails=0;"))
-        .collect();
+    let servers: Vec<String> = upstreams.iter().map(|a| format!("        server {a} max_fails=0;")).collect();
     let share = 100.0 / UPSTREAM_SOURCES as f64;
     let sources: Vec<String> = (1..=UPSTREAM_SOURCES)
         .map(|i| match i {
@@ -125,13 +122,9 @@ impl Bench {
                 FleetSize::Streams(n) => format!("{n} streams"),
                 FleetSize::Full => "as many streams as they take".into(),
             };
-            let what = format!(
-                "fleet of {} servers behind nginx, {streams}",
-                self.sizes.fleet_servers
-            );
+            let what = format!("fleet of {} servers behind nginx, {streams}", self.sizes.fleet_servers);
             let run = async |b: &mut Self| b.fleet_one(size).await;
-            self.measure(what, Kind::Redisse, |r| &mut r.fleet, run)
-                .await;
+            self.measure(what, Kind::Redisse, |r| &mut r.fleet, run).await;
         }
     }
 
@@ -145,17 +138,7 @@ impl Bench {
         let mut servers = Vec::new();
         for i in 1..=n {
             let (label, port) = (format!("{label}{i}"), free_port()?);
-            servers.push(
-                Server::start_on(
-                    Kind::Redisse,
-                    &self.env,
-                    &label,
-                    DEFAULT_HEARTBEAT,
-                    port,
-                    options,
-                )
-                .await?,
-            );
+            servers.push(Server::start_on(Kind::Redisse, &self.env, &label, DEFAULT_HEARTBEAT, port, options).await?);
         }
         Ok(servers)
     }
@@ -200,34 +183,22 @@ impl Bench {
         eprintln!("bench: {label}: {ok} streams open, {failed} failed, in {seconds:.1} s");
         // The last streams' openings (their lastEventId events) settle.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        Ok(Fleet {
-            servers,
-            nginx,
-            workers: found,
-            subscribers,
-            opened,
-            prefix,
-        })
+        Ok(Fleet { servers, nginx, workers: found, subscribers, opened, prefix })
     }
 
     async fn fleet_one(&mut self, size: FleetSize) -> Result<FleetCase, String> {
-        let servers = self
-            .redisse_servers("fleet", self.sizes.fleet_servers, &[])
-            .await?;
+        let servers = self.redisse_servers("fleet", self.sizes.fleet_servers, &[]).await?;
         let streams = match size {
             FleetSize::Streams(n) => n,
             FleetSize::Full => {
                 let capacity: Option<u64> = servers.iter().map(Server::max_streams).sum();
-                let capacity =
-                    capacity.ok_or("a server did not say how many streams it takes")? as usize;
+                let capacity = capacity.ok_or("a server did not say how many streams it takes")? as usize;
                 // Each worker round-robins on its own, so one server may get
                 // up to one stream per worker more than the average.
                 capacity.saturating_sub(servers.len() * workers_for(capacity))
             }
         };
-        let mut f = self
-            .behind_nginx(servers, "fleet", 1, streams, false)
-            .await?;
+        let mut f = self.behind_nginx(servers, "fleet", 1, streams, false).await?;
         let mut servers = Vec::new();
         for s in &f.servers {
             let stats = redisse_stats(s.addr).await;
@@ -242,8 +213,7 @@ impl Bench {
             });
         }
         let workers = f.workers.iter();
-        let workers =
-            workers.map(|&p| (sys::rss_kib(p).unwrap_or(0), sys::fd_count(p).unwrap_or(0)));
+        let workers = workers.map(|&p| (sys::rss_kib(p).unwrap_or(0), sys::fd_count(p).unwrap_or(0)));
         let workers: Vec<(u64, usize)> = workers.collect();
         let (tcp, memory) = (sys::tcp_sockets(), sys::memory_kib());
         let master_rss_kib = sys::rss_kib(f.nginx.pid()).unwrap_or(0);
@@ -253,27 +223,19 @@ impl Bench {
         let redisse_pids: Vec<u32> = f.servers.iter().map(|s| s.pid).collect();
         let all_pids: Vec<u32> = redisse_pids.iter().chain(&f.workers).copied().collect();
         let (tag, mark) = self.phase(&mut f.subscribers, &all_pids).await?;
-        let (redisse0, nginx0) = (
-            sys::cpu_seconds_of(&redisse_pids),
-            sys::cpu_seconds_of(&f.workers),
-        );
+        let (redisse0, nginx0) = (sys::cpu_seconds_of(&redisse_pids), sys::cpu_seconds_of(&f.workers));
         let (events, interval) = (self.sizes.fleet_events, self.sizes.fleet_interval);
         let channel = [format!("{}_0", f.prefix)];
         let published = every(&publisher, &channel, interval, events, tag).await;
         let quiet = Duration::from_secs(5);
-        let d = self
-            .delivered(&mut f.subscribers, published, f.opened.ok, quiet, &mark)
-            .await;
+        let d = self.delivered(&mut f.subscribers, published, f.opened.ok, quiet, &mark).await;
         let redisse_cpu = sys::cpu_seconds_of(&redisse_pids) - redisse0;
         let nginx_cpu = sys::cpu_seconds_of(&f.workers) - nginx0;
         f.subscribers.quit().await;
         f.nginx.stop(Duration::from_secs(10));
         for (server, record) in f.servers.into_iter().zip(&mut servers) {
             let after = redisse_stats(server.addr).await;
-            record.events_sent = record
-                .events_sent
-                .zip(after)
-                .map(|(b, a)| a.events.saturating_sub(b));
+            record.events_sent = record.events_sent.zip(after).map(|(b, a)| a.events.saturating_sub(b));
             server.stop();
         }
         Ok(FleetCase {
@@ -305,19 +267,15 @@ struct RedisseStats {
 async fn redisse_stats(addr: SocketAddr) -> Option<RedisseStats> {
     let get = async {
         let mut socket = sse_client::connect(addr, None).await.ok()?;
-        let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("GET / HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
         socket.write_all(request.as_bytes()).await.ok()?;
         let mut buf = Vec::new();
         let head = sse_client::read_head(&mut socket, &mut buf).await.ok()?;
-        let body = sse_client::read_body(&mut socket, &head, &mut buf)
-            .await
-            .ok()?;
+        let body = sse_client::read_body(&mut socket, &head, &mut buf).await.ok()?;
         serde_json::from_slice(&body).ok()
     };
-    tokio::time::timeout(Duration::from_secs(5), get)
-        .await
-        .ok()
-        .flatten()
+    tokio::time::timeout(Duration::from_secs(5), get).await.ok().flatten()
 }
 
 pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
@@ -336,41 +294,20 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
         WORKER_CONNECTIONS.cell(),
         interval_ms.cell(),
     ));
-    let head =
-        "streams | nginx workers | opened | failed | closed | all open in s | connect p50 / p99 ms";
+    let head = "streams | nginx workers | opened | failed | closed | all open in s | connect p50 / p99 ms";
     let tail = "redisse CPU % | nginx CPU % | client CPU % | redis CPU % | other CPU %";
     let latency = "p50 ms | p95 ms | p99 ms | max ms";
-    let mut t = Table::new(
-        1,
-        &format!("{head} | received / expected | missing | {latency} | {tail}"),
-    );
+    let mut t = Table::new(1, &format!("{head} | received / expected | missing | {latency} | {tail}"));
     for f in &r.fleet {
         let (o, d, c) = (&f.opened, &f.d, &f.d.cpu);
-        let capacity = if f.full {
-            " (the servers' capacity)"
-        } else {
-            ""
-        };
+        let capacity = if f.full { " (the servers' capacity)" } else { "" };
         let streams = f.streams.cell() + capacity;
         let connect = o.connect.ms();
-        let (failed, connect) = (
-            with_counts(o.failed, &o.errors),
-            of(connect.p50, connect.p99),
-        );
-        let row = t.row(&[
-            &streams,
-            &f.workers.len(),
-            &o.ok,
-            &failed,
-            &d.tally.closed,
-            &o.elapsed_s,
-            &connect,
-        ]);
+        let (failed, connect) = (with_counts(o.failed, &o.errors), of(connect.p50, connect.p99));
+        let row = t.row(&[&streams, &f.workers.len(), &o.ok, &failed, &d.tally.closed, &o.elapsed_s, &connect]);
         row.extend([d.received(), d.missing().cell()]);
         row.extend(d.latency.cells());
-        row.extend(
-            [f.redisse_cpu, f.nginx_cpu, c.client, c.redis, c.other].map(|x| c.pct(x).cell()),
-        );
+        row.extend([f.redisse_cpu, f.nginx_cpu, c.client, c.redis, c.other].map(|x| c.pct(x).cell()));
     }
     s.table(&t);
     processes(&mut s, big);
@@ -386,41 +323,20 @@ fn processes(s: &mut Section, f: &FleetCase) {
          upstream socket each):",
         opened.cell()
     ));
-    let mut t = Table::new(
-        1,
-        "process | streams | RSS (MiB) | fds | events written in the broadcast",
-    );
+    let mut t = Table::new(1, "process | streams | RSS (MiB) | fds | events written in the broadcast");
     for server in &f.servers {
         let name = format!("redisse :{}", server.port);
-        t.row(&[
-            &name,
-            &server.connected,
-            &mib(server.rss_kib),
-            &server.fds,
-            &server.events_sent,
-        ]);
+        t.row(&[&name, &server.connected, &mib(server.rss_kib), &server.fds, &server.events_sent]);
     }
     let server_rss: u64 = f.servers.iter().map(|s| s.rss_kib).sum();
     let connected: Option<u64> = f.servers.iter().map(|s| s.connected).sum();
     let events: Option<u64> = f.servers.iter().map(|s| s.events_sent).sum();
     let bold = |c: &dyn Cell| format!("**{}**", c.cell());
     let all = format!("redisse, all {}", f.servers.len());
-    t.row(&[
-        &bold(&all),
-        &bold(&connected),
-        &bold(&mib(server_rss)),
-        &"",
-        &bold(&events),
-    ]);
+    t.row(&[&bold(&all), &bold(&connected), &bold(&mib(server_rss)), &"", &bold(&events)]);
     for (i, (rss, fds)) in f.workers.iter().enumerate() {
         let name = format!("nginx worker {}", i + 1);
-        t.row(&[
-            &name,
-            &format!("~{}", (fds / 2).cell()),
-            &mib(*rss),
-            fds,
-            &"",
-        ]);
+        t.row(&[&name, &format!("~{}", (fds / 2).cell()), &mib(*rss), fds, &""]);
     }
     let nginx_rss = f.workers.iter().map(|w| w.0).sum::<u64>() + f.master_rss_kib;
     let nginx = format!("nginx, {} workers and the master", f.workers.len());
@@ -448,21 +364,12 @@ fn processes(s: &mut Section, f: &FleetCase) {
 
 /// What bounds the fleet's size here: each limit as a ceiling on streams.
 fn limits(s: &mut Section, f: &FleetCase, meta: &Meta) {
-    let (n, workers, sources) = (
-        f.servers.len() as u64,
-        f.workers.len() as u64,
-        f.broadcast.2 as u64,
-    );
+    let (n, workers, sources) = (f.servers.len() as u64, f.workers.len() as u64, f.broadcast.2 as u64);
     let max_streams = f.servers.iter().filter_map(|s| s.max_streams).min();
     let busiest = f.servers.iter().filter_map(|s| s.connected).max();
     let worker_streams = FD_LIMIT.min(WORKER_CONNECTIONS) / 2;
     let ports = sys::ephemeral_ports();
-    let rss: u64 = f
-        .servers
-        .iter()
-        .map(|s| s.rss_kib)
-        .chain(f.workers.iter().map(|w| w.0))
-        .sum();
+    let rss: u64 = f.servers.iter().map(|s| s.rss_kib).chain(f.workers.iter().map(|w| w.0)).sum();
     let held = rss + f.master_rss_kib + f.clients.1 + f.tcp.1;
     let per_stream = held as f64 / f.opened.ok.max(1) as f64;
     let gib = |kib: u64| format!("{:.1} GiB", kib as f64 / 1024.0 / 1024.0);
@@ -475,37 +382,22 @@ fn limits(s: &mut Section, f: &FleetCase, meta: &Meta) {
             format!("{} in the busiest server", busiest.cell()),
         ),
         (
-            format!(
-                "nginx's descriptors: two per stream, {} per worker × {workers}",
-                worker_streams.cell()
-            ),
+            format!("nginx's descriptors: two per stream, {} per worker × {workers}", worker_streams.cell()),
             worker_streams * workers,
             format!("{} fds in the fullest worker", fullest_worker.cell()),
         ),
         (
-            format!(
-                "the clients' ports: {} per pair × {sources} source addresses",
-                ports.cell()
-            ),
+            format!("the clients' ports: {} per pair × {sources} source addresses", ports.cell()),
             ports * sources,
             format!("{} per address", ok.div_ceil(sources.max(1)).cell()),
         ),
         (
-            format!(
-                "nginx's ports to the servers: {} × {UPSTREAM_SOURCES} addresses × {n} servers",
-                ports.cell()
-            ),
+            format!("nginx's ports to the servers: {} × {UPSTREAM_SOURCES} addresses × {n} servers", ports.cell()),
             ports * UPSTREAM_SOURCES * n,
-            format!(
-                "{} per pair",
-                busiest.map(|b| b.div_ceil(UPSTREAM_SOURCES)).cell()
-            ),
+            format!("{} per pair", busiest.map(|b| b.div_ceil(UPSTREAM_SOURCES)).cell()),
         ),
         (
-            format!(
-                "memory: {per_stream:.1} KiB per stream (RSS and socket buffers), {} free",
-                gib(free)
-            ),
+            format!("memory: {per_stream:.1} KiB per stream (RSS and socket buffers), {} free", gib(free)),
             ok + (free as f64 / per_stream.max(1e-3)) as u64,
             format!("{} held of {}", gib(held), gib(f.memory.0)),
         ),
@@ -544,19 +436,13 @@ mod tests {
 
     #[test]
     fn the_template_is_filled_in() {
-        let upstreams = [
-            "127.0.0.1:9001".parse().unwrap(),
-            "127.0.0.1:9002".parse().unwrap(),
-        ];
+        let upstreams = ["127.0.0.1:9001".parse().unwrap(), "127.0.0.1:9002".parse().unwrap()];
         let conf = render(include_str!("../../fleet/nginx.conf"), 8080, 8, &upstreams);
         // Every field filled in, outside the comments that name them too.
         for line in conf.lines().filter(|l| !l.trim_start().starts_with('#')) {
             assert!(!line.contains('@'), "{line}");
         }
-        assert!(
-            conf.contains("worker_processes 8;")
-                && conf.contains("listen 127.0.0.1:8080 reuseport")
-        );
+        assert!(conf.contains("worker_processes 8;") && conf.contains("listen 127.0.0.1:8080 reuseport"));
         assert!(conf.contains("        server 127.0.0.1:9002 max_fails=0;\n"));
         assert!(conf.contains("        12.50% 127.0.1.7;\n        * 127.0.1.8;\n"));
     }

@@ -28,30 +28,19 @@ impl Bench {
         for n in self.sizes.idle_streams.clone() {
             for kind in self.servers.clone() {
                 let run = async |b: &mut Self| b.idle_one(kind, n, 0).await;
-                self.measure(format!("idle {n}"), kind, |r| &mut r.idle, run)
-                    .await;
+                self.measure(format!("idle {n}"), kind, |r| &mut r.idle, run).await;
             }
         }
         // nchan+redis holds its streams as nchan does: one nchan is enough.
         let (n, cookie) = (self.sizes.cookie_streams, self.sizes.cookie_bytes);
-        for kind in self
-            .servers
-            .clone()
-            .into_iter()
-            .filter(|&k| k != Kind::NchanRedis)
-        {
+        for kind in self.servers.clone().into_iter().filter(|&k| k != Kind::NchanRedis) {
             let run = async |b: &mut Self| b.idle_one(kind, n, cookie).await;
             let what = format!("idle {n} with a {cookie}-byte cookie");
             self.measure(what, kind, |r| &mut r.cookie, run).await;
         }
     }
 
-    async fn idle_one(
-        &mut self,
-        kind: Kind,
-        n: usize,
-        cookie_bytes: usize,
-    ) -> Result<Idle, String> {
+    async fn idle_one(&mut self, kind: Kind, n: usize, cookie_bytes: usize) -> Result<Idle, String> {
         let label = format!("idle{n}");
         let mut server = Server::start(kind, &self.env, &label, self.env.heartbeat).await?;
         let rss_before_kib = server.rss_kib();
@@ -100,32 +89,17 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
         meta.heartbeat
     ));
     let head = "server | streams | opened | failed | closed | RSS before (MiB) | RSS with (MiB) | KiB / stream | fds";
-    let mut t = Table::new(
-        1,
-        &format!("{head} | {CPU_COLUMNS} | heartbeat bytes/s received"),
-    );
+    let mut t = Table::new(1, &format!("{head} | {CPU_COLUMNS} | heartbeat bytes/s received"));
     for i in &r.idle {
         let failed = with_counts(i.opened.failed, &i.opened.errors);
-        let row = t.row(&[
-            &i.server.name(),
-            &i.streams,
-            &i.opened.ok,
-            &failed,
-            &i.closed,
-        ]);
-        row.extend([
-            mib(i.rss_before_kib),
-            mib(i.rss_with_kib),
-            i.kib_per_stream.cell(),
-            i.fds.cell(),
-        ]);
+        let row = t.row(&[&i.server.name(), &i.streams, &i.opened.ok, &failed, &i.closed]);
+        row.extend([mib(i.rss_before_kib), mib(i.rss_with_kib), i.kib_per_stream.cell(), i.fds.cell()]);
         row.extend(i.cpu.cells());
         row.push(i.heartbeat_bytes_per_s.cell());
     }
     s.table(&t);
     let of = |k: Kind, n: usize| r.idle.iter().find(|i| i.server == k && i.streams == n);
-    let head =
-        "streams | KiB / stream ÷ nchan | ÷ nchan+redis | server CPU ÷ nchan | ÷ nchan+redis";
+    let head = "streams | KiB / stream ÷ nchan | ÷ nchan+redis | server CPU ÷ nchan | ÷ nchan+redis";
     let mut ratio_table = Table::new(1, head);
     let mut counts: Vec<usize> = r.idle.iter().map(|i| i.streams).collect();
     counts.dedup();
@@ -134,8 +108,7 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
         row.extend(ratios(|k| of(k, n).map(|i| i.kib_per_stream)));
         row.extend(ratios(|k| of(k, n).map(|i| i.cpu.server)));
     }
-    s.text("Ratios (redisse / other; lower is better):")
-        .table(&ratio_table);
+    s.text("Ratios (redisse / other; lower is better):").table(&ratio_table);
     if let Some(c) = r.cookie.first() {
         s.text(format!(
             "With a session cookie: the same streams, each request carrying a {}-byte `Cookie` header (as a Rails \
@@ -149,15 +122,7 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
             let plain = of(c.server, c.streams).map(|i| i.kib_per_stream);
             let (o, ours) = (&c.opened, Some(c.kib_per_stream));
             let failed = with_counts(o.failed, &o.errors);
-            t.row(&[
-                &c.server.name(),
-                &c.streams,
-                &o.ok,
-                &failed,
-                &plain,
-                &ours,
-                &ratio(ours, plain),
-            ]);
+            t.row(&[&c.server.name(), &c.streams, &o.ok, &failed, &plain, &ours, &ratio(ours, plain)]);
         }
         s.table(&t);
     }

@@ -39,12 +39,7 @@ impl Bench {
             .arg("-I")
             .arg(self.root.join("lib"))
             .arg(self.root.join(script))
-            .args([
-                "--redis",
-                &self.env.redis_url(),
-                "--seconds",
-                &seconds.to_string(),
-            ])
+            .args(["--redis", &self.env.redis_url(), "--seconds", &seconds.to_string()])
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())

@@ -82,15 +82,10 @@ impl Sizes {
             cookie_bytes: 6 * 1024,
             idle_settle: Duration::from_secs(3),
             idle_window: Duration::from_secs(5),
-            broadcast: vec![
-                (1000, 50, Duration::from_millis(20)),
-                (10_000, 50, Duration::from_millis(250)),
-            ],
+            broadcast: vec![(1000, 50, Duration::from_millis(20)), (10_000, 50, Duration::from_millis(250))],
             fanout_streams: 1000,
             fanout_channels: 10,
-            fanout_rates: vec![
-                500, 1000, 2000, 3000, 4000, 6000, 8000, 12_000, 16_000, 24_000, 32_000,
-            ],
+            fanout_rates: vec![500, 1000, 2000, 3000, 4000, 6000, 8000, 12_000, 16_000, 24_000, 32_000],
             fanout_step: Duration::from_secs(10),
             saturation_streams: 10_000,
             saturation_channels: 10,
