@@ -6,7 +6,8 @@
 //!   with subscriber processes and a publisher, and writes DIR/REPORT.md.
 //! - `redisse-bench subscribe ...` is one subscriber process (subscribe.rs).
 //!
-//! All traffic goes to 127.0.0.0/8; every wait has a deadline.
+//! It runs from the repository's root. All traffic goes to 127.0.0.0/8;
+//! every wait has a deadline.
 
 mod hist;
 mod publish;
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 
 use crate::report::Meta;
-use crate::scenarios::{Bench, FleetSize, Scenario, Sizes};
+use crate::scenarios::{Bench, Scenario, Sizes};
 use crate::servers::{Env, Kind};
 
 #[derive(Parser)]
@@ -45,47 +46,15 @@ struct RunOptions {
     /// Where REPORT.md and the servers' work files go (default: a new temporary directory).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The repository (default: the current directory).
-    #[arg(long)]
-    root: Option<PathBuf>,
-    /// Default: target/release/redisse.
-    #[arg(long)]
-    redisse_bin: Option<PathBuf>,
-    /// Default: bench/nchan/nginx.conf.
-    #[arg(long)]
-    nchan_conf: Option<PathBuf>,
-    /// Default: bench/fleet/nginx.conf.
-    #[arg(long)]
-    fleet_conf: Option<PathBuf>,
     /// Default: all of them.
     #[arg(long, value_enum, value_delimiter = ',')]
     scenarios: Vec<Scenario>,
     /// Default: all of them.
     #[arg(long, value_enum, value_delimiter = ',')]
     servers: Vec<Kind>,
-    /// Seconds between heartbeats in the idle scenario.
-    #[arg(long, default_value_t = 1)]
-    heartbeat: u32,
     /// Profiles redisse with `perf record` during the fan-out at saturation.
     #[arg(long)]
     profile: bool,
-    /// The fan-out's offered rates, in publishes per second.
-    #[arg(long, value_delimiter = ',')]
-    fanout_rates: Vec<u64>,
-    /// Events in flight per channel at most in the fan-out at saturation.
-    #[arg(long)]
-    saturation_window: Option<u64>,
-    /// Seconds each fan-out step lasts.
-    #[arg(long)]
-    step_seconds: Option<f64>,
-    /// The fleet's cases: numbers of streams, or `full` for as many as the servers take.
-    #[arg(long, value_delimiter = ',')]
-    fleet_streams: Vec<FleetSize>,
-    /// Events of the fleet's broadcast.
-    #[arg(long)]
-    fleet_events: Option<u64>,
-    #[arg(long)]
-    fleet_interval_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -105,34 +74,16 @@ fn main() -> ExitCode {
 /// Runs the scenarios and writes the report; false if a case could not run.
 fn run(o: RunOptions) -> Result<bool, String> {
     let started = Instant::now();
-    let root = match o.root {
-        Some(root) => root,
-        None => std::env::current_dir().map_err(|e| e.to_string())?,
-    };
+    let root = std::env::current_dir().map_err(|e| e.to_string())?;
     let out = o.out.unwrap_or_else(|| std::env::temp_dir().join(format!("redisse-bench-{}", std::process::id())));
     let work = out.join("work");
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    let mut sizes = if o.quick { Sizes::quick() } else { Sizes::full() };
-    sizes.fanout_rates = given(o.fanout_rates, sizes.fanout_rates);
-    sizes.fleet_sizes = given(o.fleet_streams, sizes.fleet_sizes);
-    sizes.saturation_window = o.saturation_window.unwrap_or(sizes.saturation_window);
-    sizes.fanout_step = o.step_seconds.map_or(sizes.fanout_step, Duration::from_secs_f64);
-    sizes.fleet_events = o.fleet_events.unwrap_or(sizes.fleet_events);
-    sizes.fleet_interval = o.fleet_interval_ms.map_or(sizes.fleet_interval, Duration::from_millis);
-    let sources = subscribers::source_addresses(sizes.sources);
-    let scenarios = given(o.scenarios, Scenario::value_variants().to_vec());
-    let servers = given(o.servers, Kind::ALL.to_vec());
+    let sizes = if o.quick { Sizes::quick() } else { Sizes::full() };
+    let scenarios = if o.scenarios.is_empty() { Scenario::value_variants().to_vec() } else { o.scenarios };
+    let servers = if o.servers.is_empty() { Kind::ALL.to_vec() } else { o.servers };
     let fd_limit = sys::raise_nofile();
 
     let (mut redis, redis_port) = servers::start_redis(&work)?;
-    let env = Env {
-        work: work.clone(),
-        redisse_bin: o.redisse_bin.unwrap_or(root.join("target/release/redisse")),
-        nchan_conf: o.nchan_conf.unwrap_or(root.join("bench/nchan/nginx.conf")),
-        fleet_conf: o.fleet_conf.unwrap_or(root.join("bench/fleet/nginx.conf")),
-        heartbeat: o.heartbeat,
-        redis_port,
-    };
     let kind = if o.quick { "quick" } else { "full" };
     eprintln!(
         "bench: {kind} run, open-file limit {fd_limit}, redis-server on port {redis_port}, work files in {}",
@@ -141,9 +92,7 @@ fn run(o: RunOptions) -> Result<bool, String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let run_id = (sys::now_us() / 1_000_000 % 100_000) as u32;
     let mut bench = Bench {
-        env,
-        exe: std::env::current_exe().map_err(|e| e.to_string())?,
-        root: root.clone(),
+        env: Env { root: root.clone(), work, redis_port },
         sizes,
         servers,
         redis_pid: redis.pid(),
@@ -151,6 +100,7 @@ fn run(o: RunOptions) -> Result<bool, String> {
         run_id,
         tag: run_id * 1000,
         results: Default::default(),
+        disturbed: Default::default(),
     };
     runtime.block_on(async {
         for scenario in scenarios {
@@ -159,8 +109,7 @@ fn run(o: RunOptions) -> Result<bool, String> {
     });
     redis.stop(Duration::from_secs(5));
 
-    let mut meta = Meta::gather(&root, o.quick, o.heartbeat, sources, fd_limit);
-    meta.duration = started.elapsed();
+    let meta = Meta::gather(&root, o.quick, &bench.sizes, fd_limit, started.elapsed());
     let md = report::markdown(&bench, &meta);
     let path = out.join("REPORT.md");
     std::fs::write(&path, &md).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -168,17 +117,7 @@ fn run(o: RunOptions) -> Result<bool, String> {
     eprintln!("bench: report written to {}", path.display());
     let failures = &bench.results.failures;
     if !failures.is_empty() {
-        let n = failures.len();
-        eprintln!("bench: {n} case(s) did not run:\n  {}", failures.join("\n  "));
+        eprintln!("bench: {} case(s) did not run:\n  {}", failures.len(), failures.join("\n  "));
     }
     Ok(failures.is_empty())
-}
-
-/// The values given on the command line, else the defaults.
-fn given<T>(values: Vec<T>, default: Vec<T>) -> Vec<T> {
-    if values.is_empty() {
-        default
-    } else {
-        values
-    }
 }

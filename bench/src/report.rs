@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::scenarios::Bench;
+use crate::scenarios::{Bench, Sizes};
 use crate::servers::{Kind, DEFAULT_HEARTBEAT};
 
 /// How a figure reads in a table: whole numbers with thousands separators,
@@ -187,7 +187,7 @@ pub struct Meta {
 }
 
 impl Meta {
-    pub fn gather(root: &Path, quick: bool, heartbeat: u32, sources: String, fd_limit: u64) -> Meta {
+    pub fn gather(root: &Path, quick: bool, sizes: &Sizes, fd_limit: u64, duration: Duration) -> Meta {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let memory = crate::sys::memory_kib().0 as f64 / 1024.0 / 1024.0;
         let root = root.to_string_lossy();
@@ -211,9 +211,9 @@ impl Meta {
             machine: format!("{cores} cores, {memory:.0} GiB, Linux {kernel}, open-file limit {fd_limit} per process"),
             versions: format!("{}; {} with nchan {}; {}", versions[0], versions[1], versions[2], versions[3]),
             cores,
-            heartbeat,
-            sources,
-            duration: Duration::ZERO,
+            heartbeat: sizes.idle_heartbeat,
+            sources: crate::subscribers::source_addresses(sizes.sources),
+            duration,
         }
     }
 }

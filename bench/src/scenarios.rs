@@ -13,11 +13,11 @@ mod idle;
 mod ruby_publishing;
 mod sizes;
 
-use std::path::PathBuf;
+use std::cell::Cell as Slot;
 use std::time::{Duration, Instant};
 
 pub use deploy::COMMANDS_PER_LONE_READ;
-pub use sizes::{FleetSize, Sizes};
+pub use sizes::Sizes;
 
 use crate::hist::Latency;
 use crate::publish::{Published, Publisher};
@@ -59,9 +59,6 @@ pub struct Results {
 /// A run: what to measure against which servers, and the results so far.
 pub struct Bench {
     pub env: Env,
-    /// This program, run again as subscriber processes.
-    pub exe: PathBuf,
-    pub root: PathBuf,
     pub sizes: Sizes,
     pub servers: Vec<Kind>,
     pub redis_pid: u32,
@@ -71,32 +68,9 @@ pub struct Bench {
     /// The last tag given to a phase's events.
     pub tag: u32,
     pub results: Results,
-}
-
-/// A case's record, which `Bench::measure` takes again while other
-/// processes disturbed it: it tells the CPU the case used.
-trait Case {
-    fn cpu(&self) -> &Cpu;
-}
-
-macro_rules! cases {
-    ($($case:ty => $($cpu:ident).+;)*) => {$(
-        impl Case for $case {
-            fn cpu(&self) -> &Cpu {
-                &self.$($cpu).+
-            }
-        }
-    )*};
-}
-
-cases! {
-    idle::Idle => cpu;
-    broadcast::Broadcast => d.cpu;
-    fanout::Step => run.d.cpu;
-    fanout::Saturation => run.d.cpu;
-    avalanche::Avalanche => cpu;
-    fleet::FleetCase => d.cpu;
-    deploy::Deploy => d.cpu;
+    /// The most of a core other processes took in a measured window of the
+    /// case under way (%): `measure` runs a disturbed case again.
+    pub disturbed: Slot<f64>,
 }
 
 /// More than a quarter of a core went to other processes during a case.
@@ -147,7 +121,6 @@ impl Bench {
     /// Streams on `channels` channels of `prefix`, 100 opening at a time per process.
     fn spec(&self, server: &Server, prefix: &str, channels: usize, streams: usize) -> Spec {
         Spec {
-            exe: self.exe.clone(),
             server: server.addr,
             path: server.kind.stream_path(&format!("{prefix}_{{c}}")),
             channels,
@@ -207,13 +180,10 @@ impl Bench {
         let now = self.cpu_mark(&mark.pids, subscribers);
         let (server, client) = (now.server - mark.server, now.client - mark.client);
         let redis = now.redis - mark.redis;
-        Cpu {
-            server,
-            client,
-            redis,
-            other: (now.machine - mark.machine - server - client - redis).max(0.0),
-            window: now.at.duration_since(mark.at).as_secs_f64(),
-        }
+        let other = (now.machine - mark.machine - server - client - redis).max(0.0);
+        let cpu = Cpu { server, client, redis, other, window: now.at.duration_since(mark.at).as_secs_f64() };
+        self.disturbed.set(self.disturbed.get().max(cpu.pct(other)));
+        cpu
     }
 
     /// Starts a phase: from now on the subscribers count only events with
@@ -270,7 +240,7 @@ impl Bench {
     /// Runs a case on a quiet machine, again once if other processes
     /// disturbed it (full runs only), and stores the less disturbed into
     /// `store`; a case that cannot run at all is a failure. True if stored.
-    async fn measure<C: Case>(
+    async fn measure<C>(
         &mut self,
         what: String,
         kind: Kind,
@@ -279,25 +249,27 @@ impl Bench {
     ) -> bool {
         eprintln!("bench: {what} / {}", kind.name());
         let attempts = if self.sizes.quiet_wait.is_zero() { 1 } else { 2 };
-        let mut best: Option<C> = None;
+        let mut best: Option<(C, f64)> = None;
         for attempt in 1..=attempts {
             self.wait_quiet().await;
-            match run(self).await {
+            self.disturbed.set(0.0);
+            let other = match run(self).await {
                 Err(e) => {
                     self.fail(&what, Some(kind), e);
                     return false;
                 }
-                Ok(c) if best.as_ref().is_some_and(|b| b.cpu().other <= c.cpu().other) => {}
-                Ok(c) => best = Some(c),
+                Ok(c) => (c, self.disturbed.get()),
+            };
+            if best.as_ref().is_none_or(|b| other.1 < b.1) {
+                best = Some(other);
             }
-            let cpu = best.as_ref().expect("a case").cpu();
-            let other = cpu.pct(cpu.other);
+            let other = best.as_ref().map_or(0.0, |b| b.1);
             if other <= DISTURBED_PCT || attempt == attempts {
                 break;
             }
             eprintln!("bench: {what} was disturbed by other processes ({other} % of a core): measuring it again");
         }
-        best.map(|c| store(&mut self.results).push(c)).is_some()
+        best.map(|(c, _)| store(&mut self.results).push(c)).is_some()
     }
 }
 

@@ -41,22 +41,22 @@ impl Kind {
     }
 }
 
-/// What every server needs to know.
+/// What every server needs to know: the repository, where work files go, and Redis.
 pub struct Env {
+    pub root: PathBuf,
     pub work: PathBuf,
-    pub redisse_bin: PathBuf,
-    pub nchan_conf: PathBuf,
-    /// The fleet scenario's nginx configuration template.
-    pub fleet_conf: PathBuf,
-    /// Seconds between heartbeats (redisse) and pings (nchan) on every
-    /// stream in the idle scenario, short to make their cost visible.
-    pub heartbeat: u32,
     pub redis_port: u16,
 }
 
 impl Env {
     pub fn redis_url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.redis_port)
+    }
+
+    /// bench/`name`/nginx.conf, a template whose `@FIELD@`s the caller fills in.
+    pub fn nginx_template(&self, name: &str) -> Result<String, String> {
+        let path = self.root.join("bench").join(name).join("nginx.conf");
+        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     }
 }
 
@@ -205,14 +205,13 @@ impl Server {
         let dir = env.work.join(format!("{label}-{}", kind.name().replace('+', "-")));
         let mut proc = match kind {
             Kind::Redisse => {
-                let mut command = Command::new(&env.redisse_bin);
+                let mut command = Command::new(env.root.join("target/release/redisse"));
                 command.args(["--redis", &env.redis_url(), "-p", &port.to_string(), "-a", "127.0.0.1"]);
                 command.args(["--heartbeat", &heartbeat.to_string(), "--stdout"]).args(options);
                 Proc::spawn(kind.name(), &mut command, dir)?
             }
             Kind::Nchan | Kind::NchanRedis => {
-                let template = fs::read_to_string(&env.nchan_conf)
-                    .map_err(|e| format!("cannot read {}: {e}", env.nchan_conf.display()))?;
+                let template = env.nginx_template("nchan")?;
                 let use_redis = if kind == Kind::NchanRedis { "on" } else { "off" };
                 let conf = template
                     .replace("@PORT@", &port.to_string())

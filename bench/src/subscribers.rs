@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -18,7 +17,6 @@ use crate::sys;
 const STREAMS_PER_PROCESS: usize = 5000;
 
 pub struct Spec {
-    pub exe: PathBuf,
     pub server: SocketAddr,
     /// The request path; `{c}` becomes the channel number.
     pub path: String,
@@ -56,9 +54,10 @@ impl Subscribers {
     pub async fn spawn(spec: &Spec) -> Result<Subscribers, String> {
         let count = spec.streams.div_ceil(STREAMS_PER_PROCESS).max(spec.streams.min(2));
         let per = spec.streams.div_ceil(count.max(1));
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut processes = Vec::new();
         for first in (0..spec.streams).step_by(per.max(1)) {
-            let mut child = Command::new(&spec.exe)
+            let mut child = Command::new(&exe)
                 .arg("subscribe")
                 .args(["--server", &spec.server.to_string(), "--path", &spec.path])
                 .args(["--channels", &spec.channels.to_string()])
@@ -74,7 +73,7 @@ impl Subscribers {
                 .stderr(Stdio::inherit())
                 .kill_on_drop(true)
                 .spawn()
-                .map_err(|e| format!("cannot run {} subscribe: {e}", spec.exe.display()))?;
+                .map_err(|e| format!("cannot run {} subscribe: {e}", exe.display()))?;
             processes.push(Process {
                 pid: child.id().unwrap_or(0),
                 stdin: child.stdin.take().ok_or("no stdin")?,

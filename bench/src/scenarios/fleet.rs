@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::{Bench, Delivered, FleetSize, Results};
+use super::sizes::FleetSize;
+use super::{Bench, Delivered, Results};
 use crate::publish::{every, Publisher};
 use crate::report::{mib, of, with_counts, Cell, Meta, Section, Table};
 use crate::servers::{free_port, Kind, Proc, Server, DEFAULT_HEARTBEAT};
@@ -155,8 +156,7 @@ impl Bench {
     ) -> Result<Fleet, String> {
         let (port, workers) = (free_port()?, workers_for(streams));
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let template = std::fs::read_to_string(&self.env.fleet_conf)
-            .map_err(|e| format!("cannot read {}: {e}", self.env.fleet_conf.display()))?;
+        let template = self.env.nginx_template("fleet")?;
         let upstreams: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
         let conf = render(&template, port, workers, &upstreams);
         let mut nginx = Proc::nginx("nginx (fleet)", &conf, self.env.work.join("fleet-nginx"))?;

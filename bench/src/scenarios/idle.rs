@@ -42,7 +42,7 @@ impl Bench {
 
     async fn idle_one(&mut self, kind: Kind, n: usize, cookie_bytes: usize) -> Result<Idle, String> {
         let label = format!("idle{n}");
-        let mut server = Server::start(kind, &self.env, &label, self.env.heartbeat).await?;
+        let mut server = Server::start(kind, &self.env, &label, self.sizes.idle_heartbeat).await?;
         let rss_before_kib = server.rss_kib();
         let channels = self.sizes.idle_channels;
         let mut spec = self.spec(&server, &self.prefix(&label), channels, n);

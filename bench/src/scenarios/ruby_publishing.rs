@@ -37,10 +37,10 @@ impl Bench {
         let (seconds, script) = (self.sizes.publisher_seconds, "bench/publisher.rb");
         let run = tokio::process::Command::new("ruby")
             .arg("-I")
-            .arg(self.root.join("lib"))
-            .arg(self.root.join(script))
+            .arg(self.env.root.join("lib"))
+            .arg(self.env.root.join(script))
             .args(["--redis", &self.env.redis_url(), "--seconds", &seconds.to_string()])
-            .current_dir(&self.root)
+            .current_dir(&self.env.root)
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

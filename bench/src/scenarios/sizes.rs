@@ -1,7 +1,6 @@
 //! How many streams, events and seconds each scenario uses: a full run's
 //! and the quick smoke run's.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 /// How many streams a fleet case opens.
@@ -13,29 +12,15 @@ pub enum FleetSize {
     Full,
 }
 
-impl FromStr for FleetSize {
-    type Err = String;
-
-    /// `50000`, or `full`.
-    fn from_str(text: &str) -> Result<FleetSize, String> {
-        match text {
-            "full" => Ok(FleetSize::Full),
-            n => n
-                .parse()
-                .ok()
-                .filter(|&n| n > 0)
-                .map(FleetSize::Streams)
-                .ok_or(format!("{text:?}: a number of streams or `full`")),
-        }
-    }
-}
-
 pub struct Sizes {
     pub idle_streams: Vec<usize>,
     pub idle_channels: usize,
     /// Streams of the case whose requests carry a session cookie, and its size.
     pub cookie_streams: usize,
     pub cookie_bytes: usize,
+    /// Seconds between heartbeats (redisse) and pings (nchan) in the idle
+    /// scenario, short to make their cost visible.
+    pub idle_heartbeat: u32,
     pub idle_settle: Duration,
     pub idle_window: Duration,
     /// (subscribers, events, interval)
@@ -80,6 +65,7 @@ impl Sizes {
             idle_channels: 1000,
             cookie_streams: 10_000,
             cookie_bytes: 6 * 1024,
+            idle_heartbeat: 1,
             idle_settle: Duration::from_secs(3),
             idle_window: Duration::from_secs(5),
             broadcast: vec![(1000, 50, Duration::from_millis(20)), (10_000, 50, Duration::from_millis(250))],
