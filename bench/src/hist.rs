@@ -20,8 +20,7 @@ pub struct Hist {
 
 impl Default for Hist {
     fn default() -> Self {
-        let counts = vec![0; BUCKETS];
-        Hist { counts, total: 0, max: 0 }
+        Hist { counts: vec![0; BUCKETS], total: 0, max: 0 }
     }
 }
 
@@ -55,7 +54,6 @@ pub struct Latency {
 }
 
 impl Latency {
-    /// p50, p95, p99 and max, as table cells.
     pub fn cells(&self) -> [String; 4] {
         [self.p50, self.p95, self.p99, self.max].map(|ms| ms.cell())
     }
@@ -69,9 +67,7 @@ impl Hist {
     }
 
     pub fn merge(&mut self, other: &Hist) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
+        self.counts.iter_mut().zip(&other.counts).for_each(|(a, b)| *a += b);
         self.total += other.total;
         self.max = self.max.max(other.max);
     }
@@ -93,13 +89,9 @@ impl Hist {
     }
 
     pub fn ms(&self) -> Latency {
-        let ms = |us: u64| (us as f64 / 10.0).round() / 100.0;
-        Latency {
-            p50: ms(self.quantile(0.50)),
-            p95: ms(self.quantile(0.95)),
-            p99: ms(self.quantile(0.99)),
-            max: ms(self.max),
-        }
+        let ms = |q| (self.quantile(q) as f64 / 10.0).round() / 100.0;
+        let [p50, p95, p99, max] = [0.50, 0.95, 0.99, 1.0].map(ms);
+        Latency { p50, p95, p99, max }
     }
 }
 

@@ -58,25 +58,16 @@ impl Publisher {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(PUBLISH_TIMEOUT));
-        let connection = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| format!("cannot connect to Redis at {url}: {e}"))?;
-        let script = Arc::new(publish_script());
-        Ok(Publisher::Redis { connection, script })
+        let connection = client.get_multiplexed_async_connection_with_config(&config).await;
+        let connection = connection.map_err(|e| format!("cannot connect to Redis at {url}: {e}"))?;
+        Ok(Publisher::Redis { connection, script: Arc::new(publish_script()) })
     }
 
     /// One event on `channel`; `post` is the caller's connection to nchan.
     async fn publish(&self, post: &mut Post, channel: &str, data: &str) -> Result<(), String> {
         let (connection, script) = match self {
             Publisher::Redis { connection, script } => (connection, script),
-            Publisher::Http { server } => {
-                let path = format!("/pub/{channel}");
-                return match post.send(*server, &path, data.as_bytes()).await? {
-                    200..=299 => Ok(()),
-                    status => Err(format!("status {status}")),
-                };
-            }
+            Publisher::Http { server } => return post.send(*server, &format!("/pub/{channel}"), data.as_bytes()).await,
         };
         let text = EventText::new(data.as_bytes(), Some(b"message"), None).map_err(|e| e.to_string())?;
         let publish = prepare_publish(script, channel.as_bytes(), &text);
@@ -103,8 +94,7 @@ pub struct Published {
 
 impl Published {
     fn new(channels: usize) -> Published {
-        let per_channel = vec![0; channels];
-        Published { per_channel, ..Published::default() }
+        Published { per_channel: vec![0; channels], ..Published::default() }
     }
 
     fn count(&mut self, channel: usize, outcome: Result<(), String>) {
@@ -120,7 +110,7 @@ impl Published {
         }
     }
 
-    /// Adds up what the workers published.
+    /// Adds up what the workers published; one not done by `limit` is stuck.
     async fn gather(workers: Vec<JoinHandle<Published>>, channels: usize, limit: Duration) -> Published {
         let mut all = Published::new(channels);
         let until = Instant::now() + limit;
@@ -129,8 +119,7 @@ impl Published {
                 Ok(Ok(p)) => {
                     all.ok += p.ok;
                     all.failed += p.failed;
-                    let channels = all.per_channel.iter_mut().zip(&p.per_channel);
-                    channels.for_each(|(a, b)| *a += b);
+                    all.per_channel.iter_mut().zip(&p.per_channel).for_each(|(a, b)| *a += b);
                     add(&mut all.errors, p.errors);
                 }
                 _ => all.count(0, Err("publisher stuck".into())),
@@ -164,33 +153,29 @@ pub async fn paced(
 ) -> Published {
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / rate.max(1e-3));
-    let workers = match publisher {
-        Publisher::Redis { .. } => REDIS_WORKERS,
-        Publisher::Http { .. } => HTTP_WORKERS,
-    };
-    let handles = (0..workers.min(count))
-        .map(|first| {
-            let (publisher, channels) = (publisher.clone(), channels.to_vec());
-            // Worker w sends events w, w + workers...: each on time unless
-            // its previous publish is still under way.
-            tokio::spawn(async move {
-                let (mut post, mut published) = (Post::default(), Published::new(channels.len()));
-                for seq in (first..count).step_by(workers as usize) {
-                    let c = seq as usize % channels.len();
-                    let at = started + interval * seq as u32;
-                    if at > started + limit {
-                        published.count(c, Err("not sent in time".into()));
-                        continue;
-                    }
-                    tokio::time::sleep_until(at.into()).await;
-                    let data = Payload::text(tag, seq);
-                    let outcome = publisher.publish(&mut post, &channels[c], &data).await;
-                    published.count(c, outcome);
+    let workers = if matches!(publisher, Publisher::Redis { .. }) { REDIS_WORKERS } else { HTTP_WORKERS };
+    let mut handles = Vec::new();
+    for first in 0..workers.min(count) {
+        let (publisher, channels) = (publisher.clone(), channels.to_vec());
+        // Worker w sends events w, w + workers...: each on time unless
+        // its previous publish is still under way.
+        handles.push(tokio::spawn(async move {
+            let (mut post, mut published) = (Post::default(), Published::new(channels.len()));
+            for seq in (first..count).step_by(workers as usize) {
+                let c = seq as usize % channels.len();
+                let at = started + interval * seq as u32;
+                if at > started + limit {
+                    published.count(c, Err("not sent in time".into()));
+                    continue;
                 }
-                published
-            })
-        })
-        .collect();
+                tokio::time::sleep_until(at.into()).await;
+                let data = Payload::text(tag, seq);
+                let outcome = publisher.publish(&mut post, &channels[c], &data).await;
+                published.count(c, outcome);
+            }
+            published
+        }));
+    }
     let mut all = Published::gather(handles, channels.len(), limit + PUBLISH_TIMEOUT).await;
     all.elapsed = started.elapsed().max(interval * count.saturating_sub(1) as u32);
     all
@@ -215,31 +200,28 @@ pub async fn closed_loop(
     duration: Duration,
 ) -> Published {
     let (started, n) = (Instant::now(), channels.len());
-    let handles = seen
-        .into_iter()
-        .enumerate()
-        .map(|(c, mut seen)| {
-            let (publisher, channel) = (publisher.clone(), channels[c].clone());
-            tokio::spawn(async move {
-                let (mut post, mut published) = (Post::default(), Published::new(n));
-                // At most a million events a second per channel: far above any server's pace.
-                for seq in 1..=duration.as_millis() as u64 * 1000 {
-                    let room = seen.wait_for(|&s| s + window >= seq);
-                    if started.elapsed() > duration {
-                        break;
-                    }
-                    if !matches!(tokio::time::timeout(PUBLISH_TIMEOUT, room).await, Ok(Ok(_))) {
-                        published.count(c, Err("no delivery for 5 s".into()));
-                        break;
-                    }
-                    let data = Payload::text(tag, seq);
-                    let outcome = publisher.publish(&mut post, &channel, &data).await;
-                    published.count(c, outcome);
+    let mut handles = Vec::new();
+    for (c, mut seen) in seen.into_iter().enumerate() {
+        let (publisher, channel) = (publisher.clone(), channels[c].clone());
+        handles.push(tokio::spawn(async move {
+            let (mut post, mut published) = (Post::default(), Published::new(n));
+            // At most a million events a second per channel: far above any server's pace.
+            for seq in 1..=duration.as_millis() as u64 * 1000 {
+                let room = seen.wait_for(|&s| s + window >= seq);
+                if started.elapsed() > duration {
+                    break;
                 }
-                published
-            })
-        })
-        .collect();
+                if !matches!(tokio::time::timeout(PUBLISH_TIMEOUT, room).await, Ok(Ok(_))) {
+                    published.count(c, Err("no delivery for 5 s".into()));
+                    break;
+                }
+                let data = Payload::text(tag, seq);
+                let outcome = publisher.publish(&mut post, &channel, &data).await;
+                published.count(c, outcome);
+            }
+            published
+        }));
+    }
     let mut all = Published::gather(handles, n, duration + 2 * PUBLISH_TIMEOUT).await;
     all.elapsed = started.elapsed();
     all
@@ -253,13 +235,14 @@ pub struct Post {
 }
 
 impl Post {
-    /// POSTs `body` to `path`; returns the status. Reconnects once if the
-    /// kept-alive connection was closed.
-    async fn send(&mut self, server: SocketAddr, path: &str, body: &[u8]) -> Result<u16, String> {
+    /// POSTs `body` to `path`, an error unless the status is 2xx. Reconnects
+    /// once if the kept-alive connection was closed.
+    async fn send(&mut self, server: SocketAddr, path: &str, body: &[u8]) -> Result<(), String> {
         for _ in 0..2 {
             let fresh = self.socket.is_none();
             match tokio::time::timeout(PUBLISH_TIMEOUT, self.try_send(server, path, body)).await {
-                Ok(Ok(status)) => return Ok(status),
+                Ok(Ok(200..=299)) => return Ok(()),
+                Ok(Ok(status)) => return Err(format!("status {status}")),
                 Ok(Err(e)) if fresh => return Err(e.kind()),
                 Ok(Err(_)) => self.socket = None,
                 Err(_) => {

@@ -15,35 +15,31 @@ pub trait Cell {
     fn cell(&self) -> String;
 }
 
-macro_rules! whole_numbers {
-    ($($t:ty),*) => {$(
-        impl Cell for $t {
-            fn cell(&self) -> String {
-                let digits = self.to_string();
-                let mut out = String::new();
-                for (i, c) in digits.chars().enumerate() {
-                    if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                        out.push(',');
-                    }
-                    out.push(c);
-                }
-                out
+impl Cell for u64 {
+    fn cell(&self) -> String {
+        let digits = self.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
             }
+            out.push(c);
         }
-    )*};
+        out
+    }
 }
-whole_numbers!(u32, u64, usize);
 
-macro_rules! texts {
-    ($($t:ty),*) => {$(
+macro_rules! cells {
+    ($($t:ty => $cell:expr),*) => {$(
         impl Cell for $t {
             fn cell(&self) -> String {
-                self.to_string()
+                $cell(self)
             }
         }
     )*};
 }
-texts!(&str, String);
+cells!(u32 => |n: &u32| u64::from(*n).cell(), usize => |n: &usize| (*n as u64).cell(),
+       &str => |t: &&str| t.to_string(), String => String::clone, bool => |b: &bool| if *b { "yes" } else { "no" }.into());
 
 impl Cell for f64 {
     fn cell(&self) -> String {
@@ -54,12 +50,6 @@ impl Cell for f64 {
             (x, a) if a >= 10.0 => format!("{x:.1}"),
             (x, _) => format!("{x:.2}"),
         }
-    }
-}
-
-impl Cell for bool {
-    fn cell(&self) -> String {
-        if *self { "yes" } else { "no" }.into()
     }
 }
 
@@ -175,15 +165,12 @@ pub struct Meta {
     pub quick: bool,
     pub date: String,
     pub commit: String,
-    /// The machine and the versions of what ran on it, as the setup says them.
-    pub machine: String,
-    pub versions: String,
     pub cores: usize,
     /// Seconds between heartbeats in the idle scenario.
     pub heartbeat: u32,
-    /// The subscribers' source addresses, e.g. `127.0.0.2-127.0.0.41`.
-    pub sources: String,
     pub duration: Duration,
+    /// The machine, the versions, the servers and the client: the setup section's list.
+    setup: Vec<String>,
 }
 
 impl Meta {
@@ -204,17 +191,40 @@ impl Meta {
             first_line("dpkg-query", &["-W", "-f=${Version}", "libnginx-mod-nchan"]),
             before(first_line("rustc", &["--version"]), " ("),
         ];
-        Meta {
-            quick,
-            date: first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            commit,
-            machine: format!("{cores} cores, {memory:.0} GiB, Linux {kernel}, open-file limit {fd_limit} per process"),
-            versions: format!("{}; {} with nchan {}; {}", versions[0], versions[1], versions[2], versions[3]),
-            cores,
-            heartbeat: sizes.idle_heartbeat,
-            sources: crate::subscribers::source_addresses(sizes.sources),
-            duration,
-        }
+        let (heartbeat, all) = (sizes.idle_heartbeat, cores * 100);
+        let sources = crate::subscribers::source_addresses(sizes.sources);
+        let setup = vec![
+            format!("Machine: {cores} cores, {memory:.0} GiB, Linux {kernel}, open-file limit {fd_limit} per process."),
+            format!("{}; {} with nchan {}; {}.", versions[0], versions[1], versions[2], versions[3]),
+            format!(
+                "Servers, each started fresh for each case on 127.0.0.1: **redisse** (`target/release/redisse`), **nchan** \
+                 (nginx with one worker, `nchan_subscriber eventsource`, in-memory store) and **nchan+redis** (the same \
+                 with `nchan_use_redis on`, see `bench/nchan/nginx.conf`). One redis-server serves redisse and \
+                 nchan+redis. Heartbeats (redisse `--heartbeat`, nchan `nchan_eventsource_ping_interval`): every \
+                 {heartbeat} s in the idle scenario to make their cost visible, every {DEFAULT_HEARTBEAT} s (redisse's \
+                 default) in the others."
+            ),
+            format!(
+                "Client: `redisse-bench` (`bench/`, reading streams with `crates/sse-client`): HTTP/1.1 event streams on \
+                 tokio, at most 5,000 per subscriber process, from source addresses {sources}. redisse's events are \
+                 published in Redis with the script of `Redisse.publish`; nchan's by HTTP POST to its publisher location \
+                 over keep-alive connections."
+            ),
+            "Latency: each event's data carries its send time, stamped just before the publish request, so it covers \
+             the whole path publisher → (Redis) → server → client."
+                .into(),
+            format!(
+                "CPU: percent of one core over the measured window ({cores} cores: {all} % is everything). *client* is \
+                 the load generator (coordinator and subscriber processes); when server + client + redis come near {all} \
+                 %, the machine is saturated and latencies include waiting for a core. *other* is the rest of the \
+                 machine: well above 0, something else ran and disturbed the case, which is then measured again. *CPU µs \
+                 / delivery* is the server process's CPU time over the window divided by the deliveries the clients \
+                 counted (nchan's includes taking the POSTs, redisse's reading Redis's messages). RSS is VmRSS of the \
+                 process holding the connections (nginx's worker for nchan)."
+            ),
+        ];
+        let date = first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+        Meta { quick, date, commit, cores, heartbeat, duration, setup }
     }
 }
 
@@ -237,7 +247,9 @@ pub fn markdown(bench: &Bench, meta: &Meta) -> String {
     }
     let seconds = meta.duration.as_secs_f64();
     md += &format!("Written by `bin/bench` on {} at commit {} ({seconds:.0} s).\n\n", meta.date, meta.commit);
-    let mut sections = vec![setup(meta), crate::targets::section(&bench.results)];
+    let mut setup = Section::new("Setup");
+    setup.list(&meta.setup);
+    let mut sections = vec![setup, crate::targets::section(&bench.results)];
     sections.extend(bench.sections(meta));
     if !bench.results.failures.is_empty() {
         let mut s = Section::new("Cases that did not run");
@@ -246,43 +258,6 @@ pub fn markdown(bench: &Bench, meta: &Meta) -> String {
     }
     let all: Vec<String> = sections.iter().map(Section::markdown).collect();
     md + all.concat().trim_end() + "\n"
-}
-
-fn setup(meta: &Meta) -> Section {
-    let (cores, all) = (meta.cores, meta.cores * 100);
-    let mut s = Section::new("Setup");
-    s.list(&[
-        format!("Machine: {}.", meta.machine),
-        format!("{}.", meta.versions),
-        format!(
-            "Servers, each started fresh for each case on 127.0.0.1: **redisse** (`target/release/redisse`), **nchan** \
-             (nginx with one worker, `nchan_subscriber eventsource`, in-memory store) and **nchan+redis** (the same with \
-             `nchan_use_redis on`, see `bench/nchan/nginx.conf`). One redis-server serves redisse and nchan+redis. \
-             Heartbeats (redisse `--heartbeat`, nchan `nchan_eventsource_ping_interval`): every {} s in the idle scenario \
-             to make their cost visible, every {DEFAULT_HEARTBEAT} s (redisse's default) in the others.",
-            meta.heartbeat
-        ),
-        format!(
-            "Client: `redisse-bench` (`bench/`, reading streams with `crates/sse-client`): HTTP/1.1 event streams on \
-             tokio, at most 5,000 per subscriber process, from source addresses {}. redisse's events are published in \
-             Redis with the script of `Redisse.publish`; nchan's by HTTP POST to its publisher location over keep-alive \
-             connections.",
-            meta.sources
-        ),
-        "Latency: each event's data carries its send time, stamped just before the publish request, so it covers the \
-         whole path publisher → (Redis) → server → client."
-            .into(),
-        format!(
-            "CPU: percent of one core over the measured window ({cores} cores: {all} % is everything). *client* is the \
-             load generator (coordinator and subscriber processes); when server + client + redis come near {all} %, the \
-             machine is saturated and latencies include waiting for a core. *other* is the rest of the machine: well \
-             above 0, something else ran and disturbed the case, which is then measured again. *CPU µs / delivery* is \
-             the server process's CPU time over the window divided by the deliveries the clients counted (nchan's \
-             includes taking the POSTs, redisse's reading Redis's messages). RSS is VmRSS of the process holding the \
-             connections (nginx's worker for nchan)."
-        ),
-    ]);
-    s
 }
 
 #[cfg(test)]

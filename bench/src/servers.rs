@@ -8,11 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sse_client::EventStream;
-
+use crate::subscribe::open_stream;
 use crate::sys;
 
-/// A server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     Redisse,
@@ -32,7 +30,6 @@ impl Kind {
         }
     }
 
-    /// The path of an event stream on `channel`.
     pub fn stream_path(self, channel: &str) -> String {
         match self {
             Kind::Redisse => format!("/?{channel}"),
@@ -65,7 +62,7 @@ pub const DEFAULT_HEARTBEAT: u32 = 15;
 
 pub fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
 /// A process of ours, its output in `dir`/logs/server.log; stopped when dropped.
@@ -79,18 +76,13 @@ impl Proc {
     /// Runs `command` with a fresh `dir` (with logs/ and tmp/).
     pub fn spawn(name: &str, command: &mut Command, dir: PathBuf) -> Result<Proc, String> {
         let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
-        fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
+        for sub in ["logs", "tmp"] {
+            fs::create_dir_all(dir.join(sub)).map_err(|e| e.to_string())?;
+        }
         let log = fs::File::create(dir.join("logs/server.log")).map_err(|e| e.to_string())?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("cannot run {name}: {e}"))?;
-        let name = name.into();
-        Ok(Proc { child, name, dir })
+        command.stdin(Stdio::null()).stdout(log.try_clone().map_err(|e| e.to_string())?).stderr(log);
+        let child = command.spawn().map_err(|e| format!("cannot run {name}: {e}"))?;
+        Ok(Proc { child, name: name.into(), dir })
     }
 
     /// nginx in the foreground on the configuration `conf`, written next to `dir`.
@@ -112,11 +104,10 @@ impl Proc {
 
     /// SIGTERM, then SIGKILL after `grace`.
     pub fn stop(&mut self, grace: Duration) {
-        if self.exited() {
-            return;
-        }
         let until = Instant::now() + grace;
-        sys::signal(self.pid(), libc::SIGTERM);
+        if !self.exited() {
+            sys::signal(self.pid(), libc::SIGTERM);
+        }
         while !self.exited() {
             if Instant::now() > until {
                 eprintln!("bench: {} did not stop within {grace:?}; killing it", self.name);
@@ -134,18 +125,11 @@ impl Proc {
         let until = Instant::now() + Duration::from_secs(15);
         loop {
             if self.exited() {
-                let logs = self.dir.join("logs");
-                return Err(format!("{} exited at start (see {})", self.name, logs.display()));
+                return Err(format!("{} exited at start (see {})", self.name, self.dir.join("logs").display()));
             }
-            let open = EventStream::open(addr, None, path, &[]);
-            let status = match tokio::time::timeout(Duration::from_secs(1), open).await {
-                Ok(Ok(stream)) if stream.head.status == 200 => return Ok(()),
-                Ok(Ok(stream)) => format!("status {}", stream.head.status),
-                Ok(Err(e)) => e.kind(),
-                Err(_) => "timeout".into(),
-            };
+            let Err(e) = open_stream(addr, None, path, &[], Duration::from_secs(1)).await else { return Ok(()) };
             if Instant::now() > until {
-                return Err(format!("{} did not open a stream within 15 s: {status}", self.name));
+                return Err(format!("{} did not open a stream within 15 s: {e}", self.name));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

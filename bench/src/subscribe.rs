@@ -1,20 +1,17 @@
 //! `redisse-bench subscribe`: one process holding many event streams.
 //!
-//! The coordinator runs several of these (the open-file limit is per
-//! process) and talks to each over stdin/stdout, one JSON [`Answer`] line
-//! per command:
+//! The coordinator ([`crate::subscribers`]) runs several of these (the
+//! open-file limit is per process) and sends each commands on stdin, one a
+//! line; every command but `quit` gets one JSON line back:
 //!
-//! - at start: `ready`, once it reads commands.
-//! - `open`: opens every stream (at most `--concurrency` connecting at a
-//!   time, 0 for all at once), then answers `opened` with the connect
-//!   times (until the response head) and the failures.
+//! - `open`: opens the process's streams (at most the spec's `concurrency`
+//!   connecting at a time); answers [`Opened`] once each was tried.
 //! - `phase N`: from now on only payloads tagged N count; counters reset.
-//! - `stats`: deliveries, bytes, open and closed streams; `report`: the
-//!   same with the latency histogram.
+//! - `stats`: the [`Counters`]; `report`: the counters and the latency histogram (µs).
 //! - `quit` or end of input: exits (the sockets close with the process).
 //!
-//! The process also exits by itself after `--max-seconds`. With
-//! `--reconnect`, a stream that ends is opened again as a browser's
+//! The process also exits by itself after `--max-seconds`. With the spec's
+//! `reconnect`, a stream that ends is opened again as a browser's
 //! EventSource would: after the server's `retry:` (else 3 s, Chrome's
 //! default), with the last id it saw as `Last-Event-Id`.
 
@@ -27,61 +24,36 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sse_client::{EventStream, Item, Read};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::hist::Hist;
 use crate::publish::Payload;
+use crate::subscribers::Spec;
 use crate::sys;
 
 #[derive(clap::Args)]
 pub struct Options {
+    /// The scenario's [`Spec`], as JSON.
+    #[arg(long, value_parser = |json: &str| serde_json::from_str::<Spec>(json))]
+    spec: Spec,
+    /// This process holds `count` of the spec's streams, numbered from `first`.
     #[arg(long)]
-    pub server: SocketAddr,
-    /// Request path; `{c}` becomes the channel number.
+    first: usize,
     #[arg(long)]
-    pub path: String,
-    #[arg(long, default_value_t = 1)]
-    pub channels: usize,
-    /// Global number of the first stream (its channel is number % channels).
-    #[arg(long, default_value_t = 0)]
-    pub first: usize,
-    #[arg(long)]
-    pub count: usize,
-    /// Connects from this many source addresses, 127.0.0.2 and up (0: the kernel's choice).
-    #[arg(long, default_value_t = 0)]
-    pub sources: u8,
-    #[arg(long, default_value_t = 0)]
-    pub concurrency: usize,
+    count: usize,
     #[arg(long, default_value_t = 600.0)]
-    pub max_seconds: f64,
-    /// Sends a Cookie header of this many bytes with every request.
-    #[arg(long, default_value_t = 0)]
-    pub cookie_bytes: usize,
-    #[arg(long)]
-    pub reconnect: bool,
+    max_seconds: f64,
 }
 
-/// Milliseconds a reconnecting stream waits when the server sent no `retry:`.
 const DEFAULT_RETRY_MS: u64 = 3000;
 /// The least a stream waits between two attempts, whatever `retry:` says:
 /// a server sending `retry: 0` must not make it hammer the server.
 const LEAST_RETRY_MS: u64 = 100;
 
-/// How long a stream may take to open, until its response head.
+/// Until the response head.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One line from a subscriber process to the coordinator.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "lowercase")]
-pub enum Answer {
-    Ready,
-    Opened(Opened),
-    Phase,
-    Stats(Counters),
-    Error { message: String },
-}
-
-/// Every stream of the process has been tried.
+/// The answer to `open`: every stream of the process has been tried.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Opened {
     pub ok: u64,
@@ -105,176 +77,148 @@ pub struct Counters {
     pub reconnects: u64,
     /// Events of the phase that came again with an id a stream had seen.
     pub duplicates: u64,
-    /// Delivery latencies in µs: in answers to `report` only.
-    pub latency: Option<Hist>,
 }
 
-/// What the process's streams share.
 struct Shared {
-    options: Options,
+    spec: Spec,
     cookie: String,
     connecting: Semaphore,
     tag: Cell<u32>,
     counters: RefCell<Counters>,
     latency: RefCell<Hist>,
-    opened: RefCell<Opened>,
-    all_tried: Notify,
 }
 
 pub fn run(options: Options) -> u8 {
     sys::raise_nofile();
-    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => tokio::task::LocalSet::new().block_on(&runtime, serve(options)),
-        Err(e) => {
-            eprintln!("subscribe: cannot start the runtime: {e}");
-            1
-        }
-    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let max = Duration::from_secs_f64(options.max_seconds);
+    let serve = async { tokio::time::timeout(max, serve(options)).await };
+    tokio::task::LocalSet::new().block_on(&runtime, serve).unwrap_or_else(|_| {
+        eprintln!("subscribe: --max-seconds reached, exiting");
+        0
+    })
 }
 
 async fn serve(options: Options) -> u8 {
-    let deadline = tokio::time::sleep(Duration::from_secs_f64(options.max_seconds));
+    let Options { spec, first, count, .. } = options;
     let shared = Rc::new(Shared {
-        cookie: session_cookie(options.cookie_bytes),
-        connecting: Semaphore::new(match options.concurrency {
-            0 => Semaphore::MAX_PERMITS,
-            n => n,
-        }),
-        options,
+        cookie: session_cookie(spec.cookie_bytes),
+        connecting: Semaphore::new(if spec.concurrency == 0 { Semaphore::MAX_PERMITS } else { spec.concurrency }),
+        spec,
         tag: Cell::new(0),
         counters: RefCell::default(),
         latency: RefCell::default(),
-        opened: RefCell::default(),
-        all_tried: Notify::new(),
     });
-    tokio::pin!(deadline);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let mut opening: Option<Instant> = None;
-    say(Answer::Ready);
-    loop {
-        tokio::select! {
-            _ = &mut deadline => {
-                eprintln!("subscribe: --max-seconds reached, exiting");
-                return 0;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next().and_then(|t| t.parse().ok())) {
+            (Some("open"), _) => say(&open(&shared, first..first + count).await),
+            (Some("phase"), Some(tag)) => {
+                shared.tag.set(tag);
+                let mut c = shared.counters.borrow_mut();
+                (c.received, c.bytes, c.reconnects, c.duplicates) = (0, 0, 0, 0);
+                shared.latency.take();
+                say(&());
             }
-            _ = shared.all_tried.notified(), if opening.is_some() => {
-                let mut opened = shared.opened.take();
-                opened.elapsed_s = opening.take().map_or(0.0, |t| t.elapsed().as_secs_f64());
-                say(Answer::Opened(opened));
-            }
-            line = lines.next_line() => {
-                let Ok(Some(line)) = line else { return 0 };
-                let mut words = line.split_whitespace();
-                match (words.next(), words.next().and_then(|t| t.parse().ok())) {
-                    (Some("open"), _) if opening.is_none() => {
-                        opening = Some(Instant::now());
-                        if shared.options.count == 0 {
-                            shared.all_tried.notify_one();
-                        }
-                        for i in 0..shared.options.count {
-                            tokio::task::spawn_local(stream(shared.clone(), shared.options.first + i));
-                        }
-                    }
-                    (Some("phase"), Some(tag)) => {
-                        shared.tag.set(tag);
-                        let mut c = shared.counters.borrow_mut();
-                        (c.received, c.bytes, c.reconnects, c.duplicates) = (0, 0, 0, 0);
-                        shared.latency.take();
-                        say(Answer::Phase);
-                    }
-                    (Some(command @ ("stats" | "report")), _) => {
-                        let latency = (command == "report").then(|| shared.latency.borrow().clone());
-                        say(Answer::Stats(Counters { latency, ..shared.counters.borrow().clone() }));
-                    }
-                    (Some("quit"), _) => return 0,
-                    _ => say(Answer::Error { message: format!("unknown command {line:?}") }),
-                }
+            (Some("stats"), _) => say(&*shared.counters.borrow()),
+            (Some("report"), _) => say(&(&*shared.counters.borrow(), &*shared.latency.borrow())),
+            (Some("quit"), _) => break,
+            _ => {
+                eprintln!("subscribe: unknown command {line:?}");
+                return 1;
             }
         }
     }
+    0
 }
 
-fn say(answer: Answer) {
-    match serde_json::to_string(&answer) {
-        Ok(line) => println!("{line}"),
-        Err(e) => eprintln!("subscribe: cannot write an answer: {e}"),
+fn say(answer: &impl Serialize) {
+    println!("{}", serde_json::to_string(answer).expect("answers are plain data"));
+}
+
+/// Opens the streams numbered `numbers`; returns once each was tried.
+async fn open(shared: &Rc<Shared>, numbers: std::ops::Range<usize>) -> Opened {
+    let started = Instant::now();
+    let (tried, mut outcomes) = mpsc::unbounded_channel();
+    for n in numbers.clone() {
+        tokio::task::spawn_local(stream(shared.clone(), n, tried.clone()));
     }
+    let mut opened = Opened::default();
+    for _ in numbers.clone() {
+        match outcomes.recv().await.expect("every stream reports its first try") {
+            Ok(connect_us) => opened.connect.record(connect_us),
+            Err(e) => *opened.errors.entry(e).or_default() += 1,
+        }
+    }
+    opened.failed = opened.errors.values().sum();
+    opened.ok = numbers.len() as u64 - opened.failed;
+    opened.elapsed_s = started.elapsed().as_secs_f64();
+    opened
 }
 
-/// Stream number `n`: opens it, then counts its events until it ends;
-/// with `--reconnect`, again and again.
-async fn stream(shared: Rc<Shared>, n: usize) {
-    let o = &shared.options;
-    let path = o.path.replace("{c}", &(n % o.channels.max(1)).to_string());
-    let sources = o.sources as usize;
-    let source = (sources > 0).then(|| Ipv4Addr::new(127, 0, 0, 2 + (n % sources) as u8));
+/// Stream number `n`: opens it, tells `tried` how its first try went, then
+/// counts its events until it ends; with `--reconnect`, again and again.
+async fn stream(shared: Rc<Shared>, n: usize, tried: mpsc::UnboundedSender<Result<u64, String>>) {
+    let spec = &shared.spec;
+    let path = spec.path.replace("{c}", &(n % spec.channels.max(1)).to_string());
+    let source = Some(Ipv4Addr::new(127, 0, 0, 2 + (n % spec.sources.clamp(1, 250)) as u8));
     let (mut last_id, mut retry_ms) = (None::<u64>, DEFAULT_RETRY_MS);
     for attempt in 0u64.. {
-        let last_header = last_id.map(|id| id.to_string());
-        let mut headers = vec![("Cache-Control", "no-cache")];
-        if !shared.cookie.is_empty() {
-            headers.push(("Cookie", shared.cookie.as_str()));
-        }
-        if let Some(id) = &last_header {
-            headers.push(("Last-Event-Id", id));
-        }
+        // A header is sent only with a value.
+        let last_event_id = last_id.map_or(String::new(), |id| id.to_string());
+        let headers = [("Cache-Control", "no-cache"), ("Cookie", &shared.cookie), ("Last-Event-Id", &last_event_id)];
+        let headers: Vec<_> = headers.into_iter().filter(|(_, value)| !value.is_empty()).collect();
         // Only the first openings take turns: a browser reconnects when it will.
-        let permit = match attempt {
-            0 => Some(shared.connecting.acquire().await),
-            _ => None,
-        };
+        let permit = if attempt == 0 { Some(shared.connecting.acquire().await) } else { None };
         let started = Instant::now();
-        let open = EventStream::open(o.server, source, &path, &headers);
-        let opened = match tokio::time::timeout(CONNECT_TIMEOUT, open).await {
-            Ok(Ok(stream)) if stream.head.status == 200 => Ok(stream),
-            Ok(Ok(stream)) => Err(format!("status {}", stream.head.status)),
-            Ok(Err(e)) => Err(e.kind()),
-            Err(_) => Err("timeout".to_string()),
-        };
+        let opened = open_stream(spec.server, source, &path, &headers, CONNECT_TIMEOUT).await;
+        let connect_us = started.elapsed().as_micros() as u64;
         drop(permit);
-        if attempt == 0 {
-            tried(&shared, &opened, started);
-        } else {
-            let mut c = shared.counters.borrow_mut();
-            match &opened {
-                Ok(_) => (c.open, c.reconnects) = (c.open + 1, c.reconnects + 1),
-                Err(e) => *c.close_reasons.entry(format!("reopening: {e}")).or_default() += 1,
+        match (opened, attempt) {
+            (Err(e), 0) => {
+                let _ = tried.send(Err(e));
+                return;
+            }
+            (Err(e), _) => {
+                *shared.counters.borrow_mut().close_reasons.entry(format!("reopening: {e}")).or_default() += 1
+            }
+            (Ok(stream), _) => {
+                if attempt == 0 {
+                    let _ = tried.send(Ok(connect_us));
+                } else {
+                    shared.counters.borrow_mut().reconnects += 1;
+                }
+                read_events(&shared, stream, &mut last_id, &mut retry_ms).await;
             }
         }
-        match opened {
-            Ok(stream) => read_events(&shared, stream, &mut last_id, &mut retry_ms).await,
-            Err(_) if attempt == 0 => return,
-            Err(_) => {}
-        }
-        if !o.reconnect {
+        if !spec.reconnect {
             return;
         }
         tokio::time::sleep(Duration::from_millis(retry_ms.max(LEAST_RETRY_MS))).await;
     }
 }
 
-/// Counts the first try of a stream into `opened`.
-fn tried(shared: &Shared, opened: &Result<EventStream, String>, started: Instant) {
-    let mut tried = shared.opened.borrow_mut();
-    match opened {
-        Ok(_) => {
-            tried.ok += 1;
-            tried.connect.record(started.elapsed().as_micros() as u64);
-            shared.counters.borrow_mut().open += 1;
-        }
-        Err(e) => {
-            tried.failed += 1;
-            *tried.errors.entry(e.clone()).or_default() += 1;
-        }
-    }
-    if tried.ok + tried.failed == shared.options.count as u64 {
-        shared.all_tried.notify_one();
+/// Opens an event stream: an error unless the server answers 200 within `timeout`.
+pub async fn open_stream(
+    server: SocketAddr,
+    source: Option<Ipv4Addr>,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<EventStream, String> {
+    match tokio::time::timeout(timeout, EventStream::open(server, source, path, headers)).await {
+        Ok(Ok(stream)) if stream.head.status == 200 => Ok(stream),
+        Ok(Ok(stream)) => Err(format!("status {}", stream.head.status)),
+        Ok(Err(e)) => Err(e.kind()),
+        Err(_) => Err("timeout".to_string()),
     }
 }
 
-/// Counts a stream's events until it ends: each event of the phase once,
-/// one whose id the stream saw before as a duplicate.
+/// Counts a stream as open and its events until it ends: each event of the
+/// phase once, one whose id the stream saw before as a duplicate.
 async fn read_events(shared: &Shared, mut stream: EventStream, last_id: &mut Option<u64>, retry_ms: &mut u64) {
+    shared.counters.borrow_mut().open += 1;
     let reason = loop {
         let read = stream.read(|item| {
             let event = match item {
@@ -284,7 +228,7 @@ async fn read_events(shared: &Shared, mut stream: EventStream, last_id: &mut Opt
             };
             let id = event.id.and_then(|id| std::str::from_utf8(id).ok()?.parse::<u64>().ok());
             // Only a reconnecting stream can be sent an event twice.
-            let seen = shared.options.reconnect && id.is_some_and(|id| last_id.is_some_and(|last| id <= last));
+            let seen = shared.spec.reconnect && id.is_some_and(|id| last_id.is_some_and(|last| id <= last));
             *last_id = id.or(*last_id).max(*last_id);
             let Some(p) = Payload::parse(event.data).filter(|p| p.tag == shared.tag.get()) else {
                 return;
@@ -295,8 +239,7 @@ async fn read_events(shared: &Shared, mut stream: EventStream, last_id: &mut Opt
                 return;
             }
             c.received += 1;
-            let latency = sys::now_us().saturating_sub(p.sent_us);
-            shared.latency.borrow_mut().record(latency);
+            shared.latency.borrow_mut().record(sys::now_us().saturating_sub(p.sent_us));
         });
         match read.await {
             Ok(Read::Data(n)) => shared.counters.borrow_mut().bytes += n as u64,
@@ -317,6 +260,9 @@ fn session_cookie(bytes: usize) -> String {
     const BASE64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const HEX: &[u8] = b"0123456789abcdef";
     const DIGEST: usize = 40;
+    if bytes == 0 {
+        return String::new();
+    }
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut random = move |n: u64| {
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
@@ -329,9 +275,6 @@ fn session_cookie(bytes: usize) -> String {
     cookie.push_str("--");
     while cookie.len() < bytes {
         cookie.push(HEX[random(16)] as char);
-    }
-    if bytes == 0 {
-        cookie.clear();
     }
     cookie
 }

@@ -6,26 +6,32 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::time::Instant;
 
 use crate::hist::Hist;
-use crate::subscribe::{Answer, Counters, Opened};
+use crate::subscribe::{Counters, Opened};
 use crate::sys;
 
 /// Streams per subscriber process: well under the 20,000 open files a process may have.
 const STREAMS_PER_PROCESS: usize = 5000;
 
+/// A scenario's streams; each subscriber process gets it as JSON on its command line.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Spec {
     pub server: SocketAddr,
-    /// The request path; `{c}` becomes the channel number.
+    /// The request path; `{c}` becomes the channel number, stream n's being n % channels.
     pub path: String,
     pub channels: usize,
     pub streams: usize,
     /// Connecting at a time per process; 0: all at once.
     pub concurrency: usize,
-    /// Source addresses 127.0.0.2 and up.
+    /// Connects from this many source addresses, 127.0.0.2 and up (1 to 250).
     pub sources: usize,
+    /// Sends a Cookie header of this many bytes with every request.
     pub cookie_bytes: usize,
     /// Reopens each stream when it ends, as a browser's EventSource does.
     pub reconnect: bool,
@@ -38,7 +44,6 @@ struct Process {
     pid: u32,
 }
 
-/// Subscriber processes holding a scenario's streams.
 pub struct Subscribers {
     processes: Vec<Process>,
 }
@@ -53,24 +58,16 @@ pub fn source_addresses(n: usize) -> String {
 impl Subscribers {
     pub async fn spawn(spec: &Spec) -> Result<Subscribers, String> {
         let count = spec.streams.div_ceil(STREAMS_PER_PROCESS).max(spec.streams.min(2));
-        let per = spec.streams.div_ceil(count.max(1));
+        let per = spec.streams.div_ceil(count.max(1)).max(1);
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let spec_json = serde_json::to_string(spec).expect("a spec is plain data");
         let mut processes = Vec::new();
-        for first in (0..spec.streams).step_by(per.max(1)) {
+        for first in (0..spec.streams).step_by(per) {
             let mut child = Command::new(&exe)
-                .arg("subscribe")
-                .args(["--server", &spec.server.to_string(), "--path", &spec.path])
-                .args(["--channels", &spec.channels.to_string()])
-                .args(["--first", &first.to_string()])
-                .args(["--count", &per.min(spec.streams - first).to_string()])
-                .args(["--sources", &spec.sources.clamp(1, 250).to_string()])
-                .args(["--concurrency", &spec.concurrency.to_string()])
-                .args(["--max-seconds", "1800"])
-                .args(["--cookie-bytes", &spec.cookie_bytes.to_string()])
-                .args(spec.reconnect.then_some("--reconnect"))
+                .args(["subscribe", "--spec", &spec_json, "--first", &first.to_string()])
+                .args(["--count", &per.min(spec.streams - first).to_string(), "--max-seconds", "1800"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| format!("cannot run {} subscribe: {e}", exe.display()))?;
@@ -82,8 +79,8 @@ impl Subscribers {
             });
         }
         let mut subscribers = Subscribers { processes };
-        let ready = |a| matches!(a, Answer::Ready).then_some(());
-        subscribers.answers("ready", Duration::from_secs(30), ready).await?;
+        // A first answer tells that every process is up.
+        subscribers.ask::<Counters>("stats", Duration::from_secs(30)).await?;
         Ok(subscribers)
     }
 
@@ -96,63 +93,36 @@ impl Subscribers {
         self.processes.iter().filter_map(|p| sys::rss_kib(p.pid)).sum()
     }
 
-    /// CPU seconds used by the processes so far.
     pub fn cpu_s(&self) -> f64 {
         self.processes.iter().filter_map(|p| sys::cpu_seconds(p.pid)).sum()
     }
 
     async fn send_all(&mut self, command: &str) -> Result<(), String> {
         for p in &mut self.processes {
-            p.stdin
-                .write_all(format!("{command}\n").as_bytes())
-                .await
-                .map_err(|e| format!("subscriber process {} is gone: {e}", p.pid))?;
+            let sent = p.stdin.write_all(format!("{command}\n").as_bytes()).await;
+            sent.map_err(|e| format!("subscriber process {} is gone: {e}", p.pid))?;
         }
         Ok(())
     }
 
-    /// One answer from every process: the first that `pick` takes (named
-    /// `event` in errors), skipping others; an error if one reports an error.
-    async fn answers<T>(
-        &mut self,
-        event: &str,
-        timeout: Duration,
-        pick: impl Fn(Answer) -> Option<T>,
-    ) -> Result<Vec<T>, String> {
-        let mut out = Vec::new();
+    /// Sends `command` to every process, then reads each one's answer.
+    async fn ask<T: DeserializeOwned>(&mut self, command: &str, timeout: Duration) -> Result<Vec<T>, String> {
+        self.send_all(command).await?;
+        let mut answers = Vec::new();
         for p in &mut self.processes {
-            let answer = tokio::time::timeout(timeout, async {
-                loop {
-                    let Ok(Some(line)) = p.lines.next_line().await else {
-                        return Err(format!("subscriber process {} ended", p.pid));
-                    };
-                    match serde_json::from_str(&line) {
-                        Ok(Answer::Error { message }) => return Err(format!("subscriber process: {message}")),
-                        Ok(answer) => {
-                            if let Some(picked) = pick(answer) {
-                                return Ok(picked);
-                            }
-                        }
-                        Err(e) => return Err(format!("bad answer {line:?}: {e}")),
-                    }
-                }
-            })
-            .await
-            .map_err(|_| format!("subscriber process {} did not answer {event:?} within {timeout:?}", p.pid))??;
-            out.push(answer);
+            let late = |_| format!("subscriber process {} did not answer {command:?} within {timeout:?}", p.pid);
+            let Ok(Some(line)) = tokio::time::timeout(timeout, p.lines.next_line()).await.map_err(late)? else {
+                return Err(format!("subscriber process {} ended", p.pid));
+            };
+            answers.push(serde_json::from_str(&line).map_err(|e| format!("bad answer {line:?}: {e}"))?);
         }
-        Ok(out)
+        Ok(answers)
     }
 
     /// Opens every stream; returns once every process has tried them all.
     pub async fn open(&mut self, timeout: Duration) -> Result<Opened, String> {
-        self.send_all("open").await?;
-        let answers = self.answers("opened", timeout, |a| match a {
-            Answer::Opened(opened) => Some(opened),
-            _ => None,
-        });
         let mut all = Opened::default();
-        for a in answers.await? {
+        for a in self.ask::<Opened>("open", timeout).await? {
             all.ok += a.ok;
             all.failed += a.failed;
             add(&mut all.errors, a.errors);
@@ -164,57 +134,35 @@ impl Subscribers {
 
     /// From now on only events tagged `tag` count.
     pub async fn phase(&mut self, tag: u32) -> Result<(), String> {
-        self.send_all(&format!("phase {tag}")).await?;
-        let phase = |a| matches!(a, Answer::Phase).then_some(());
-        self.answers("phase", Duration::from_secs(10), phase).await.map(drop)
-    }
-
-    /// The processes' counters added up; with the latencies for `report`.
-    async fn tally(&mut self, command: &str) -> Result<Counters, String> {
-        self.send_all(command).await?;
-        let answers = self.answers(command, Duration::from_secs(10), |a| match a {
-            Answer::Stats(counters) => Some(counters),
-            _ => None,
-        });
-        let (mut all, mut latency) = (Counters::default(), Hist::default());
-        for a in answers.await? {
-            all.received += a.received;
-            all.bytes += a.bytes;
-            all.open += a.open;
-            all.closed += a.closed;
-            all.reconnects += a.reconnects;
-            all.duplicates += a.duplicates;
-            add(&mut all.close_reasons, a.close_reasons);
-            a.latency.iter().for_each(|h| latency.merge(h));
-        }
-        all.latency = Some(latency);
-        Ok(all)
+        self.ask::<()>(&format!("phase {tag}"), Duration::from_secs(10)).await.map(drop)
     }
 
     pub async fn stats(&mut self) -> Result<Counters, String> {
-        self.tally("stats").await
+        let answers = self.ask::<Counters>("stats", Duration::from_secs(10)).await?;
+        Ok(answers.into_iter().fold(Counters::default(), Counters::add))
     }
 
     /// The counters with the latency histogram.
     pub async fn report(&mut self) -> Result<(Counters, Hist), String> {
-        let mut counters = self.tally("report").await?;
-        let latency = counters.latency.take().unwrap_or_default();
-        Ok((counters, latency))
+        let (mut all, mut latency) = (Counters::default(), Hist::default());
+        for (counters, hist) in self.ask::<(Counters, Hist)>("report", Duration::from_secs(10)).await? {
+            all = all.add(counters);
+            latency.merge(&hist);
+        }
+        Ok((all, latency))
     }
 
     /// Waits until `expected` deliveries arrived, or nothing arrived for
     /// `quiet`, or `limit` passed.
     pub async fn wait_for(&mut self, expected: u64, quiet: Duration, limit: Duration) -> Result<(), String> {
-        let start = tokio::time::Instant::now();
-        let mut last = self.stats().await?.received;
-        let mut last_change = start;
+        let start = Instant::now();
+        let (mut last, mut last_change) = (self.stats().await?.received, start);
         while last < expected && start.elapsed() < limit && last_change.elapsed() < quiet {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let now = self.stats().await?.received;
             if now != last {
-                last_change = tokio::time::Instant::now();
+                (last, last_change) = (now, Instant::now());
             }
-            last = now;
         }
         Ok(())
     }
@@ -227,6 +175,19 @@ impl Subscribers {
                 let _ = p.child.kill().await;
             }
         }
+    }
+}
+
+impl Counters {
+    fn add(mut self, c: Counters) -> Counters {
+        self.received += c.received;
+        self.bytes += c.bytes;
+        self.open += c.open;
+        self.closed += c.closed;
+        self.reconnects += c.reconnects;
+        self.duplicates += c.duplicates;
+        add(&mut self.close_reasons, c.close_reasons);
+        self
     }
 }
 

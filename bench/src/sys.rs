@@ -3,6 +3,8 @@
 //! open-file limit, and the wall clock.
 
 use std::fs;
+use std::path::Path;
+use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Microseconds since the epoch: the clock that events carry, shared by
@@ -28,8 +30,13 @@ pub fn raise_nofile() -> u64 {
     limit.rlim_cur
 }
 
-fn read(path: &str) -> String {
+fn read(path: impl AsRef<Path>) -> String {
     fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The words of `text` that are numbers.
+fn numbers<T: FromStr>(text: &str) -> Vec<T> {
+    text.split_whitespace().filter_map(|w| w.parse().ok()).collect()
 }
 
 /// The number after `name` in a line of words starting with `prefix`.
@@ -48,20 +55,19 @@ fn ticks_per_second() -> f64 {
 }
 
 /// The fields of /proc/<pid>/stat after the command name: [0] is the state.
-fn stat(pid: u32) -> Option<Vec<String>> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    Some(rest.split_whitespace().map(String::from).collect())
+fn stat(pid: u32) -> Vec<String> {
+    let stat = read(format!("/proc/{pid}/stat"));
+    let rest = stat.rfind(')').and_then(|i| stat.get(i + 2..)).unwrap_or_default();
+    rest.split_whitespace().map(String::from).collect()
 }
 
 /// User + system CPU seconds of a process, its threads included.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let fields = stat(pid)?;
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / ticks_per_second())
+    let fields = stat(pid);
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 / ticks_per_second())
 }
 
-/// CPU seconds of several processes together.
 pub fn cpu_seconds_of(pids: &[u32]) -> f64 {
     pids.iter().filter_map(|&p| cpu_seconds(p)).sum()
 }
@@ -79,15 +85,14 @@ pub fn self_cpu_seconds() -> f64 {
 
 /// A process is still there (and not a zombie).
 pub fn alive(pid: u32) -> bool {
-    stat(pid).is_some_and(|f| f.first().is_some_and(|s| s != "Z"))
+    stat(pid).first().is_some_and(|state| state != "Z")
 }
 
 /// VmRSS of a process, in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
-    after(&read(&format!("/proc/{pid}/status")), "VmRSS:", "VmRSS:")
+    after(&read(format!("/proc/{pid}/status")), "VmRSS:", "VmRSS:")
 }
 
-/// Open file descriptors of a process.
 pub fn fd_count(pid: u32) -> Option<usize> {
     Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
 }
@@ -95,9 +100,7 @@ pub fn fd_count(pid: u32) -> Option<usize> {
 /// The children of a process (nginx's workers, say).
 pub fn children_of(pid: u32) -> Vec<u32> {
     let tasks = fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
-    let lists = tasks.map(|t| read(&t.path().join("children").to_string_lossy()));
-    let lists: Vec<String> = lists.collect();
-    lists.iter().flat_map(|l| l.split_whitespace().filter_map(|p| p.parse().ok())).collect()
+    tasks.flat_map(|task| numbers(&read(task.path().join("children")))).collect()
 }
 
 pub fn signal(pid: u32, sig: i32) {
@@ -109,12 +112,9 @@ pub fn signal(pid: u32, sig: i32) {
 /// (TcpExt ListenDrops).
 pub fn listen_drops() -> u64 {
     let text = read("/proc/net/netstat");
-    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
-    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
-        return 0;
-    };
-    let at = names.split_whitespace().position(|n| n == "ListenDrops");
-    at.and_then(|i| values.split_whitespace().nth(i)?.parse().ok()).unwrap_or(0)
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:")).map(str::split_whitespace);
+    let (Some(mut names), Some(mut values)) = (lines.next(), lines.next()) else { return 0 };
+    names.position(|n| n == "ListenDrops").and_then(|i| values.nth(i)?.parse().ok()).unwrap_or(0)
 }
 
 /// The accept-queue length a listening socket on 127.0.0.1:port was given
@@ -128,10 +128,7 @@ pub fn listen_backlog(port: u16) -> Option<u64> {
 /// the kernel): user, nice, system, irq, softirq and steal in /proc/stat.
 pub fn machine_busy_seconds() -> f64 {
     let text = read("/proc/stat");
-    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
-        return 0.0;
-    };
-    let ticks: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let ticks: Vec<u64> = text.lines().find(|l| l.starts_with("cpu ")).map(numbers).unwrap_or_default();
     let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| ticks.get(i)).sum();
     busy as f64 / ticks_per_second()
 }
@@ -139,9 +136,7 @@ pub fn machine_busy_seconds() -> f64 {
 /// Ports in net.ipv4.ip_local_port_range: how many connections one pair of
 /// (source address, destination address and port) can have at once.
 pub fn ephemeral_ports() -> u64 {
-    let range = read("/proc/sys/net/ipv4/ip_local_port_range");
-    let range: Vec<u64> = range.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    match range[..] {
+    match numbers::<u64>(&read("/proc/sys/net/ipv4/ip_local_port_range"))[..] {
         [low, high] if high >= low => high - low + 1,
         _ => 0,
     }

@@ -71,21 +71,12 @@ fn targets(r: &Results) -> Vec<(String, Measured)> {
         let figure = format!("{}/s vs {}/s: ratio {}", new.cell(), old.cell(), ratio.cell());
         Some((figure, ratio >= at_least))
     };
-    // A smaller fleet (a quick run, --fleet-streams) says nothing of the aim.
+    // A smaller fleet (a quick run) says nothing of the aim.
     let fleet = r.fleet.iter().find(|f| f.streams >= 50_000 && !f.full).map(|f| {
         let (o, d, l) = (&f.opened, &f.d, &f.d.latency);
-        let figure = format!(
-            "{} of {} opened through {} servers, {} failed, {} closed; {} of {} deliveries, p50 / p99 {} / {} ms",
-            o.ok.cell(),
-            f.streams.cell(),
-            f.servers.len(),
-            o.failed.cell(),
-            d.tally.closed.cell(),
-            d.tally.received.cell(),
-            d.expected.cell(),
-            l.p50.cell(),
-            l.p99.cell()
-        );
+        let (ok, n, servers, failed) = (o.ok.cell(), f.streams.cell(), f.servers.len(), o.failed.cell());
+        let (closed, got, owed) = (d.tally.closed.cell(), d.tally.received.cell(), d.expected.cell());
+        let figure = format!("{ok} of {n} opened through {servers} servers, {failed} failed, {closed} closed; {got} of {owed} deliveries, p50 / p99 {} / {} ms", l.p50.cell(), l.p99.cell());
         let all = o.ok == f.streams as u64 && o.failed == 0 && d.tally.closed == 0;
         let delivered = d.tally.received >= d.expected && d.published.failed == 0;
         (figure, all && f.servers.len() == 3 && delivered)

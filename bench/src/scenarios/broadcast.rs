@@ -22,32 +22,20 @@ impl Bench {
         for (n, events, interval) in self.sizes.broadcast.clone() {
             for kind in self.servers.clone() {
                 let run = async |b: &mut Self| b.broadcast_one(kind, n, events, interval).await;
-                let what = format!("broadcast {n} x {events}");
-                self.measure(what, kind, |r| &mut r.broadcast, run).await;
+                self.measure(format!("broadcast {n} x {events}"), kind, |r| &mut r.broadcast, run).await;
             }
         }
     }
 
-    async fn broadcast_one(
-        &mut self,
-        kind: Kind,
-        n: usize,
-        events: u64,
-        interval: Duration,
-    ) -> Result<Broadcast, String> {
+    async fn broadcast_one(&mut self, kind: Kind, n: usize, events: u64, apart: Duration) -> Result<Broadcast, String> {
         let mut f = self.setup(kind, &format!("bc{n}"), 1, n).await?;
         let (tag, mark) = self.phase(&mut f.subscribers, &[f.server.pid]).await?;
-        let published = every(&f.publisher, &f.channels, interval, events, tag).await;
-        let quiet = Duration::from_secs(3);
-        let d = self.delivered(&mut f.subscribers, published, f.opened.ok, quiet, &mark).await;
+        let published = every(&f.publisher, &f.channels, apart, events, tag).await;
+        let d = self.delivered(&mut f.subscribers, published, f.opened.ok, Duration::from_secs(3), &mark).await;
         let opened = std::mem::take(&mut f.opened);
         f.close().await;
-        let (thousands, ms) = (n / 1000, interval.as_millis());
-        let subscribers = match n % 1000 {
-            0 if n > 0 => format!("{thousands}k"),
-            _ => n.to_string(),
-        };
-        let case = format!("{subscribers} subscribers, {events} events {ms} ms apart");
+        let count = if n > 0 && n % 1000 == 0 { format!("{}k", n / 1000) } else { n.to_string() };
+        let case = format!("{count} subscribers, {events} events {} ms apart", apart.as_millis());
         Ok(Broadcast { server: kind, case, subscribers: n, opened, d: d? })
     }
 }
@@ -56,9 +44,9 @@ pub fn section(r: &Results) -> Option<Section> {
     r.broadcast.first()?;
     let mut s = Section::new("Broadcast");
     s.text(
-        "All subscribers on one channel; events published at a fixed pace. Each event is one socket write per \
-         subscriber, so the last subscribers of an event wait for the writes to all the others: the p99 is close to \
-         the time one event takes to reach every stream.",
+        "All subscribers on one channel, events published at a fixed pace. Each event is one socket write per \
+         subscriber, so an event's last subscribers wait for the writes to all the others: the p99 is about the time \
+         an event takes to reach every stream.",
     );
     let head = "case | server | streams opened | failed | received / expected | missing | p50 ms | p95 ms | p99 ms";
     let mut t = Table::new(2, &format!("{head} | max ms | CPU µs / delivery | {CPU_COLUMNS}"));
@@ -71,8 +59,7 @@ pub fn section(r: &Results) -> Option<Section> {
         row.extend(d.cpu.cells());
     }
     s.table(&t);
-    let head = "case | p99 ÷ nchan | ÷ nchan+redis | CPU / delivery ÷ nchan | ÷ nchan+redis";
-    let mut ratio_table = Table::new(1, head);
+    let mut ratio_table = Table::new(1, "case | p99 ÷ nchan | ÷ nchan+redis | CPU / delivery ÷ nchan | ÷ nchan+redis");
     let mut cases: Vec<&str> = r.broadcast.iter().map(|b| b.case.as_str()).collect();
     cases.dedup();
     for case in cases {

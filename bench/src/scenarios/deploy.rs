@@ -30,9 +30,9 @@ pub struct Deploy {
     pub restart_at: u64,
     pub opened: u64,
     pub d: Delivered,
-    /// Seconds from the SIGTERM until every stream was open again.
+    /// Seconds from the SIGTERM until every stream was open again, and
+    /// until the new server took streams.
     pub back_after: Option<f64>,
-    /// Seconds from the SIGTERM until the new server took streams.
     pub restarted_after: Option<f64>,
     pub peak_reconnects: f64,
     /// The history reads' commands (GET, ZRANGEBYSCORE) Redis ran for the servers.
@@ -90,10 +90,8 @@ impl Bench {
             return eprintln!("bench: deploy: skipped, redisse is not among --servers");
         }
         for drain in [None, Some(self.sizes.deploy_drain)] {
-            let what = match drain {
-                None => "deploy, a restart without --drain".to_string(),
-                Some(s) => format!("deploy, a restart with --drain {s}"),
-            };
+            let what = drain
+                .map_or("deploy, a restart without --drain".into(), |s| format!("deploy, a restart with --drain {s}"));
             let run = async |b: &mut Self| b.deploy_one(drain).await;
             self.measure(what, Kind::Redisse, |r| &mut r.deploy, run).await;
         }
@@ -149,8 +147,7 @@ impl Bench {
         let (published, watched) = tokio::join!(publishing, watching);
         watched?;
         let history_commands = (history_commands(&mut redis).await - history0).max(0) as u64;
-        let quiet = Duration::from_secs(5);
-        let d = self.delivered(&mut f.subscribers, published, streams as u64, quiet, &mark).await;
+        let d = self.delivered(&mut f.subscribers, published, streams as u64, Duration::from_secs(5), &mark).await;
         f.subscribers.quit().await;
         for server in f.servers {
             server.stop();
@@ -186,11 +183,11 @@ pub fn section(r: &Results) -> Option<Section> {
         "3 redisse servers behind nginx (the fleet's configuration), {} streams on {} channels opened through it, \
          each reconnecting as a browser's EventSource does: after the server's `retry:` (else 3 s, Chrome's \
          default), with the last id it saw as `Last-Event-Id`. {} events/s are published round-robin on the channels \
-         for {} s; after {} s one server gets SIGTERM, and once it has exited it is started again on its port. \
-         *Lost* are deliveries expected (each event × the streams of its channel) and never received, *duplicated* \
-         events a stream received again; *back after* runs from the SIGTERM until every stream is open again. \
-         *History commands* are the GETs and ZRANGEBYSCOREs Redis ran for the servers (its INFO commandstats, less the \
-         publish script's GET of the counter): a reconnection that reads alone costs {COMMANDS_PER_LONE_READ}.",
+         for {} s; after {} s one server gets SIGTERM and, once it has exited, is started again on its port. *Lost*: \
+         deliveries expected (each event × the streams of its channel) and never received; *duplicated*: events a \
+         stream received again; *back after*: from the SIGTERM until every stream is open again; *history commands*: \
+         the GETs and ZRANGEBYSCOREs Redis ran for the servers (INFO commandstats, less the publish script's GET of \
+         the counter), {COMMANDS_PER_LONE_READ} for a reconnection that reads alone.",
         first.streams.cell(),
         first.channels.cell(),
         first.rate.cell(),
@@ -211,10 +208,10 @@ pub fn section(r: &Results) -> Option<Section> {
     }
     s.table(&t);
     s.text(
-        "The latencies include the events a stream missed while it reconnected and got from the history: \
-         they wait for the reconnection. Reads are shared by the streams that reconnect within the same burst \
-         (a server gathers them for up to 20 ms): without a drain they come back together and share; drained, \
-         they come back a few at a time, spread over the window, and each reads nearly alone.",
+        "The latencies include the events a stream missed while it reconnected and got from the history: they wait \
+         for the reconnection. Streams that reconnect within the same burst share their reads (a server gathers them \
+         for up to 20 ms): without a drain they come back together and share; drained, they come back a few at a \
+         time over the window and each reads nearly alone.",
     );
     Some(s)
 }

@@ -1,6 +1,6 @@
-//! Fleet: the most streams this machine holds through a deployment of
-//! several redisse servers behind one nginx with several workers
-//! (bench/fleet/nginx.conf, round-robin), then a broadcast to all of them.
+//! Fleet: the most streams this machine holds through several redisse
+//! servers behind one nginx with several workers (bench/fleet/nginx.conf,
+//! round-robin), then a broadcast to all of them.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -20,23 +20,23 @@ use crate::sys;
 /// The open files every process here may have (nginx's workers included).
 const FD_LIMIT: u64 = 20_000;
 
-/// Connections per nginx worker: under its 20,000 open files, with room
-/// for its listening socket, logs and the connections it is closing.
+/// Per nginx worker: under its 20,000 open files, with room for its
+/// listening socket, logs and the connections it is closing.
 const WORKER_CONNECTIONS: u64 = 19_000;
 
-/// Streams a worker is sized for. Each costs it two descriptors (client
-/// and upstream), and the kernel spreads connections over the workers'
-/// sockets by hash, not by load: 13,000 descriptors leave room for that.
+/// Streams a worker is sized for: two descriptors each (client and
+/// upstream), with room left because the kernel spreads connections over
+/// the workers' sockets by hash, not by load.
 const STREAMS_PER_WORKER: usize = 6_500;
 
-/// Source addresses nginx connects to the servers from (127.0.1.1 and
-/// up): with 50,000 streams over three servers, about 2,100 connections
-/// per (source, server) pair, under a tenth of the ephemeral range.
+/// Source addresses nginx connects to the servers from (127.0.1.1 and up):
+/// 50,000 streams over three servers make about 2,100 connections per
+/// (source, server) pair, under a tenth of the ephemeral range.
 const UPSTREAM_SOURCES: u64 = 8;
 
 pub struct FleetCase {
     pub streams: usize,
-    /// The case that fills the servers: as many streams as they take together.
+    /// The capacity case: as many streams as the servers take together.
     pub full: bool,
     pub opened: Opened,
     pub d: Delivered,
@@ -46,11 +46,10 @@ pub struct FleetCase {
     pub master_rss_kib: u64,
     /// The subscriber processes, and their RSS together.
     pub clients: (usize, u64),
-    /// The machine's TCP sockets and the kernel memory their buffers held (KiB).
+    /// The machine's TCP sockets and their buffers; its memory and what was available (KiB).
     pub tcp: (u64, u64),
-    /// The machine's memory and what was still available, in KiB.
     pub memory: (u64, u64),
-    /// The servers' and the nginx workers' CPU seconds.
+    /// CPU seconds over the broadcast.
     pub redisse_cpu: f64,
     pub nginx_cpu: f64,
     /// Events of the broadcast, ms between them, clients' source addresses.
@@ -60,11 +59,11 @@ pub struct FleetCase {
 /// One redisse server of a fleet, as its stats page and /proc tell.
 pub struct FleetServer {
     pub port: u16,
-    /// Its stats' `connected` once every stream was open.
+    /// Streams once every one was open.
     pub connected: Option<u64>,
-    /// How much its stats' `events` rose over the broadcast.
+    /// Events written over the broadcast.
     pub events_sent: Option<u64>,
-    /// The most streams it takes at once (its --max-streams default).
+    /// Its --max-streams default.
     pub max_streams: Option<u64>,
     pub rss_kib: u64,
     pub fds: usize,
@@ -91,12 +90,8 @@ fn workers_for(streams: usize) -> usize {
 fn render(template: &str, port: u16, workers: usize, upstreams: &[SocketAddr]) -> String {
     let servers: Vec<String> = upstreams.iter().map(|a| format!("        server {a} max_fails=0;")).collect();
     let share = 100.0 / UPSTREAM_SOURCES as f64;
-    let sources: Vec<String> = (1..=UPSTREAM_SOURCES)
-        .map(|i| match i {
-            UPSTREAM_SOURCES => format!("        * 127.0.1.{i};"),
-            _ => format!("        {share:.2}% 127.0.1.{i};"),
-        })
-        .collect();
+    let mut sources: Vec<String> = (1..UPSTREAM_SOURCES).map(|i| format!("        {share:.2}% 127.0.1.{i};")).collect();
+    sources.push(format!("        * 127.0.1.{UPSTREAM_SOURCES};"));
     // The lists replace the lines that are only @UPSTREAMS@ and @SOURCES@;
     // the template's comments name them too.
     let lines: Vec<String> = template
@@ -129,17 +124,12 @@ impl Bench {
         }
     }
 
-    /// `n` redisse servers, `label1` and up, with `options`.
-    pub(super) async fn redisse_servers(
-        &self,
-        label: &str,
-        n: usize,
-        options: &[String],
-    ) -> Result<Vec<Server>, String> {
+    /// `n` redisse servers, `label1` and up, with `args` added to their command line.
+    pub(super) async fn redisse_servers(&self, label: &str, n: usize, args: &[String]) -> Result<Vec<Server>, String> {
         let mut servers = Vec::new();
         for i in 1..=n {
             let (label, port) = (format!("{label}{i}"), free_port()?);
-            servers.push(Server::start_on(Kind::Redisse, &self.env, &label, DEFAULT_HEARTBEAT, port, options).await?);
+            servers.push(Server::start_on(Kind::Redisse, &self.env, &label, DEFAULT_HEARTBEAT, port, args).await?);
         }
         Ok(servers)
     }
@@ -156,9 +146,8 @@ impl Bench {
     ) -> Result<Fleet, String> {
         let (port, workers) = (free_port()?, workers_for(streams));
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let template = self.env.nginx_template("fleet")?;
         let upstreams: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
-        let conf = render(&template, port, workers, &upstreams);
+        let conf = render(&self.env.nginx_template("fleet")?, port, workers, &upstreams);
         let mut nginx = Proc::nginx("nginx (fleet)", &conf, self.env.work.join("fleet-nginx"))?;
         nginx.wait_for_stream(addr, "/?bench_probe").await?;
         // A stream answered, so one worker forked; the others follow within moments.
@@ -179,8 +168,7 @@ impl Bench {
         let mut spec = self.spec(&servers[0], &prefix, channels, streams);
         (spec.server, spec.reconnect) = (addr, reconnect);
         let (subscribers, opened) = self.open(&spec).await?;
-        let (ok, failed, seconds) = (opened.ok, opened.failed, opened.elapsed_s);
-        eprintln!("bench: {label}: {ok} streams open, {failed} failed, in {seconds:.1} s");
+        eprintln!("bench: {label}: {} streams open, {} failed, in {:.1} s", opened.ok, opened.failed, opened.elapsed_s);
         // The last streams' openings (their lastEventId events) settle.
         tokio::time::sleep(Duration::from_secs(2)).await;
         Ok(Fleet { servers, nginx, workers: found, subscribers, opened, prefix })
@@ -201,20 +189,13 @@ impl Bench {
         let mut f = self.behind_nginx(servers, "fleet", 1, streams, false).await?;
         let mut servers = Vec::new();
         for s in &f.servers {
-            let stats = redisse_stats(s.addr).await;
-            servers.push(FleetServer {
-                port: s.addr.port(),
-                connected: stats.as_ref().map(|s| s.connected),
-                // The events it had written so far, until the broadcast is over.
-                events_sent: stats.map(|s| s.events),
-                max_streams: s.max_streams(),
-                rss_kib: s.rss_kib(),
-                fds: s.fds(),
-            });
+            // events_sent holds the events written so far until the broadcast is over.
+            let (connected, events_sent) = redisse_stats(s.addr).await.map(|s| (s.connected, s.events)).unzip();
+            let (port, max_streams, rss_kib, fds) = (s.addr.port(), s.max_streams(), s.rss_kib(), s.fds());
+            servers.push(FleetServer { port, connected, events_sent, max_streams, rss_kib, fds });
         }
-        let workers = f.workers.iter();
-        let workers = workers.map(|&p| (sys::rss_kib(p).unwrap_or(0), sys::fd_count(p).unwrap_or(0)));
-        let workers: Vec<(u64, usize)> = workers.collect();
+        let workers =
+            f.workers.iter().map(|&p| (sys::rss_kib(p).unwrap_or(0), sys::fd_count(p).unwrap_or(0))).collect();
         let (tcp, memory) = (sys::tcp_sockets(), sys::memory_kib());
         let master_rss_kib = sys::rss_kib(f.nginx.pid()).unwrap_or(0);
         let clients = (f.subscribers.count(), f.subscribers.rss_kib());
@@ -225,10 +206,8 @@ impl Bench {
         let (tag, mark) = self.phase(&mut f.subscribers, &all_pids).await?;
         let (redisse0, nginx0) = (sys::cpu_seconds_of(&redisse_pids), sys::cpu_seconds_of(&f.workers));
         let (events, interval) = (self.sizes.fleet_events, self.sizes.fleet_interval);
-        let channel = [format!("{}_0", f.prefix)];
-        let published = every(&publisher, &channel, interval, events, tag).await;
-        let quiet = Duration::from_secs(5);
-        let d = self.delivered(&mut f.subscribers, published, f.opened.ok, quiet, &mark).await;
+        let published = every(&publisher, &[format!("{}_0", f.prefix)], interval, events, tag).await;
+        let d = self.delivered(&mut f.subscribers, published, f.opened.ok, Duration::from_secs(5), &mark).await;
         let redisse_cpu = sys::cpu_seconds_of(&redisse_pids) - redisse0;
         let nginx_cpu = sys::cpu_seconds_of(&f.workers) - nginx0;
         f.subscribers.quit().await;
@@ -284,13 +263,13 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
     let (n, (events, interval_ms, sources)) = (big.servers.len(), big.broadcast);
     let mut s = Section::new(format!("Fleet: {n} servers behind nginx"));
     s.text(format!(
-        "{n} redisse servers (each on its own port, one Redis) behind one nginx with several workers \
-         (`bench/fleet/nginx.conf`: round-robin, `proxy_buffering off`, `listen ... reuseport`, \
-         `worker_connections {}`, `proxy_bind` over {UPSTREAM_SOURCES} source addresses). The streams, all on one \
-         channel, are opened through nginx (`GET /?<channel>`) from {sources} source addresses, 100 at a time per \
-         subscriber process; then {events} events are published {} ms apart to that channel. The capacity case, if \
-         run, fills the servers: as many streams as they take together, less one per nginx worker and server (each \
-         worker round-robins on its own, so one server may get that many more than another).",
+        "{n} redisse servers (one port each, one Redis) behind one nginx with several workers \
+         (`bench/fleet/nginx.conf`: round-robin, `proxy_buffering off`, `listen ... reuseport`, `worker_connections \
+         {}`, `proxy_bind` over {UPSTREAM_SOURCES} source addresses). The streams, all on one channel, open through \
+         nginx (`GET /?<channel>`) from {sources} source addresses, 100 at a time per subscriber process; then \
+         {events} events are published to it {} ms apart. The capacity case, if run, opens as many streams as the \
+         servers take, less one per nginx worker and server (workers round-robin independently, so one server may get \
+         that many more).",
         WORKER_CONNECTIONS.cell(),
         interval_ms.cell(),
     ));
@@ -300,27 +279,27 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
     let mut t = Table::new(1, &format!("{head} | received / expected | missing | {latency} | {tail}"));
     for f in &r.fleet {
         let (o, d, c) = (&f.opened, &f.d, &f.d.cpu);
-        let capacity = if f.full { " (the servers' capacity)" } else { "" };
-        let streams = f.streams.cell() + capacity;
-        let connect = o.connect.ms();
-        let (failed, connect) = (with_counts(o.failed, &o.errors), of(connect.p50, connect.p99));
+        let streams = f.streams.cell() + if f.full { " (the servers' capacity)" } else { "" };
+        let (failed, connect) = (with_counts(o.failed, &o.errors), o.connect.ms());
+        let connect = of(connect.p50, connect.p99);
         let row = t.row(&[&streams, &f.workers.len(), &o.ok, &failed, &d.tally.closed, &o.elapsed_s, &connect]);
         row.extend([d.received(), d.missing().cell()]);
         row.extend(d.latency.cells());
         row.extend([f.redisse_cpu, f.nginx_cpu, c.client, c.redis, c.other].map(|x| c.pct(x).cell()));
     }
     s.table(&t);
-    processes(&mut s, big);
-    limits(&mut s, big, meta);
+    let held = processes(&mut s, big);
+    limits(&mut s, big, held, meta);
     Some(s)
 }
 
-/// Who holds what once every stream is open.
-fn processes(s: &mut Section, f: &FleetCase) {
+/// Who holds what once every stream is open; returns the KiB all of it
+/// held (RSS and socket buffers).
+fn processes(s: &mut Section, f: &FleetCase) -> u64 {
     let opened = f.opened.ok;
     s.text(format!(
-        "The {} streams once every one was open (a worker's streams are half its descriptors, a client and an \
-         upstream socket each):",
+        "The {} streams once all were open (a worker's streams are half its descriptors: a client and an upstream \
+         socket each):",
         opened.cell()
     ));
     let mut t = Table::new(1, "process | streams | RSS (MiB) | fds | events written in the broadcast");
@@ -345,35 +324,28 @@ fn processes(s: &mut Section, f: &FleetCase) {
     t.row(&[&clients, &opened, &mib(f.clients.1), &"", &""]);
     s.table(&t);
     let per = |kib: u64| kib as f64 / opened.max(1) as f64;
+    let (servers, nginx, clients) = (per(server_rss), per(nginx_rss), per(f.clients.1));
+    let (sockets, buffers, received) = (f.tcp.0.cell(), mib(f.tcp.1), f.d.tally.received.cell());
+    let (connected, opened, events) = (connected.cell(), opened.cell(), events.cell());
     s.text(format!(
-        "Per stream: {:.1} KiB in the servers, {:.1} KiB in nginx, {:.1} KiB in the clients; the kernel held {} TCP \
-         sockets with {} MiB of buffers (/proc/net/sockstat). Each server's stats (`GET /` with `Accept: \
-         application/json`) count its own streams and events only, so the fleet's are their sum, asked server by \
-         server: {} streams for the {} the clients held, {} events written for the {} the clients received.",
-        per(server_rss),
-        per(nginx_rss),
-        per(f.clients.1),
-        f.tcp.0.cell(),
-        mib(f.tcp.1),
-        connected.cell(),
-        opened.cell(),
-        events.cell(),
-        f.d.tally.received.cell(),
+        "Per stream: {servers:.1} KiB in the servers, {nginx:.1} KiB in nginx, {clients:.1} KiB in the clients; the \
+         kernel held {sockets} TCP sockets with {buffers} MiB of buffers (/proc/net/sockstat). Each server's stats \
+         (`GET /`, `Accept: application/json`) count only its own streams and events, so the fleet's are their sum: \
+         {connected} streams for the {opened} the clients held, {events} events written for the {received} the \
+         clients received."
     ));
+    server_rss + nginx_rss + f.clients.1 + f.tcp.1
 }
 
 /// What bounds the fleet's size here: each limit as a ceiling on streams.
-fn limits(s: &mut Section, f: &FleetCase, meta: &Meta) {
+fn limits(s: &mut Section, f: &FleetCase, held: u64, meta: &Meta) {
     let (n, workers, sources) = (f.servers.len() as u64, f.workers.len() as u64, f.broadcast.2 as u64);
     let max_streams = f.servers.iter().filter_map(|s| s.max_streams).min();
     let busiest = f.servers.iter().filter_map(|s| s.connected).max();
     let worker_streams = FD_LIMIT.min(WORKER_CONNECTIONS) / 2;
     let ports = sys::ephemeral_ports();
-    let rss: u64 = f.servers.iter().map(|s| s.rss_kib).chain(f.workers.iter().map(|w| w.0)).sum();
-    let held = rss + f.master_rss_kib + f.clients.1 + f.tcp.1;
     let per_stream = held as f64 / f.opened.ok.max(1) as f64;
     let gib = |kib: u64| format!("{:.1} GiB", kib as f64 / 1024.0 / 1024.0);
-    let fullest_worker = f.workers.iter().map(|w| w.1).max().unwrap_or(0);
     let (max, ok, free) = (max_streams.cell(), f.opened.ok, f.memory.1);
     let mut ceilings = [
         (
@@ -384,7 +356,7 @@ fn limits(s: &mut Section, f: &FleetCase, meta: &Meta) {
         (
             format!("nginx's descriptors: two per stream, {} per worker × {workers}", worker_streams.cell()),
             worker_streams * workers,
-            format!("{} fds in the fullest worker", fullest_worker.cell()),
+            format!("{} fds in the fullest worker", f.workers.iter().map(|w| w.1).max().unwrap_or(0).cell()),
         ),
         (
             format!("the clients' ports: {} per pair × {sources} source addresses", ports.cell()),
@@ -416,11 +388,11 @@ fn limits(s: &mut Section, f: &FleetCase, meta: &Meta) {
     let (c, events) = (&f.d.cpu, f.d.published.ok.max(1) as f64);
     let busy = f.redisse_cpu + f.nginx_cpu + c.client + c.redis;
     s.text(format!(
-        "Clients and nginx leave the source port to connect() (`IP_BIND_ADDRESS_NO_PORT`), so a port is taken for \
-         one (source, destination) pair only; nginx connects from several addresses because the kernel's search for a \
+        "Clients and nginx leave the source port to connect() (`IP_BIND_ADDRESS_NO_PORT`): a port is taken per \
+         (source, destination) pair only, and nginx uses several source addresses because the kernel's search for a \
          free port grows long when one pair holds most of the range. CPU bounds the latency, not the count: over the \
-         broadcast redisse, nginx, the clients and Redis used {:.0} % of the {} % the machine has, {:.0} µs per \
-         delivery all told, about {:.2} s of the whole machine per event; deliveries took p50 {} ms and at most {} ms.",
+         broadcast redisse, nginx, the clients and Redis used {:.0} % of the machine's {} %, {:.0} µs per delivery \
+         all told, about {:.2} s of the whole machine per event; deliveries took p50 {} ms, at most {} ms.",
         c.pct(busy),
         meta.cores * 100,
         busy * 1e6 / f.d.tally.received.max(1) as f64,

@@ -35,14 +35,13 @@ impl Bench {
         let (n, cookie) = (self.sizes.cookie_streams, self.sizes.cookie_bytes);
         for kind in self.servers.clone().into_iter().filter(|&k| k != Kind::NchanRedis) {
             let run = async |b: &mut Self| b.idle_one(kind, n, cookie).await;
-            let what = format!("idle {n} with a {cookie}-byte cookie");
-            self.measure(what, kind, |r| &mut r.cookie, run).await;
+            self.measure(format!("idle {n} with a {cookie}-byte cookie"), kind, |r| &mut r.cookie, run).await;
         }
     }
 
     async fn idle_one(&mut self, kind: Kind, n: usize, cookie_bytes: usize) -> Result<Idle, String> {
         let label = format!("idle{n}");
-        let mut server = Server::start(kind, &self.env, &label, self.sizes.idle_heartbeat).await?;
+        let server = Server::start(kind, &self.env, &label, self.sizes.idle_heartbeat).await?;
         let rss_before_kib = server.rss_kib();
         let channels = self.sizes.idle_channels;
         let mut spec = self.spec(&server, &self.prefix(&label), channels, n);
@@ -56,10 +55,8 @@ impl Bench {
         let cpu = self.cpu_since(&mark, &subscribers);
         let after = subscribers.stats().await?;
         subscribers.quit().await;
-        let alive = server.alive();
-        server.stop();
+        let alive = server.stop();
         let per_stream = (rss_with_kib as f64 - rss_before_kib as f64) / opened.ok.max(1) as f64;
-        let heartbeat_bytes = after.bytes.saturating_sub(before.bytes) as f64;
         Ok(Idle {
             server: kind,
             streams: n,
@@ -71,7 +68,7 @@ impl Bench {
             rss_with_kib,
             kib_per_stream: (per_stream * 100.0).round() / 100.0,
             fds,
-            heartbeat_bytes_per_s: (heartbeat_bytes / cpu.window).round(),
+            heartbeat_bytes_per_s: (after.bytes.saturating_sub(before.bytes) as f64 / cpu.window).round(),
             alive,
             cpu,
         })
@@ -109,22 +106,20 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
         row.extend(ratios(|k| of(k, n).map(|i| i.cpu.server)));
     }
     s.text("Ratios (redisse / other; lower is better):").table(&ratio_table);
-    if let Some(c) = r.cookie.first() {
-        s.text(format!(
-            "With a session cookie: the same streams, each request carrying a {}-byte `Cookie` header (as a Rails \
-             session's, `_app_session=<base64>--<digest>`), against the case above with as many streams and no \
-             cookie. The server needs none of it once the stream is open.",
-            c.cookie_bytes.cell()
-        ));
-        let head = "server | streams | opened | failed | KiB / stream, no cookie | with the cookie | with ÷ without";
-        let mut t = Table::new(1, head);
-        for c in &r.cookie {
-            let plain = of(c.server, c.streams).map(|i| i.kib_per_stream);
-            let (o, ours) = (&c.opened, Some(c.kib_per_stream));
-            let failed = with_counts(o.failed, &o.errors);
-            t.row(&[&c.server.name(), &c.streams, &o.ok, &failed, &plain, &ours, &ratio(ours, plain)]);
-        }
-        s.table(&t);
+    let Some(c) = r.cookie.first() else { return Some(s) };
+    s.text(format!(
+        "With a session cookie: the same streams, each request carrying a {}-byte `Cookie` header (as a Rails \
+         session's, `_app_session=<base64>--<digest>`), against the case above with as many streams and no cookie. \
+         The server needs none of it once the stream is open.",
+        c.cookie_bytes.cell()
+    ));
+    let head = "server | streams | opened | failed | KiB / stream, no cookie | with the cookie | with ÷ without";
+    let mut t = Table::new(1, head);
+    for c in &r.cookie {
+        let (plain, ours) = (of(c.server, c.streams).map(|i| i.kib_per_stream), Some(c.kib_per_stream));
+        let failed = with_counts(c.opened.failed, &c.opened.errors);
+        t.row(&[&c.server.name(), &c.streams, &c.opened.ok, &failed, &plain, &ours, &ratio(ours, plain)]);
     }
+    s.table(&t);
     Some(s)
 }
