@@ -83,7 +83,6 @@ impl Publisher {
 #[derive(Debug, Default, Clone)]
 pub struct Published {
     pub ok: u64,
-    pub failed: u64,
     /// Successful publishes per channel index.
     pub per_channel: Vec<u64>,
     pub errors: BTreeMap<String, u64>,
@@ -103,10 +102,7 @@ impl Published {
                 self.ok += 1;
                 self.per_channel[channel] += 1;
             }
-            Err(e) => {
-                self.failed += 1;
-                *self.errors.entry(e).or_default() += 1;
-            }
+            Err(e) => *self.errors.entry(e).or_default() += 1,
         }
     }
 
@@ -118,7 +114,6 @@ impl Published {
             match tokio::time::timeout_at(until.into(), worker).await {
                 Ok(Ok(p)) => {
                     all.ok += p.ok;
-                    all.failed += p.failed;
                     all.per_channel.iter_mut().zip(&p.per_channel).for_each(|(a, b)| *a += b);
                     add(&mut all.errors, p.errors);
                 }

@@ -4,12 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use sse_client::EventStream;
 
 use super::{Bench, Cpu, Results};
 use crate::report::{ratios, with_counts, Cell, Section, Table};
 use crate::servers::{Kind, Server, DEFAULT_HEARTBEAT};
-use crate::subscribe::Opened;
+use crate::subscribe::{open_stream, Opened};
 use crate::subscribers::Subscribers;
 use crate::sys;
 
@@ -63,8 +62,7 @@ impl Bench {
         if all_closed_s.is_some() {
             let path = kind.stream_path(&format!("{}_after", self.prefix("ava")));
             let start = Instant::now();
-            let open = EventStream::open(server.addr, None, &path, &[]);
-            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(30), open).await {
+            if open_stream(server.addr, None, &path, &[], Duration::from_secs(30)).await.is_ok() {
                 next_stream_ms = Some(round2(start.elapsed().as_secs_f64() * 1000.0));
             }
         }

@@ -6,7 +6,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use sse_client::{EventStream, Item, Read};
+use sse_client::{Item, Read};
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -15,6 +15,7 @@ use super::{Bench, CpuMark, Delivered, Results, Setup, CPU_COLUMNS};
 use crate::publish::{closed_loop, paced, Payload, Published};
 use crate::report::{ratio, with_counts, Cell, Meta, Section, Table};
 use crate::servers::{Kind, Server};
+use crate::subscribe::open_stream;
 
 /// A step is sustained with no loss, a p99 under this, and 95 % of the
 /// offered rate published.
@@ -202,13 +203,8 @@ impl Bench {
 /// it received, so that the publisher knows what was delivered.
 async fn probe(server: &Server, channel: &str, tag: u32) -> Result<(JoinHandle<()>, watch::Receiver<u64>), String> {
     let path = server.kind.stream_path(channel);
-    let open = EventStream::open(server.addr, None, &path, &[]);
-    let mut stream = match tokio::time::timeout(Duration::from_secs(10), open).await {
-        Ok(Ok(s)) if s.head.status == 200 => s,
-        Ok(Ok(s)) => return Err(format!("probe stream: status {}", s.head.status)),
-        Ok(Err(e)) => return Err(format!("probe stream: {}", e.kind())),
-        Err(_) => return Err("probe stream: timeout".into()),
-    };
+    let opening = open_stream(server.addr, None, &path, &[], Duration::from_secs(10)).await;
+    let mut stream = opening.map_err(|e| format!("probe stream: {e}"))?;
     let (seen, receiver) = watch::channel(0);
     let until = Instant::now() + Duration::from_secs(600);
     let task = tokio::spawn(async move {
