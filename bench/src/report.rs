@@ -166,8 +166,6 @@ pub struct Meta {
     pub date: String,
     pub commit: String,
     pub cores: usize,
-    /// Seconds between heartbeats in the idle scenario.
-    pub heartbeat: u32,
     pub duration: Duration,
     /// The machine, the versions, the servers and the client: the setup section's list.
     setup: Vec<String>,
@@ -224,7 +222,7 @@ impl Meta {
             ),
         ];
         let date = first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
-        Meta { quick, date, commit, cores, heartbeat, duration, setup }
+        Meta { quick, date, commit, cores, duration, setup }
     }
 }
 

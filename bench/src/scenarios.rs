@@ -13,7 +13,6 @@ mod idle;
 mod ruby_publishing;
 mod sizes;
 
-use std::cell::Cell as Slot;
 use std::time::{Duration, Instant};
 
 pub use deploy::COMMANDS_PER_LONE_READ;
@@ -70,7 +69,7 @@ pub struct Bench {
     pub results: Results,
     /// The most of a core other processes took in a measured window of the
     /// case under way (%): `measure` runs a disturbed case again.
-    pub disturbed: Slot<f64>,
+    pub disturbed: std::cell::Cell<f64>,
 }
 
 /// More than a quarter of a core went to other processes during a case.
@@ -97,13 +96,13 @@ impl Bench {
     pub fn sections(&self, meta: &Meta) -> Vec<Section> {
         let r = &self.results;
         let all = [
-            idle::section(r, meta),
+            idle::section(r, &self.sizes),
             broadcast::section(r),
             fanout::section(r, meta),
             avalanche::section(r),
             ruby_publishing::section(r),
-            fleet::section(r, meta),
-            deploy::section(r),
+            fleet::section(r, &self.sizes, meta),
+            deploy::section(r, &self.sizes),
         ];
         all.into_iter().flatten().collect()
     }

@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-
 use super::{Bench, Cpu, Results};
 use crate::report::{ratios, with_counts, Cell, Section, Table};
 use crate::servers::{Kind, Server, DEFAULT_HEARTBEAT};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 
-use super::{Bench, Delivered, Results};
+use super::{Bench, Delivered, Results, Sizes};
 use crate::publish::{paced, Publisher};
 use crate::report::{Cell, Section, Table};
 use crate::servers::{Kind, Server, DEFAULT_HEARTBEAT};
@@ -23,11 +23,6 @@ pub struct Deploy {
     /// The restarted server's `--drain` seconds; none: 0.4's way.
     pub drain: Option<u64>,
     pub streams: usize,
-    pub channels: usize,
-    /// Events per second, for how many seconds, and when the restart came.
-    pub rate: f64,
-    pub seconds: u64,
-    pub restart_at: u64,
     pub opened: u64,
     pub d: Delivered,
     /// Seconds from the SIGTERM until every stream was open again, and
@@ -161,10 +156,6 @@ impl Bench {
         Ok(Deploy {
             drain,
             streams,
-            channels,
-            rate,
-            seconds: time.as_secs(),
-            restart_at: restart_at.as_secs(),
             opened: all,
             d: d?,
             back_after,
@@ -176,7 +167,7 @@ impl Bench {
     }
 }
 
-pub fn section(r: &Results) -> Option<Section> {
+pub fn section(r: &Results, sizes: &Sizes) -> Option<Section> {
     let first = r.deploy.first()?;
     let mut s = Section::new("Deploy: a restart under load");
     s.text(format!(
@@ -189,10 +180,10 @@ pub fn section(r: &Results) -> Option<Section> {
          the GETs and ZRANGEBYSCOREs Redis ran for the servers (INFO commandstats, less the publish script's GET of \
          the counter), {COMMANDS_PER_LONE_READ} for a reconnection that reads alone.",
         first.streams.cell(),
-        first.channels.cell(),
-        first.rate.cell(),
-        first.seconds.cell(),
-        first.restart_at.cell(),
+        sizes.deploy_channels.cell(),
+        sizes.deploy_rate.cell(),
+        sizes.deploy_time.as_secs().cell(),
+        sizes.deploy_restart_at.as_secs().cell(),
     ));
     let head = "restart | opened | published | received / expected | lost | duplicated | reconnects | back after s";
     let tail = "history commands | per reconnect | redis CPU % at peak | p50 ms | p99 ms";

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use super::sizes::FleetSize;
-use super::{Bench, Delivered, Results};
+use super::{Bench, Delivered, Results, Sizes};
 use crate::publish::{every, Publisher};
 use crate::report::{mib, of, with_counts, Cell, Meta, Section, Table};
 use crate::servers::{free_port, Kind, Proc, Server, DEFAULT_HEARTBEAT};
@@ -52,8 +52,6 @@ pub struct FleetCase {
     /// CPU seconds over the broadcast.
     pub redisse_cpu: f64,
     pub nginx_cpu: f64,
-    /// Events of the broadcast, ms between them, clients' source addresses.
-    pub broadcast: (u64, u64, usize),
 }
 
 /// One redisse server of a fleet, as its stats page and /proc tell.
@@ -230,7 +228,6 @@ impl Bench {
             memory,
             redisse_cpu,
             nginx_cpu,
-            broadcast: (events, interval.as_millis() as u64, self.sizes.sources),
         })
     }
 }
@@ -257,10 +254,11 @@ async fn redisse_stats(addr: SocketAddr) -> Option<RedisseStats> {
     tokio::time::timeout(Duration::from_secs(5), get).await.ok().flatten()
 }
 
-pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
+pub fn section(r: &Results, sizes: &Sizes, meta: &Meta) -> Option<Section> {
     // The details are the biggest case's.
     let big = r.fleet.iter().max_by_key(|f| f.streams)?;
-    let (n, (events, interval_ms, sources)) = (big.servers.len(), big.broadcast);
+    let (n, events, sources) = (big.servers.len(), sizes.fleet_events, sizes.sources);
+    let interval_ms = sizes.fleet_interval.as_millis() as u64;
     let mut s = Section::new(format!("Fleet: {n} servers behind nginx"));
     s.text(format!(
         "{n} redisse servers (one port each, one Redis) behind one nginx with several workers \
@@ -289,7 +287,7 @@ pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
     }
     s.table(&t);
     let held = processes(&mut s, big);
-    limits(&mut s, big, held, meta);
+    limits(&mut s, big, held, sizes.sources as u64, meta);
     Some(s)
 }
 
@@ -338,8 +336,8 @@ fn processes(s: &mut Section, f: &FleetCase) -> u64 {
 }
 
 /// What bounds the fleet's size here: each limit as a ceiling on streams.
-fn limits(s: &mut Section, f: &FleetCase, held: u64, meta: &Meta) {
-    let (n, workers, sources) = (f.servers.len() as u64, f.workers.len() as u64, f.broadcast.2 as u64);
+fn limits(s: &mut Section, f: &FleetCase, held: u64, sources: u64, meta: &Meta) {
+    let (n, workers) = (f.servers.len() as u64, f.workers.len() as u64);
     let max_streams = f.servers.iter().filter_map(|s| s.max_streams).min();
     let busiest = f.servers.iter().filter_map(|s| s.connected).max();
     let worker_streams = FD_LIMIT.min(WORKER_CONNECTIONS) / 2;

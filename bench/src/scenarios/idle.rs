@@ -2,15 +2,14 @@
 //! and the same streams opened by requests that carry a session cookie,
 //! which a server has no reason to keep.
 
-use super::{Bench, Cpu, Results, CPU_COLUMNS};
-use crate::report::{mib, ratio, ratios, with_counts, Cell, Meta, Section, Table};
+use super::{Bench, Cpu, Results, Sizes, CPU_COLUMNS};
+use crate::report::{mib, ratio, ratios, with_counts, Cell, Section, Table};
 use crate::servers::{Kind, Server};
 use crate::subscribe::Opened;
 
 pub struct Idle {
     pub server: Kind,
     pub streams: usize,
-    pub channels: usize,
     pub cookie_bytes: usize,
     pub opened: Opened,
     pub closed: u64,
@@ -43,8 +42,7 @@ impl Bench {
         let label = format!("idle{n}");
         let server = Server::start(kind, &self.env, &label, self.sizes.idle_heartbeat).await?;
         let rss_before_kib = server.rss_kib();
-        let channels = self.sizes.idle_channels;
-        let mut spec = self.spec(&server, &self.prefix(&label), channels, n);
+        let mut spec = self.spec(&server, &self.prefix(&label), self.sizes.idle_channels, n);
         spec.cookie_bytes = cookie_bytes;
         let (mut subscribers, opened) = self.open(&spec).await?;
         tokio::time::sleep(self.sizes.idle_settle).await;
@@ -60,7 +58,6 @@ impl Bench {
         Ok(Idle {
             server: kind,
             streams: n,
-            channels,
             cookie_bytes,
             opened,
             closed: after.closed,
@@ -75,15 +72,15 @@ impl Bench {
     }
 }
 
-pub fn section(r: &Results, meta: &Meta) -> Option<Section> {
+pub fn section(r: &Results, sizes: &Sizes) -> Option<Section> {
     let first = r.idle.first().or(r.cookie.first())?;
     let mut s = Section::new("Idle capacity");
     s.text(format!(
         "Streams spread over {} channels, opened 100 at a time per subscriber process; then a {:.0} s window with \
          heartbeats every {} s.",
-        first.channels.cell(),
+        sizes.idle_channels.cell(),
         first.cpu.window,
-        meta.heartbeat
+        sizes.idle_heartbeat
     ));
     let head = "server | streams | opened | failed | closed | RSS before (MiB) | RSS with (MiB) | KiB / stream | fds";
     let mut t = Table::new(1, &format!("{head} | {CPU_COLUMNS} | heartbeat bytes/s received"));
