@@ -168,7 +168,7 @@ impl Bench {
             at: Instant::now(),
             pids: pids.to_vec(),
             server: sys::cpu_seconds_of(pids),
-            client: sys::self_cpu_seconds() + subscribers.cpu_s(),
+            client: sys::cpu_seconds(std::process::id()).unwrap_or(0.0) + subscribers.cpu_s(),
             redis: sys::cpu_seconds(self.redis_pid).unwrap_or(0.0),
             machine: sys::machine_busy_seconds(),
         }
