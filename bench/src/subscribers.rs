@@ -65,7 +65,7 @@ impl Subscribers {
         for first in (0..spec.streams).step_by(per) {
             let mut child = Command::new(&exe)
                 .args(["subscribe", "--spec", &spec_json, "--first", &first.to_string()])
-                .args(["--count", &per.min(spec.streams - first).to_string(), "--max-seconds", "1800"])
+                .args(["--count", &per.min(spec.streams - first).to_string()])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .kill_on_drop(true)
