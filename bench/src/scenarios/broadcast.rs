@@ -34,7 +34,7 @@ impl Bench {
         let d = self.delivered(&mut f.subscribers, published, f.opened.ok, Duration::from_secs(3), &mark).await;
         let opened = std::mem::take(&mut f.opened);
         f.close().await;
-        let count = if n > 0 && n % 1000 == 0 { format!("{}k", n / 1000) } else { n.to_string() };
+        let count = if n > 0 && n.is_multiple_of(1000) { format!("{}k", n / 1000) } else { n.to_string() };
         let case = format!("{count} subscribers, {events} events {} ms apart", apart.as_millis());
         Ok(Broadcast { server: kind, case, subscribers: n, opened, d: d? })
     }
