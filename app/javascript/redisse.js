@@ -377,8 +377,10 @@ class Request {
 // ---------------------------------------------------------------------------
 // The connection a leader (or a tab alone) holds: opened, renewed before its
 // token expires, retried. It tells `out` what happens:
-//   out.event({ type, data, id })   an event for the page, new (deduplicated)
-//   out.position(id)                the last event id, to resume from
+//   out.event({ type, data, id })   an event for the page, new (deduplicated);
+//                                   its id, if any, is where to resume from
+//   out.position(id)                where to resume from, with no event (the
+//                                   stream's lastEventId)
 //   out.state(input, detail)        an input of StreamState
 //   out.gap()                       the history did not reach back
 //   out.url(url)                    the newest URL, for another tab to take over with
@@ -563,7 +565,7 @@ class Connection {
     }
     if (event.id) {
       if (!this.seen.add(event.id)) return
-      this.setPosition(event.id)
+      this.lastEventId = event.id
     }
     this.out.event(event)
   }
@@ -863,7 +865,12 @@ export class RedisseStream extends EventTarget {
       seen: this.#seen,
       options: this.#options,
       out: {
+        // The event and its position go to the other tabs in one message:
+        // a closed tab's process may be killed between two, and a position
+        // relayed without its event would have the next leader resume past
+        // an event no tab got.
         event: (event) => {
+          if (event.id) this.lastEventId = event.id
           this.#dispatchEvent(event)
           relay({ kind: "event", event })
         },

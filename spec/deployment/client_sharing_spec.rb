@@ -42,6 +42,13 @@ RSpec.describe "The browser client's stream shared by the tabs of a browser" do
     end
   end
 
+  # Crashes the tab's page, as a killed renderer process does.
+  def crash(tab)
+    in_tab(tab) { driver.execute_cdp("Page.crash") }
+  rescue Selenium::WebDriver::Error::WebDriverError
+    nil # the tab is gone before it could answer
+  end
+
   # The tabs of the example before are closed, their streams not always
   # yet: the server's count starts from none.
   before { wait_until("the streams of the example before have closed", timeout: 10) { connected.zero? } }
@@ -127,11 +134,7 @@ RSpec.describe "The browser client's stream shared by the tabs of a browser" do
     tabs, leader, before = three_tabs_with_an_event
 
     crashed_at = now_ms
-    in_tab(leader) do
-      driver.execute_cdp("Page.crash")
-    rescue Selenium::WebDriver::Error::WebDriverError
-      nil # the tab is gone before it could answer
-    end
+    crash(leader)
     others = tabs - [leader]
     opened_at = new_leaders_stream_opened_at(others, crashed_at)
     expect(opened_at - crashed_at).to be < 2000
@@ -140,6 +143,35 @@ RSpec.describe "The browser client's stream shared by the tabs of a browser" do
     wait_for_ids(others, [before, after])
     expect(in_each_tab(others) { page_ids }.values).to all(eq([before, after]))
     wait_until("the crashed tab's stream is closed", timeout: 5) { connected == 1 }
+  end
+
+  # A closed tab's process may be killed outright, between two of the
+  # messages it posts to the other tabs. Here the leader stops posting
+  # after its first message about a new event, then crashes: the others
+  # must not resume past an event they never got.
+  it "gives the other tabs every event when the leader dies while relaying one" do
+    tabs, leader, before = three_tabs_with_an_event
+    in_tab(leader) do
+      driver.execute_script(<<~JS)
+        const post = BroadcastChannel.prototype.postMessage
+        let dying = false
+        BroadcastChannel.prototype.postMessage = function (message) {
+          if (dying) return
+          if (message.kind === "event" || message.kind === "position") dying = true
+          post.call(this, message)
+        }
+      JS
+    end
+    during = publisher.publish("global", "while the leader dies")
+    wait_for_ids([leader], [before, during])
+    crashed_at = now_ms
+    crash(leader)
+
+    others = tabs - [leader]
+    new_leaders_stream_opened_at(others, crashed_at)
+    after = publisher.publish("global", "after")
+    wait_for_ids(others, [before, during, after])
+    expect(in_each_tab(others) { page_ids }.values).to all(eq([before, during, after]))
   end
 
   it "hands the stream over within 2 s when the browser freezes the leader tab, which catches up when it thaws" do
