@@ -83,7 +83,7 @@ RSpec.describe "Redisse.run" do
       Redisse.publish("tagged:news", notice: "hello")
 
       reader.wait_for_events(1)
-      expect(reader.body).to eq("id: 1\nevent: notice\ndata: hello\n\n")
+      expect(reader.body_without_comments).to eq("id: 1\nevent: notice\ndata: hello\n\n")
     end
 
     it "gives the block a Rack env with the request's headers" do

@@ -133,6 +133,12 @@ class SseReader
     self
   end
 
+  # The body without its comment lines: what the stream said, wherever its
+  # heartbeats fell (the specs' servers beat every 0.2 s).
+  def body_without_comments
+    @body.each_line.reject { |line| line.start_with?(":") }.join
+  end
+
   def close
     @socket.close unless @socket.closed?
   end
